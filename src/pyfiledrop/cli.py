@@ -1,0 +1,157 @@
+"""Commands. The one module that prints and exits: exit code 2 on any bad setting, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import secrets
+import socket
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from pyfiledrop import __version__, config
+from pyfiledrop.config import Settings
+from pyfiledrop.errors import ConfigError
+
+EXIT_CONFIG = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        _fail(message)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"pyfiledrop: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def _serve_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("-p", "--port", help="port to listen on (default 16273) [PYFILEDROP_PORT]")
+    add("--host", help="address to listen on (default 0.0.0.0) [PYFILEDROP_HOST]")
+    add("-s", "--storage", help="folder for finished files (default ./storage) [PYFILEDROP_STORAGE]")
+    add("-c", "--chunks", help="folder for partial uploads (default <storage>/.partial) [PYFILEDROP_CHUNKS]")
+    add("--max-size", help="largest upload in MiB, enforced by the server (default 100000) [PYFILEDROP_MAX_SIZE]")
+    add("--timeout", help="ms a chunk request may stall (default 120000) [PYFILEDROP_TIMEOUT]")
+    add("--chunk-size", help="chunk size in bytes advertised to clients (default 8 MiB) [PYFILEDROP_CHUNK_SIZE]")
+    add("--disable-parallel-chunks", action="store_const", const=True, help="[PYFILEDROP_DISABLE_PARALLEL_CHUNKS]")
+    add("--disable-force-chunking", action="store_const", const=True, help="[PYFILEDROP_DISABLE_FORCE_CHUNKING]")
+    add("-a", "--allow-downloads", action="store_const", const=True,
+        help="anyone with a file's link may download it [PYFILEDROP_ALLOW_DOWNLOADS]")  # fmt: skip
+    add("--admin-token", help="admin token (default: a new one each start, printed) [PYFILEDROP_ADMIN_TOKEN]")
+    add("--durability", choices=("fsync", "process"),
+        help="fsync: acknowledged bytes survive power loss (default); process: they survive a server crash "
+             "[PYFILEDROP_DURABILITY]")  # fmt: skip
+    add("--stale-after", help="seconds before an unfinished upload with no progress is dropped (default 86400) "
+        "[PYFILEDROP_STALE_AFTER]")  # fmt: skip
+    add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
+    add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pyfiledrop", description="A self-hosted drop for very large files.")
+    parser.add_argument("--version", action="version", version=f"pyfiledrop {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    _serve_flags(commands.add_parser("serve", help="start the server (the default command)"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help", "--version")):
+        args.insert(0, "serve")
+    namespace = build_parser().parse_args(args)
+    match namespace.command:
+        case "serve":
+            return serve(vars(namespace))
+        case _:
+            _fail(f"unknown command {namespace.command!r}")
+
+
+def serve(flags: dict[str, object]) -> int:
+    try:
+        settings = config.load(flags)
+        config.check_folders(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _check_port_free(settings.host, settings.port)
+    admin_token = settings.admin_token or secrets.token_urlsafe(24)
+    _export(settings, admin_token)
+    print(banner(settings, admin_token), flush=True)
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    Server(
+        "pyfiledrop.web.app:create_app", address=settings.host, port=settings.port, interface=Interfaces.ASGI,
+        factory=True, workers=1, loop=Loops.auto, log_level=LogLevels.warning, backlog=2048,
+    ).serve()  # fmt: skip
+    print("pyfiledrop stopped; unfinished uploads resume where they left off.", flush=True)
+    return 0
+
+
+def _export(settings: Settings, admin_token: str) -> None:
+    """The server imports the app in a worker process: hand it the resolved settings."""
+    for name in config.FIELD_NAMES:
+        value = getattr(settings, name)
+        if value is not None:
+            os.environ[f"PYFILEDROP_{name.upper()}"] = str(value)
+    os.environ["PYFILEDROP_ADMIN_TOKEN"] = admin_token
+    os.environ["PYFILEDROP_CONFIG"] = ""
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                _fail(f"port {port} on {host} is already in use; pick another with -p/--port")
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+
+
+def lan_addresses() -> list[str]:
+    found: set[str] = set()
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.add(str(info[4][0]))
+    except OSError:
+        pass
+    return sorted(a for a in found if not a.startswith("127."))
+
+
+def banner(settings: Settings, admin_token: str) -> str:
+    s = settings
+    if s.host in ("0.0.0.0", "::"):  # noqa: S104
+        urls = [f"http://127.0.0.1:{s.port}/"] + [f"http://{a}:{s.port}/" for a in lan_addresses()]
+    else:
+        host = f"[{s.host}]" if ":" in s.host else s.host
+        urls = [f"http://{host}:{s.port}/"]
+    from pyfiledrop.storage.local import LocalStorage
+    from pyfiledrop.web.app import tus_extensions
+
+    lines = [
+        f"pyfiledrop {__version__}",
+        f"  Timeout:          {s.timeout // 1000} seconds per chunk",
+        f"  Chunk size:       {s.chunk_size // 1024} KiB",
+        f"  Max file size:    {s.max_size} MiB",
+        f"  Force chunking:   {str(not s.disable_force_chunking).lower()}",
+        f"  Parallel chunks:  {str(not s.disable_parallel_chunks).lower()}",
+        f"  Downloads:        {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
+        f"  Durability:       {s.durability}",
+        f"  Storage path:     {s.storage.resolve()}",
+        f"  Chunk path:       {s.chunks_dir.resolve()}",
+        f"  tus extensions:   {','.join(tus_extensions(LocalStorage.capabilities))}",
+        "",
+        "Open:",
+        *(f"  {url}" for url in urls),
+        "",
+        f"Admin: {urls[0]}?admin={admin_token}",
+        f"Admin token: {admin_token}",
+    ]
+    return "\n".join(lines)

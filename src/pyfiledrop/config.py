@@ -1,0 +1,139 @@
+"""Settings: flags, PYFILEDROP_* environment variables and a TOML file, checked once at load.
+
+Precedence: command line > environment > config file > defaults. Every flag ``--some-flag`` is also
+``PYFILEDROP_SOME_FLAG`` and ``some_flag`` (or ``some-flag``) in the file given by ``--config`` /
+``PYFILEDROP_CONFIG`` (default: ``./pyfiledrop.toml`` when it exists).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pyfiledrop.errors import ConfigError
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "0.0.0.0"  # noqa: S104 - a drop is meant to be reached from the LAN, like the seed
+    port: int = 16273
+    storage: Path = Path("storage")
+    chunks: Path | None = None  # None: <storage>/.partial
+    max_size: int = 100_000  # MiB, as Dropzone's maxFilesize
+    timeout: int = 120_000  # ms a chunk request may take; also the server's idle limit per request
+    chunk_size: int = 8 * MIB  # bytes advertised to clients
+    disable_parallel_chunks: bool = False
+    disable_force_chunking: bool = False
+    allow_downloads: bool = False
+    admin_token: str | None = None  # None: a new one is made at each start and printed
+    durability: str = "fsync"  # fsync: acknowledged bytes survive power loss; process: survive a crash
+    stale_after: int = 24 * 3600  # seconds an unfinished upload may sit without progress
+    public_url: str | None = None  # base URL put in links, when behind a proxy
+
+    @property
+    def chunks_dir(self) -> Path:
+        return self.chunks if self.chunks is not None else self.storage / ".partial"
+
+    @property
+    def max_size_bytes(self) -> int:
+        return self.max_size * MIB
+
+    @property
+    def database(self) -> Path:
+        return self.storage / ".pyfiledrop.sqlite3"
+
+
+_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after"}
+_CHOICES = {"durability": ("fsync", "process")}
+FIELD_NAMES = tuple(f.name for f in fields(Settings))
+
+
+def load(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge the sources; ``cli`` holds only the flags given on the command line."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    config_path = cli.get("config") or environ.get("PYFILEDROP_CONFIG")
+    if config_path is None and Path("pyfiledrop.toml").is_file():
+        config_path = "pyfiledrop.toml"
+    if config_path:
+        merged.update(_read_file(Path(config_path)))
+    for name in FIELD_NAMES:
+        value = environ.get(f"PYFILEDROP_{name.upper()}")
+        if value is not None:
+            merged[name] = value
+    merged.update({k: v for k, v in cli.items() if k in FIELD_NAMES and v is not None})
+    return Settings(**{name: _convert(name, value) for name, value in merged.items()})
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    section = data.get("pyfiledrop", data)
+    result = {}
+    for key, value in section.items():
+        name = key.replace("-", "_")
+        if name not in FIELD_NAMES:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        result[name] = value
+    return result
+
+
+def _convert(name: str, value: Any) -> Any:
+    flag = "--" + name.replace("_", "-")
+    default = Settings.__dataclass_fields__[name].default
+    if isinstance(default, bool):
+        return _to_bool(flag, value)
+    if isinstance(default, int):
+        number = _to_int(flag, value)
+        if name in _POSITIVE and number <= 0:
+            raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
+        if name == "port" and number > 65535:
+            raise ConfigError(f"{flag} must be at most 65535, not {value!r}")
+        return number
+    if name in ("storage", "chunks"):
+        return Path(str(value)).expanduser()
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ConfigError(f"{flag} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
+    return str(value)
+
+
+def _to_int(flag: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{flag} must be an integer, not {value!r}")
+    try:
+        return int(str(value).strip().replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{flag} must be an integer, not {value!r}") from None
+
+
+def _to_bool(flag: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{flag} must be true or false, not {value!r}")
+
+
+def check_folders(settings: Settings) -> None:
+    """Create the folders and prove they are writable, so a bad path fails at start, not at first upload."""
+    for label, folder in (("--storage", settings.storage), ("--chunks", settings.chunks_dir)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".pyfiledrop-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"{label} folder {folder} is not writable: {exc.strerror}") from exc

@@ -1,0 +1,95 @@
+"""The whole-file sha256, computed while bytes arrive so completion does not re-read a cold file.
+
+sha256 is sequential, so each upload keeps one hasher that has consumed exactly ``[0, upto)``. A write
+that starts at ``upto`` feeds it inline (the bytes are hashed in the writer thread right after they reach
+the page cache); bytes that arrived out of order are hashed later from the file, just behind the
+contiguous prefix, while they are still in the page cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.storage.base import Storage
+
+
+@dataclass
+class _PrefixHash:
+    hasher: hashlib._Hash = field(default_factory=lambda: hashlib.sha256(usedforsecurity=False))
+    upto: int = 0
+    busy: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class InlineClaim:
+    """A writer's right to feed the prefix hasher; rolled back if its bytes are not kept."""
+
+    def __init__(self, state: _PrefixHash) -> None:
+        self._state = state
+        self._saved = state.hasher.copy()
+        self._saved_upto = state.upto
+
+    def observe(self, batch: Sequence[bytes]) -> None:
+        for piece in batch:
+            self._state.hasher.update(piece)
+            self._state.upto += len(piece)
+
+    def keep(self, upto: int) -> None:
+        """The bytes up to ``upto`` were recorded; anything hashed beyond them is undone."""
+        if upto != self._state.upto:
+            self.rollback()
+        self._state.busy = False
+
+    def rollback(self) -> None:
+        self._state.hasher = self._saved
+        self._state.upto = self._saved_upto
+        self._state.busy = False
+
+
+class PrefixHashes:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._states: dict[UploadId, _PrefixHash] = {}
+
+    def claim(self, upload_id: UploadId, offset: int) -> InlineClaim | None:
+        state = self._states.setdefault(upload_id, _PrefixHash())
+        if state.busy or state.upto != offset:
+            return None
+        state.busy = True
+        return InlineClaim(state)
+
+    async def catch_up(self, upload_id: UploadId, prefix: int) -> int:
+        """Hash the file from where the hasher stands up to ``prefix``; return how far it got."""
+        state = self._states.setdefault(upload_id, _PrefixHash())
+        async with state.lock:
+            if state.busy or state.upto >= prefix:
+                return state.upto
+            state.busy = True
+            try:
+                async for block in self._storage.read_partial(upload_id, state.upto, prefix):
+                    await asyncio.to_thread(state.hasher.update, block)
+                    state.upto += len(block)
+            finally:
+                state.busy = False
+            return state.upto
+
+    async def digest(self, upload_id: UploadId, size: int) -> str:
+        """The sha256 of ``[0, size)``, waiting for an inline writer to finish if one is running."""
+        for _ in range(6000):  # an inline writer finishes its last batch within moments
+            upto = await self.catch_up(upload_id, size)
+            if upto == size:
+                return self._states[upload_id].hasher.hexdigest()
+            if upto > size:
+                break
+            await asyncio.sleep(0.005)
+        # Inconsistent state (e.g. more bytes hashed than the size): start again from the file.
+        self._states[upload_id] = _PrefixHash()
+        await self.catch_up(upload_id, size)
+        return self._states[upload_id].hasher.hexdigest()
+
+    def forget(self, upload_id: UploadId) -> None:
+        self._states.pop(upload_id, None)

@@ -1,0 +1,78 @@
+"""What an upload is: frozen records, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.ranges import RangeSet
+
+
+class UploadState(StrEnum):
+    RECEIVING = "receiving"  # bytes may arrive
+    COMPLETING = "completing"  # every byte is there; hashing and moving into place
+    COMPLETE = "complete"  # final name exists, sha256 known
+    TERMINATED = "terminated"  # deleted; kept as a tombstone so clients get 410, not 404
+
+
+class Protocol(StrEnum):
+    TUS = "tus"
+    DROPZONE = "dropzone"
+    PUT = "put"
+
+
+class ConcatKind(StrEnum):
+    NONE = ""
+    PARTIAL = "partial"  # a tus part, only useful to build a final upload
+    FINAL = "final"  # built from parts
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRef:
+    """Where a finished file's bytes live, as the storage backend names it."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: UploadId
+    filename: str
+    owner: str
+    size: int | None  # None while a tus length is deferred
+    protocol: Protocol
+    state: UploadState = UploadState.RECEIVING
+    received: RangeSet = field(default_factory=RangeSet)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    sha256: str | None = None
+    blob_key: str | None = None
+    alias: str | None = None  # the Dropzone dzuuid, so /download/{dzuuid} keeps working
+    content_type: str = "application/octet-stream"
+    metadata: dict[str, str] = field(default_factory=dict)  # tus Upload-Metadata, decoded
+    concat: ConcatKind = ConcatKind.NONE
+    parts: tuple[UploadId, ...] = ()
+    expires_at: float | None = None  # completed uploads: deleted after this time
+
+    @property
+    def offset(self) -> int:
+        return self.received.contiguous_prefix
+
+    @property
+    def is_complete(self) -> bool:
+        return self.state is UploadState.COMPLETE
+
+    @property
+    def all_bytes_received(self) -> bool:
+        return self.size is not None and self.received.is_complete(self.size)
+
+    @property
+    def blob(self) -> BlobRef | None:
+        if self.blob_key is None or self.size is None:
+            return None
+        return BlobRef(self.blob_key, self.size)
+
+    def evolve(self, **changes: object) -> Upload:
+        return replace(self, **changes)  # type: ignore[arg-type]

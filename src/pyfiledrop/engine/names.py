@@ -1,0 +1,44 @@
+"""Client file names → names safe to show and to store. A client name is never used as a path."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_MAX_NAME_BYTES = 200
+_RESERVED = {
+    "CON", "PRN", "AUX", "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}  # fmt: skip
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def display_name(raw: str | None) -> str:
+    """The name as the uploader meant it, minus what can hurt: path parts, control characters."""
+    name = unicodedata.normalize("NFC", raw or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
+    name = name.strip().strip(".")
+    return _truncate(name) or "upload"
+
+
+def storage_name(raw: str | None) -> str:
+    """A single path component that is safe on Linux, macOS and Windows."""
+    name = _UNSAFE.sub("_", display_name(raw))
+    name = name.strip(" .") or "upload"
+    stem = name.split(".", 1)[0].upper()
+    if stem in _RESERVED:
+        name = "_" + name
+    return name
+
+
+def _truncate(name: str) -> str:
+    encoded = name.encode()
+    if len(encoded) <= _MAX_NAME_BYTES:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or len(ext.encode()) > 20:
+        return encoded[:_MAX_NAME_BYTES].decode(errors="ignore")
+    keep = _MAX_NAME_BYTES - len(ext.encode()) - 1
+    return stem.encode()[:keep].decode(errors="ignore") + "." + ext

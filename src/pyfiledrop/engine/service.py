@@ -1,0 +1,319 @@
+"""UploadService: the one place that uses both the byte store and the record store.
+
+Protocols call ``create``, ``write``, ``status``, ``terminate``; the service enforces limits, keeps
+the received ranges, hashes as bytes pass, and completes an upload exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+
+from pyfiledrop.engine.checksum import Hasher, new_hasher
+from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
+from pyfiledrop.engine.ids import UploadId, new_upload_id
+from pyfiledrop.engine.leases import Leases
+from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.engine.names import display_name
+from pyfiledrop.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    ClientDisconnected,
+    OffsetMismatch,
+    PyfiledropError,
+    StorageFull,
+    TooLarge,
+    UploadConflict,
+    UploadGone,
+)
+from pyfiledrop.meta.base import MetadataStore
+from pyfiledrop.storage.base import Storage
+
+log = logging.getLogger("pyfiledrop.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_upload_bytes: int
+    min_free_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewUpload:
+    filename: str | None
+    owner: str
+    size: int | None
+    protocol: Protocol
+    content_type: str = "application/octet-stream"
+    metadata: dict[str, str] = field(default_factory=dict)
+    alias: str | None = None
+    concat: ConcatKind = ConcatKind.NONE
+    parts: tuple[UploadId, ...] = ()
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """How a protocol hands bytes to the engine."""
+
+    offset: int
+    body: AsyncIterator[bytes]
+    length: int | None = None  # bytes the client says it sends, if it says
+    exact_offset: bool = False  # tus: must start where the received prefix ends
+    checksum: tuple[str, bytes] | None = None  # (algorithm, digest) of this chunk
+    all_or_nothing: bool = False  # Dropzone: a short chunk is not kept
+
+
+class UploadService:
+    def __init__(self, storage: Storage, meta: MetadataStore, limits: Limits) -> None:
+        self.storage = storage
+        self.meta = meta
+        self.limits = limits
+        self._hashes = PrefixHashes(storage)
+        self._leases = Leases()
+        self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
+
+    # -- creation -----------------------------------------------------------------------------------------------
+
+    async def create(self, request: NewUpload) -> Upload:
+        self._check_size(request.size)
+        if request.alias is not None:
+            with contextlib.suppress(PyfiledropError):
+                return await self.meta.get_by_alias(request.alias)
+        now = time.time()
+        upload = Upload(
+            id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=request.size,
+            protocol=request.protocol, created_at=now, updated_at=now, alias=request.alias,
+            content_type=request.content_type, metadata=dict(request.metadata), concat=request.concat,
+            parts=request.parts, expires_at=request.expires_at,
+        )  # fmt: skip
+        await self.storage.allocate(upload.id, upload.size)
+        stored = await self.meta.insert(upload)
+        if stored.id != upload.id:  # a parallel first chunk created it first
+            await self.storage.discard(upload.id)
+        elif upload.size == 0:
+            stored = await self._complete(stored)
+        return stored
+
+    def _check_size(self, size: int | None) -> None:
+        if size is None:
+            return
+        if size < 0:
+            raise BadRequest(f"upload size {size} is negative")
+        if size > self.limits.max_upload_bytes:
+            raise TooLarge(self.limits.max_upload_bytes, size)
+        free = self.storage.free_bytes()
+        if free is not None and size > free - self.limits.min_free_bytes:
+            raise StorageFull(f"{size} bytes do not fit: {max(free - self.limits.min_free_bytes, 0)} bytes are free")
+
+    async def concatenate(self, request: NewUpload, part_ids: Sequence[UploadId]) -> Upload:
+        """tus concatenation: a final upload made of finished partial uploads, in order."""
+        parts = [await self.meta.get(part_id) for part_id in part_ids]
+        for part in parts:
+            if part.concat is not ConcatKind.PARTIAL:
+                raise BadRequest(f"upload {part.id} is not a partial upload")
+            if part.owner != request.owner and part.owner:
+                raise BadRequest(f"upload {part.id} belongs to someone else")
+            if not part.is_complete or part.size is None:
+                raise BadRequest(f"partial upload {part.id} is not finished")
+        size = sum(part.size or 0 for part in parts)
+        final = await self.create(replace(request, size=size, concat=ConcatKind.FINAL, parts=tuple(part_ids)))
+        await self.storage.concat(final.id, [(part.id, part.size or 0) for part in parts])
+        final = await self.meta.record_range(final.id, 0, size)
+        final = await self._complete(final)
+        for part in parts:
+            await self._drop(part)
+        return final
+
+    # -- writing ------------------------------------------------------------------------------------------------
+
+    async def write(self, upload_id: UploadId, chunk: Chunk) -> Upload:
+        if chunk.exact_offset:
+            async with self._leases.hold(upload_id) as lease:
+                try:
+                    return await self._write(upload_id, chunk)
+                except asyncio.CancelledError:
+                    if not lease.taken_over:
+                        raise
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
+                    raise ClientDisconnected() from None
+        return await self._write(upload_id, chunk)
+
+    async def _write(self, upload_id: UploadId, chunk: Chunk) -> Upload:
+        upload = await self.meta.get(upload_id)
+        self._check_writable(upload, chunk)
+        if upload.state is not UploadState.RECEIVING:
+            await _drain(chunk.body)  # a retried chunk of a finished upload: accepted, nothing to do
+            return await self.wait_complete(upload)
+        end_limit = upload.size if upload.size is not None else self.limits.max_upload_bytes
+        claim = None if upload.concat is ConcatKind.PARTIAL else self._hashes.claim(upload_id, chunk.offset)
+        checksum = new_hasher(chunk.checksum[0]) if chunk.checksum else None
+        counter = _Counter(claim, checksum)
+        body = _limited(chunk.body, end_limit - chunk.offset, upload.size is not None, self.limits.max_upload_bytes)
+        failure: BaseException | None = None
+        try:
+            await self.storage.write(upload_id, chunk.offset, body, counter.observe)
+        except (PyfiledropError, asyncio.CancelledError) as exc:
+            failure = exc
+        try:
+            keep = self._bytes_to_keep(counter.written, chunk, checksum, failure)
+            if keep:
+                upload = await self.meta.record_range(upload_id, chunk.offset, chunk.offset + keep)
+        except BaseException:
+            if claim is not None:
+                claim.rollback()
+            raise
+        if claim is not None:
+            claim.keep(chunk.offset + keep)
+        if failure is not None:
+            raise failure
+        return await self._after_write(upload)
+
+    def _check_writable(self, upload: Upload, chunk: Chunk) -> None:
+        if upload.state is UploadState.TERMINATED:
+            raise UploadGone(upload.id)
+        if chunk.offset < 0:
+            raise BadRequest(f"offset {chunk.offset} is negative")
+        if upload.size is not None and chunk.offset + (chunk.length or 0) > upload.size:
+            raise TooLarge(upload.size, chunk.offset + (chunk.length or 0))
+        if chunk.exact_offset and chunk.offset != upload.offset:
+            raise OffsetMismatch(upload.offset, chunk.offset)
+        if upload.concat is ConcatKind.FINAL:
+            raise UploadConflict("a final concatenated upload cannot be written to")
+
+    def _bytes_to_keep(
+        self, written: int, chunk: Chunk, checksum: Hasher | None, failure: BaseException | None
+    ) -> int:
+        if chunk.checksum is not None and checksum is not None:
+            if failure is not None:
+                return 0  # a chunk that cannot be verified is not kept
+            if checksum.digest() != chunk.checksum[1]:
+                raise ChecksumMismatch(chunk.checksum[0])
+        if chunk.length is not None and written != chunk.length and (chunk.all_or_nothing or failure is None):
+            if failure is None:
+                raise BadRequest(f"the body had {written} bytes, not the {chunk.length} announced")
+            return 0
+        if chunk.all_or_nothing and failure is not None:
+            return 0
+        return written
+
+    async def _after_write(self, upload: Upload) -> Upload:
+        if upload.all_bytes_received:
+            return await self._complete(upload)
+        if upload.concat is not ConcatKind.PARTIAL and upload.offset > 0:
+            # Out-of-order bytes: hash behind the prefix now, while they are in the page cache.
+            asyncio.get_running_loop().create_task(self._hashes.catch_up(upload.id, upload.offset))
+        return upload
+
+    async def declare_size(self, upload_id: UploadId, size: int) -> Upload:
+        self._check_size(size)
+        upload = await self.meta.get(upload_id)
+        if upload.received.total > size or (upload.received.spans and upload.received.spans[-1][1] > size):
+            raise BadRequest(f"{size} bytes is less than what was already received")
+        upload = await self.meta.set_size(upload_id, size)
+        return await self._after_write(upload) if upload.all_bytes_received else upload
+
+    # -- completion ---------------------------------------------------------------------------------------------
+
+    async def _complete(self, upload: Upload) -> Upload:
+        try:
+            upload = await self.meta.transition(upload.id, UploadState.COMPLETING, expect=UploadState.RECEIVING)
+        except UploadConflict:
+            return await self.wait_complete(await self.meta.get(upload.id))
+        future = asyncio.get_running_loop().create_future()
+        self._completions[upload.id] = future
+        try:
+            done = await self._finish(upload)
+            future.set_result(done)
+            return done
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters get it, no "never retrieved" warning
+            raise
+        finally:
+            self._completions.pop(upload.id, None)
+
+    async def _finish(self, upload: Upload) -> Upload:
+        size = upload.size or 0
+        if upload.concat is ConcatKind.PARTIAL:
+            return await self.meta.complete(upload.id, "", None)
+        sha256 = await self._hashes.digest(upload.id, size)
+        blob = await self.storage.finalize(upload.id, upload.filename, size)
+        self._hashes.forget(upload.id)
+        done = await self.meta.complete(upload.id, sha256, blob.key)
+        log.info("complete: %s %r %d bytes sha256=%s", done.id, done.filename, size, sha256)
+        return done
+
+    async def wait_complete(self, upload: Upload) -> Upload:
+        """For a request that arrives while another finishes the upload: answer with the result."""
+        future = self._completions.get(upload.id)
+        if future is not None:
+            return await asyncio.shield(future)
+        return upload
+
+    async def recover(self) -> int:
+        """After a crash: finish uploads that had all their bytes but were cut off while completing."""
+        stuck = await self.meta.in_state(UploadState.COMPLETING)
+        for upload in stuck:
+            upload = await self.meta.transition(upload.id, UploadState.RECEIVING, expect=UploadState.COMPLETING)
+            await self._complete(upload)
+        return len(stuck)
+
+    # -- reading and removal ------------------------------------------------------------------------------------
+
+    async def status(self, upload_id: UploadId) -> Upload:
+        upload = await self.meta.get(upload_id)
+        if upload.state is UploadState.TERMINATED:
+            raise UploadGone(upload_id)
+        return upload
+
+    async def terminate(self, upload_id: UploadId) -> None:
+        upload = await self.status(upload_id)
+        await self._drop(upload)
+
+    async def _drop(self, upload: Upload) -> None:
+        self._hashes.forget(upload.id)
+        await self.storage.discard(upload.id)
+        if upload.blob is not None:
+            await self.storage.delete_blob(upload.blob)
+        await self.meta.transition(upload.id, UploadState.TERMINATED, expect=upload.state)
+
+
+class _Counter:
+    """Runs in the writer thread after each batch reached the file."""
+
+    def __init__(self, claim: InlineClaim | None, checksum: Hasher | None) -> None:
+        self.claim = claim
+        self.checksum = checksum
+        self.written = 0
+
+    def observe(self, batch: Sequence[bytes]) -> None:
+        if self.claim is not None:
+            self.claim.observe(batch)
+        if self.checksum is not None:
+            for piece in batch:
+                self.checksum.update(piece)
+        self.written += sum(map(len, batch))
+
+
+async def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int) -> AsyncIterator[bytes]:
+    """Pass the body through, refusing to write past the end of the upload."""
+    async for piece in body:
+        if len(piece) > room:
+            if size_known:
+                raise BadRequest("the body goes past the end of the upload")
+            raise TooLarge(max_bytes)
+        room -= len(piece)
+        yield piece
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    async for _ in body:
+        pass
+

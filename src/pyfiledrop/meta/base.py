@@ -1,0 +1,67 @@
+"""The records side of an upload. Backends know nothing of bytes or HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.model import Upload, UploadState
+
+
+class MetadataStore(Protocol):
+    """Upload records. Every method is one transaction, atomic also across processes.
+
+    ``get`` and everything that names an id raise ``UploadNotFound`` for an unknown id.
+    """
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def insert(self, upload: Upload) -> Upload:
+        """Store a new upload. If its alias is taken, return the upload that holds it instead."""
+        ...
+
+    async def get(self, upload_id: UploadId) -> Upload: ...
+
+    async def get_by_alias(self, alias: str) -> Upload: ...
+
+    async def record_range(self, upload_id: UploadId, start: int, end: int) -> Upload:
+        """Merge ``[start, end)`` into the received ranges and return the updated upload."""
+        ...
+
+    async def set_size(self, upload_id: UploadId, size: int) -> Upload:
+        """Declare a deferred length; raises ``UploadConflict`` if one is already set."""
+        ...
+
+    async def transition(self, upload_id: UploadId, to: UploadState, *, expect: UploadState) -> Upload:
+        """Move from ``expect`` to ``to``; raises ``UploadConflict`` if the state is not ``expect``."""
+        ...
+
+    async def complete(self, upload_id: UploadId, sha256: str, blob_key: str | None) -> Upload:
+        """Record a verified, finished upload (COMPLETING → COMPLETE)."""
+        ...
+
+    async def update_fields(self, upload_id: UploadId, *, expires_at: float | None) -> Upload:
+        """Change what an owner may change after completion."""
+        ...
+
+    async def list(self, owner: str | None = None, *, include_terminated: bool = False) -> Sequence[Upload]:
+        """Uploads of one owner, or of everyone when owner is None; newest first."""
+        ...
+
+    async def in_state(self, state: UploadState) -> Sequence[Upload]: ...
+
+    async def stale(self, updated_before: float) -> Sequence[Upload]:
+        """Unfinished uploads with no progress since the given time."""
+        ...
+
+    async def expired(self, now: float) -> Sequence[Upload]:
+        """Completed uploads past their expiry."""
+        ...
+
+    async def purge(self, upload_id: UploadId) -> None:
+        """Remove the record altogether."""

@@ -1,0 +1,248 @@
+"""Upload records in SQLite (WAL): every acknowledged range is committed before the client hears 2xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.engine.ranges import RangeSet
+from pyfiledrop.errors import UploadConflict, UploadNotFound
+
+T = TypeVar("T")
+
+_SCHEMA = [
+    """
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        alias TEXT UNIQUE,
+        filename TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        size INTEGER,
+        protocol TEXT NOT NULL,
+        state TEXT NOT NULL,
+        received TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        sha256 TEXT,
+        blob_key TEXT,
+        content_type TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        concat TEXT NOT NULL DEFAULT '',
+        parts TEXT NOT NULL DEFAULT '[]',
+        expires_at REAL
+    );
+    CREATE INDEX uploads_owner ON uploads (owner, created_at);
+    CREATE INDEX uploads_state ON uploads (state, updated_at);
+    """,
+]
+
+_COLUMNS = (
+    "id, alias, filename, owner, size, protocol, state, received, created_at, updated_at, sha256, blob_key, "
+    "content_type, metadata, concat, parts, expires_at"
+)
+
+
+class SQLiteMetadataStore:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        # One thread owns the connection: statements run in order, never on the event loop.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._db is not None, "store is not open"
+        return fn(self._db)
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self.synchronous}")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(_SCHEMA[version:], start=version + 1):
+            db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        self._db = db
+
+    async def close(self) -> None:
+        def _close(db: sqlite3.Connection) -> None:
+            db.close()
+
+        if self._db is not None:
+            await self._run(_close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+
+    async def insert(self, upload: Upload) -> Upload:
+        def _insert(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                if upload.alias is not None:
+                    row = db.execute(f"SELECT {_COLUMNS} FROM uploads WHERE alias = ?", (upload.alias,)).fetchone()
+                    if row is not None:
+                        return _from_row(row)
+                db.execute(f"INSERT INTO uploads ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _to_row(upload))
+                return upload
+
+        return await self._run(_insert)
+
+    async def get(self, upload_id: UploadId) -> Upload:
+        return await self._run(lambda db: _fetch(db, upload_id))
+
+    async def get_by_alias(self, alias: str) -> Upload:
+        def _get(db: sqlite3.Connection) -> Upload:
+            row = db.execute(f"SELECT {_COLUMNS} FROM uploads WHERE alias = ?", (alias,)).fetchone()
+            if row is None:
+                raise UploadNotFound(alias)
+            return _from_row(row)
+
+        return await self._run(_get)
+
+    async def record_range(self, upload_id: UploadId, start: int, end: int) -> Upload:
+        def _record(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                upload = _fetch(db, upload_id)
+                received = upload.received.add(start, end)
+                if received == upload.received:
+                    return upload  # a duplicate chunk: nothing new, no write
+                now = time.time()
+                db.execute(
+                    "UPDATE uploads SET received = ?, updated_at = ? WHERE id = ?",
+                    (received.to_text(), now, upload_id),
+                )
+                return upload.evolve(received=received, updated_at=now)
+
+        return await self._run(_record)
+
+    async def set_size(self, upload_id: UploadId, size: int) -> Upload:
+        def _set(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                upload = _fetch(db, upload_id)
+                if upload.size is not None:
+                    if upload.size == size:
+                        return upload
+                    raise UploadConflict(f"the upload length is already set to {upload.size}")
+                db.execute("UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?", (size, time.time(), upload_id))
+                return upload.evolve(size=size)
+
+        return await self._run(_set)
+
+    async def transition(self, upload_id: UploadId, to: UploadState, *, expect: UploadState) -> Upload:
+        def _transition(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                upload = _fetch(db, upload_id)
+                if upload.state is not expect:
+                    raise UploadConflict(f"upload {upload_id} is {upload.state}, not {expect}")
+                now = time.time()
+                db.execute("UPDATE uploads SET state = ?, updated_at = ? WHERE id = ?", (to.value, now, upload_id))
+                return upload.evolve(state=to, updated_at=now)
+
+        return await self._run(_transition)
+
+    async def complete(self, upload_id: UploadId, sha256: str, blob_key: str | None) -> Upload:
+        def _complete(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                upload = _fetch(db, upload_id)
+                if upload.state is not UploadState.COMPLETING:
+                    raise UploadConflict(f"upload {upload_id} is {upload.state}, not completing")
+                now = time.time()
+                db.execute(
+                    "UPDATE uploads SET state = ?, sha256 = ?, blob_key = ?, updated_at = ? WHERE id = ?",
+                    (UploadState.COMPLETE.value, sha256, blob_key, now, upload_id),
+                )
+                return upload.evolve(state=UploadState.COMPLETE, sha256=sha256, blob_key=blob_key, updated_at=now)
+
+        return await self._run(_complete)
+
+    async def update_fields(self, upload_id: UploadId, *, expires_at: float | None) -> Upload:
+        def _update(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                upload = _fetch(db, upload_id)
+                db.execute("UPDATE uploads SET expires_at = ? WHERE id = ?", (expires_at, upload_id))
+                return upload.evolve(expires_at=expires_at)
+
+        return await self._run(_update)
+
+    async def list(self, owner: str | None = None, *, include_terminated: bool = False) -> Sequence[Upload]:
+        clauses, params = [], []
+        if owner is not None:
+            clauses.append("owner = ?")
+            params.append(owner)
+        if not include_terminated:
+            clauses.append("state != 'terminated'")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return await self._select(f"{where} ORDER BY created_at DESC", params)
+
+    async def in_state(self, state: UploadState) -> Sequence[Upload]:
+        return await self._select("WHERE state = ?", [state.value])
+
+    async def stale(self, updated_before: float) -> Sequence[Upload]:
+        return await self._select("WHERE state = 'receiving' AND updated_at < ?", [updated_before])
+
+    async def expired(self, now: float) -> Sequence[Upload]:
+        return await self._select("WHERE state = 'complete' AND expires_at IS NOT NULL AND expires_at < ?", [now])
+
+    async def purge(self, upload_id: UploadId) -> None:
+        def _purge(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+
+        await self._run(_purge)
+
+    async def _select(self, tail: str, params: Sequence[Any]) -> Sequence[Upload]:
+        def _query(db: sqlite3.Connection) -> list[Upload]:
+            return [_from_row(row) for row in db.execute(f"SELECT {_COLUMNS} FROM uploads {tail}", params)]  # noqa: S608
+
+        return await self._run(_query)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE … COMMIT: the read-modify-write of a record is atomic across processes too."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:
+    row = db.execute(f"SELECT {_COLUMNS} FROM uploads WHERE id = ?", (upload_id,)).fetchone()  # noqa: S608
+    if row is None:
+        raise UploadNotFound(upload_id)
+    return _from_row(row)
+
+
+def _to_row(u: Upload) -> tuple[Any, ...]:
+    return (
+        u.id, u.alias, u.filename, u.owner, u.size, u.protocol.value, u.state.value, u.received.to_text(),
+        u.created_at, u.updated_at, u.sha256, u.blob_key, u.content_type, json.dumps(u.metadata),
+        u.concat.value, json.dumps(list(u.parts)), u.expires_at,
+    )  # fmt: skip
+
+
+def _from_row(row: tuple[Any, ...]) -> Upload:
+    (id_, alias, filename, owner, size, protocol, state, received, created_at, updated_at, sha256, blob_key,
+     content_type, metadata, concat, parts, expires_at) = row  # fmt: skip
+    return Upload(
+        id=UploadId(id_), alias=alias, filename=filename, owner=owner, size=size, protocol=Protocol(protocol),
+        state=UploadState(state), received=RangeSet.from_text(received), created_at=created_at,
+        updated_at=updated_at, sha256=sha256, blob_key=blob_key, content_type=content_type,
+        metadata=json.loads(metadata), concat=ConcatKind(concat), parts=tuple(UploadId(p) for p in json.loads(parts)),
+        expires_at=expires_at,
+    )  # fmt: skip

@@ -1,0 +1,40 @@
+"""One-request uploads for scripts: ``curl -T file http://host:16273/`` (transfer.sh style)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from pyfiledrop.engine.model import Protocol, UploadState
+from pyfiledrop.engine.service import Chunk, NewUpload
+from pyfiledrop.errors import TooLarge
+from pyfiledrop.web.api import upload_json
+from pyfiledrop.web.auth import token_headers
+from pyfiledrop.web.context import Context
+from pyfiledrop.web.http import Request, Response, json_response, text_response, timed_stream
+
+
+async def put(ctx: Context, request: Request, raw_name: str) -> Response:
+    length = request.content_length
+    if length is not None and length > ctx.settings.max_size_bytes:
+        raise TooLarge(ctx.settings.max_size_bytes, length)  # before a byte is stored
+    identity = ctx.auth.identify_or_issue(request)
+    name = unquote(raw_name) or request.header("x-filename") or "upload"
+    new = NewUpload(
+        filename=name,
+        owner=identity.require_owner(),
+        size=length,
+        protocol=Protocol.PUT,
+        content_type=(request.header("content-type") or "application/octet-stream").split(";")[0].strip(),
+    )
+    upload = await ctx.service.create(new)
+    chunk = Chunk(offset=0, body=timed_stream(request, ctx.idle_timeout), length=length, exact_offset=True)
+    upload = await ctx.service.write(upload.id, chunk)
+    if upload.size is None:  # chunked transfer encoding: the length is known now
+        upload = await ctx.service.declare_size(upload.id, upload.received.total)
+    headers = [("x-upload-id", upload.id), *token_headers(identity, request.scheme == "https")]
+    if upload.state is UploadState.COMPLETE:
+        url = ctx.download_url(request, upload.id)
+        headers += [("location", url), ("x-sha256", upload.sha256 or "")]
+    if "application/json" in (request.header("accept") or ""):
+        return json_response(upload_json(ctx, request, upload, identity), 201, headers)
+    return text_response(ctx.download_url(request, upload.id) + "\n", 201, headers)

@@ -1,0 +1,78 @@
+"""The bytes side of an upload. Backends know nothing of HTTP, owners or states."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.model import BlobRef
+
+# Called in the writer thread with each batch right after it reached the file: hashing rides along.
+BatchObserver = Callable[[Sequence[bytes]], None]
+
+
+class Capability(StrEnum):
+    RANDOM_ACCESS = "random-access"  # chunks at any offset, in any order, in parallel
+    CONCAT = "concat"  # build one upload from finished parts (tus concatenation)
+    SERVE_RANGE = "serve-range"  # read any byte range of a finished blob
+    LOCAL_PATH = "local-path"  # blobs are files the server can hand to sendfile
+
+
+class Storage(Protocol):
+    """Where bytes live.
+
+    The engine guarantees that two writers never write the same upload range at once with different
+    data, and that ``finalize`` runs once, after every byte is written. Each method either does all of
+    its work or raises; ``StorageFull`` when the disk is out of space (what was written stays).
+    """
+
+    capabilities: frozenset[Capability]
+
+    async def allocate(self, upload_id: UploadId, size: int | None) -> None:
+        """Make room for a new upload; a size of None means 'not known yet'."""
+
+    async def write(
+        self,
+        upload_id: UploadId,
+        offset: int,
+        body: AsyncIterator[bytes],
+        observe: BatchObserver | None = None,
+    ) -> int:
+        """Write the body at ``offset``; return the byte count. ``observe`` sees every batch written."""
+        ...
+
+    def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes of an unfinished upload, for hashing what was written out of order."""
+        ...
+
+    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
+        """Fill an allocated upload with the bytes of finished parts, in order."""
+
+    async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
+        """Make the finished upload visible under its final name, whole or not at all."""
+        ...
+
+    def read(self, blob: BlobRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` of a finished blob."""
+        ...
+
+    def local_path(self, blob: BlobRef) -> Path | None:
+        """The blob as a file on this machine, for zero-copy sending; None if it is not one."""
+        ...
+
+    async def discard(self, upload_id: UploadId) -> None:
+        """Forget an unfinished upload's bytes; no error if there are none."""
+
+    async def delete_blob(self, blob: BlobRef) -> None:
+        """Remove a finished blob; no error if it is already gone."""
+
+    async def exists(self, blob: BlobRef) -> bool:
+        """Whether a finished blob is present with its full size."""
+        ...
+
+    def free_bytes(self) -> int | None:
+        """Space left for new uploads, or None if the backend cannot tell."""
+        ...

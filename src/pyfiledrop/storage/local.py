@@ -1,0 +1,226 @@
+"""Local disk: one sparse file per upload, positional writes, atomic rename when complete.
+
+Partial data: ``{chunks}/{upload_id}.part``. Finished files: ``{storage}/{upload_id}_{safe name}``
+(the seed's ``{uuid}_{name}`` layout, with an unguessable id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.model import BlobRef
+from pyfiledrop.engine.names import storage_name
+from pyfiledrop.errors import StorageFull
+from pyfiledrop.storage.base import BatchObserver, Capability
+
+_BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
+_BATCH_PIECES = 512  # below IOV_MAX (1024)
+_READ_BLOCK = 1 << 20
+
+
+class LocalStorage:
+    capabilities = frozenset(Capability)
+
+    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync: bool = True) -> None:
+        self.storage_dir = storage_dir
+        self.chunks_dir = chunks_dir
+        self.fsync = fsync
+
+    def _partial(self, upload_id: UploadId) -> Path:
+        return self.chunks_dir / f"{upload_id}.part"
+
+    def _blob_path(self, blob: BlobRef) -> Path:
+        return self.storage_dir / blob.key
+
+    async def allocate(self, upload_id: UploadId, size: int | None) -> None:
+        await asyncio.to_thread(self._allocate, upload_id, size)
+
+    def _allocate(self, upload_id: UploadId, size: int | None) -> None:
+        fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            if size:
+                os.ftruncate(fd, size)  # sparse: chunks land at their offsets in any order
+        except OSError as exc:
+            _raise_if_full(exc)
+            raise
+        finally:
+            os.close(fd)
+
+    async def write(
+        self,
+        upload_id: UploadId,
+        offset: int,
+        body: AsyncIterator[bytes],
+        observe: BatchObserver | None = None,
+    ) -> int:
+        try:
+            fd = os.open(self._partial(upload_id), os.O_WRONLY)
+        except FileNotFoundError:
+            fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            return await _pipelined_write(fd, offset, body, observe, self.fsync)
+        finally:
+            os.close(fd)
+
+    async def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncIterator[bytes]:
+        async for block in _read_file(self._partial(upload_id), start, end):
+            yield block
+
+    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
+        await asyncio.to_thread(self._concat, upload_id, parts)
+
+    def _concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
+        with self._partial(upload_id).open("r+b") as out:
+            position = 0
+            for part_id, size in parts:
+                with self._partial(part_id).open("rb") as src:
+                    _copy_range(src.fileno(), out.fileno(), position, size)
+                position += size
+            if self.fsync:
+                os.fdatasync(out.fileno())
+
+    async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
+        blob = BlobRef(f"{upload_id}_{storage_name(filename)}", size)
+        await asyncio.to_thread(self._finalize, upload_id, blob)
+        return blob
+
+    def _finalize(self, upload_id: UploadId, blob: BlobRef) -> None:
+        partial, final = self._partial(upload_id), self._blob_path(blob)
+        if not partial.exists() and final.exists():
+            return  # a crash after the rename: already done
+        with partial.open("r+b") as handle:
+            handle.truncate(blob.size)  # a deferred-length upload may have been allocated larger
+            if self.fsync:
+                os.fsync(handle.fileno())
+        try:
+            os.replace(partial, final)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                _raise_if_full(exc)
+                raise
+            _copy_across_devices(partial, final)
+        if self.fsync:
+            _fsync_dir(final.parent)
+
+    async def read(self, blob: BlobRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async for block in _read_file(self._blob_path(blob), start, blob.size if end is None else end):
+            yield block
+
+    def local_path(self, blob: BlobRef) -> Path | None:
+        return self._blob_path(blob)
+
+    async def discard(self, upload_id: UploadId) -> None:
+        self._partial(upload_id).unlink(missing_ok=True)
+
+    async def delete_blob(self, blob: BlobRef) -> None:
+        self._blob_path(blob).unlink(missing_ok=True)
+
+    async def exists(self, blob: BlobRef) -> bool:
+        try:
+            return self._blob_path(blob).stat().st_size == blob.size
+        except FileNotFoundError:
+            return False
+
+    def free_bytes(self) -> int | None:
+        return shutil.disk_usage(self.chunks_dir).free
+
+
+async def _pipelined_write(
+    fd: int, offset: int, body: AsyncIterator[bytes], observe: BatchObserver | None, sync: bool
+) -> int:
+    """Receive the next batch while the previous one is written: one write in flight at a time."""
+    loop = asyncio.get_running_loop()
+    in_flight: asyncio.Future[None] | None = None
+    batch: list[bytes] = []
+    batch_bytes = 0
+    position = offset
+    try:
+        async for piece in body:
+            batch.append(piece)
+            batch_bytes += len(piece)
+            if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PIECES:
+                if in_flight is not None:
+                    await in_flight
+                in_flight = loop.run_in_executor(None, _write_batch, fd, position, batch, observe)
+                position += batch_bytes
+                batch, batch_bytes = [], 0
+        if in_flight is not None:
+            await in_flight
+            in_flight = None
+        if batch:
+            await loop.run_in_executor(None, _write_batch, fd, position, batch, observe)
+            position += batch_bytes
+        if sync and position > offset:
+            await loop.run_in_executor(None, os.fdatasync, fd)
+    finally:
+        if in_flight is not None:  # never close the fd under a running write
+            await asyncio.shield(asyncio.wait([in_flight]))
+    return position - offset
+
+
+def _write_batch(fd: int, position: int, batch: list[bytes], observe: BatchObserver | None) -> None:
+    try:
+        pending: list[bytes | memoryview] = list(batch)
+        while pending:
+            written = os.pwritev(fd, pending, position)
+            position += written
+            while pending and written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            if written:
+                pending[0] = memoryview(pending[0])[written:]
+    except OSError as exc:
+        _raise_if_full(exc)
+        raise
+    if observe is not None:
+        observe(batch)
+
+
+async def _read_file(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        position = start
+        while position < end:
+            block = await asyncio.to_thread(os.pread, handle.fileno(), min(_READ_BLOCK, end - position), position)
+            if not block:
+                return
+            position += len(block)
+            yield block
+    finally:
+        handle.close()
+
+
+def _copy_range(src: int, dst: int, dst_offset: int, size: int) -> None:
+    copied = 0
+    while copied < size:
+        n = os.copy_file_range(src, dst, size - copied, copied, dst_offset + copied)
+        if n == 0:
+            raise OSError(errno.EIO, "part is shorter than recorded")
+        copied += n
+
+
+def _copy_across_devices(partial: Path, final: Path) -> None:
+    temporary = final.with_name(final.name + ".incoming")
+    shutil.copyfile(partial, temporary)
+    with temporary.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    partial.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _raise_if_full(exc: OSError) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StorageFull() from exc

@@ -1,0 +1,89 @@
+"""The JSON API under /api/ for the web page and scripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyfiledrop import __version__
+from pyfiledrop.engine.ids import parse_upload_id
+from pyfiledrop.engine.model import Upload, UploadState
+from pyfiledrop.web.auth import Identity, token_headers
+from pyfiledrop.web.context import Context
+from pyfiledrop.web.http import Request, Response, json_response, no_content
+
+
+def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identity) -> dict[str, Any]:
+    complete = upload.state is UploadState.COMPLETE
+    data: dict[str, Any] = {
+        "id": upload.id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "offset": upload.offset,
+        "received_bytes": upload.received.total,
+        "received": [list(span) for span in upload.received],
+        "state": upload.state.value,
+        "complete": complete,
+        "sha256": upload.sha256 or None,
+        "content_type": upload.content_type,
+        "protocol": upload.protocol.value,
+        "created_at": upload.created_at,
+        "updated_at": upload.updated_at,
+        "expires_at": upload.expires_at,
+        "tus_url": ctx.tus_url(request, upload.id),
+        "download_url": ctx.download_url(request, upload.id) if complete else None,
+    }
+    if upload.alias:
+        data["dzuuid"] = upload.alias
+    if identity.admin:
+        data["owner"] = upload.owner
+    return data
+
+
+async def config(ctx: Context, request: Request) -> Response:
+    s = ctx.settings
+    return json_response(
+        {
+            "version": __version__,
+            "chunk_size": s.chunk_size,
+            "max_size_mib": s.max_size,
+            "max_size_bytes": s.max_size_bytes,
+            "timeout_ms": s.timeout,
+            "parallel_chunks": not s.disable_parallel_chunks,
+            "force_chunking": not s.disable_force_chunking,
+            "allow_downloads": s.allow_downloads,
+            "tus_endpoint": "/files/",
+            "tus_extensions": list(ctx.tus_extensions),
+            "stale_after_seconds": s.stale_after,
+        }
+    )
+
+
+async def session(ctx: Context, request: Request) -> Response:
+    """Who am I; gives an anonymous browser its owner token (as an HttpOnly cookie)."""
+    identity = ctx.auth.identify_or_issue(request)
+    body = {"owner": identity.owner, "admin": identity.admin, "token": identity.new_token}
+    return json_response(body, headers=token_headers(identity, request.scheme == "https"))
+
+
+async def list_uploads(ctx: Context, request: Request) -> Response:
+    identity = ctx.auth.identify(request)
+    everyone = identity.admin and request.query.get("all", "") in ("1", "true")
+    owner = None if everyone else identity.require_owner()
+    uploads = await ctx.service.meta.list(owner)
+    items = [upload_json(ctx, request, u, identity) for u in uploads if u.concat.value != "partial"]
+    return json_response({"uploads": items})
+
+
+async def get_upload(ctx: Context, request: Request, raw_id: str) -> Response:
+    upload = await ctx.service.status(parse_upload_id(raw_id))
+    identity = ctx.auth.identify(request)
+    if upload.state is UploadState.COMPLETE:
+        identity.check_manage(upload.owner)  # unfinished: the id is the capability, as for tus HEAD
+    return json_response(upload_json(ctx, request, upload, identity))
+
+
+async def delete_upload(ctx: Context, request: Request, raw_id: str) -> Response:
+    upload = await ctx.service.status(parse_upload_id(raw_id))
+    ctx.auth.identify(request).check_manage(upload.owner)
+    await ctx.service.terminate(upload.id)
+    return no_content(204)

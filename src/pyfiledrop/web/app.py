@@ -1,0 +1,240 @@
+"""create_app(settings) → the ASGI app: routes, lifespan, the one error boundary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+from pyfiledrop import config
+from pyfiledrop.config import Settings
+from pyfiledrop.engine.service import Limits, UploadService
+from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.protocols import dropzone, put, tus
+from pyfiledrop.storage.base import Capability
+from pyfiledrop.storage.local import LocalStorage
+from pyfiledrop.web import api, downloads, openapi
+from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
+from pyfiledrop.web.context import Context
+from pyfiledrop.web.errors import Style, render
+from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
+
+log = logging.getLogger("pyfiledrop")
+
+Handler = Callable[[], Awaitable[Response | None]]
+
+_SWEEP_INTERVAL = 60.0
+_PAGE_HEADERS = [
+    ("content-security-policy",
+     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+]  # fmt: skip
+_STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml", ".ico": "image/x-icon", ".png": "image/png", ".json": "application/json",
+}  # fmt: skip
+
+
+def tus_extensions(capabilities: frozenset[Capability]) -> tuple[str, ...]:
+    """Advertise only what the storage backend can do (tusd's composer)."""
+    extensions = ["creation", "creation-with-upload", "creation-defer-length", "termination", "checksum",
+                  "expiration"]  # fmt: skip
+    if Capability.CONCAT in capabilities:
+        extensions.append("concatenation")
+    return tuple(extensions)
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ctx: Context | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match scope["type"]:
+            case "http":
+                await self._http(scope, receive, send)
+            case "lifespan":
+                await self._lifespan(receive, send)
+
+    # -- lifespan -----------------------------------------------------------------------------------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        s = self.settings
+        config.check_folders(s)
+        storage = LocalStorage(s.storage, s.chunks_dir, fsync=s.durability == "fsync")
+        meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "fsync" else "NORMAL")
+        await meta.open()
+        service = UploadService(storage, meta, Limits(s.max_size_bytes))
+        admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
+        auth = Authenticator(load_secret(s.storage / ".pyfiledrop.secret"), admin_token or _unusable_token())
+        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities))
+        recovered = await service.recover()
+        if recovered:
+            log.info("finished %d upload(s) interrupted while completing", recovered)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self.ctx is not None:
+            await self.ctx.service.meta.close()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    async def sweep(self) -> None:
+        """Drop unfinished uploads without progress for --stale-after seconds."""
+        assert self.ctx is not None
+        service = self.ctx.service
+        for upload in await service.meta.stale(time.time() - self.settings.stale_after):
+            log.info("dropping stale upload %s (%r)", upload.id, upload.filename)
+            await service.terminate(upload.id)
+
+    # -- requests -----------------------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.ctx is not None, "lifespan did not run"
+        request = Request(scope, receive)
+        style = _style_for(request.path)
+        extra = tus.cors_headers(request) if style is Style.TUS else []
+        try:
+            response = await self._route(self.ctx, request, send)
+        except Exception as exc:  # noqa: BLE001 - the one place that turns errors into responses
+            response = render(exc, style)
+            if not request.body_consumed and request.method in ("POST", "PUT", "PATCH"):
+                response.header("connection", "close")  # the unread body cannot be skipped cheaply
+        if response is None:
+            return  # streamed by the handler
+        if style is Style.TUS:
+            response.headers += [("tus-resumable", tus.TUS_VERSION), *extra]
+            if response.status == 412:
+                response.header("tus-version", tus.TUS_VERSION)
+        await response.send(send, head=request.method == "HEAD")
+
+    async def _route(self, ctx: Context, request: Request, send: Send) -> Response | None:
+        method = request.headers.get("x-http-method-override", request.method).upper()
+        parts = request.path.strip("/").split("/") if request.path.strip("/") else []
+        match method, parts:
+            case "OPTIONS", ["files"] | ["files", _]:
+                return await tus.options(ctx, request)
+            case _, ["files", *_] if method != "GET":
+                tus.check_version(request)
+                return await self._tus(ctx, request, method, parts)
+            case "GET" | "HEAD", ["files", key] | ["download", key]:
+                await downloads.serve(ctx, request, send, key)
+                return None
+            case "POST", ["upload"]:
+                return await dropzone.upload(ctx, request)
+            case "PUT", []:
+                return await put.put(ctx, request, "")
+            case "PUT", [name]:
+                return await put.put(ctx, request, name)
+            case _, ["api", *rest]:
+                return await self._api(ctx, request, method, rest)
+            case "GET" | "HEAD", []:
+                return self._page(request, "index.html")
+            case "GET" | "HEAD", ["favicon.ico"]:
+                return self._static("favicon.svg", cache=True)
+            case "GET" | "HEAD", ["static", name]:
+                return self._static(name, cache=False)
+        return text_response("not found\n", 404)
+
+    async def _tus(self, ctx: Context, request: Request, method: str, parts: list[str]) -> Response:
+        match method, parts:
+            case "POST", ["files"]:
+                return await tus.create(ctx, request)
+            case "HEAD", ["files", key]:
+                return await tus.head(ctx, request, key)
+            case "PATCH", ["files", key]:
+                return await tus.patch(ctx, request, key)
+            case "DELETE", ["files", key]:
+                return await tus.delete(ctx, request, key)
+        return text_response("method not allowed\n", 405, [("allow", "OPTIONS, POST, HEAD, PATCH, DELETE, GET")])
+
+    async def _api(self, ctx: Context, request: Request, method: str, rest: list[str]) -> Response:
+        match method, rest:
+            case "GET", ["config"]:
+                return await api.config(ctx, request)
+            case "GET" | "POST", ["session"]:
+                return await api.session(ctx, request)
+            case "GET", ["uploads"]:
+                return await api.list_uploads(ctx, request)
+            case "GET", ["uploads", key]:
+                return await api.get_upload(ctx, request, key)
+            case "DELETE", ["uploads", key]:
+                return await api.delete_upload(ctx, request, key)
+            case "GET", ["openapi.json"]:
+                return openapi.document()
+        return text_response("not found\n", 404)
+
+    def _page(self, request: Request, name: str) -> Response:
+        response = self._static(name, cache=False)
+        response.headers += _PAGE_HEADERS
+        assert self.ctx is not None
+        identity = self.ctx.auth.identify_or_issue(request)  # the seed's page posts chunks right away
+        response.headers += token_headers(identity, request.scheme == "https")
+        return response
+
+    def _static(self, name: str, *, cache: bool) -> Response:
+        if "/" in name or name.startswith("."):
+            return text_response("not found\n", 404)
+        resource = resources.files("pyfiledrop.web").joinpath("static", name)
+        if not resource.is_file():
+            return text_response("not found\n", 404)
+        suffix = "." + name.rsplit(".", 1)[-1]
+        headers = [
+            ("content-type", _STATIC_TYPES.get(suffix, "application/octet-stream")),
+            ("cache-control", "public, max-age=86400" if cache else "no-cache"),
+            ("x-content-type-options", "nosniff"),
+        ]
+        return Response(200, headers, resource.read_bytes())
+
+
+def _style_for(path: str) -> Style:
+    if path.startswith("/files"):
+        return Style.TUS
+    if path.startswith(("/api", "/upload")):
+        return Style.JSON
+    return Style.TEXT
+
+
+def _unusable_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def create_app(settings: Settings | None = None) -> App:
+    """Also the factory granian imports in each worker: settings come from PYFILEDROP_* there."""
+    return App(settings if settings is not None else config.load({}))

@@ -1,0 +1,110 @@
+"""Who is asking: owner tokens issued and signed by the server, and the admin token.
+
+A token is ``<owner id>.<signature>``; the server keeps no list of tokens, only a secret, so a
+made-up token is refused and a restart keeps everyone's identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyfiledrop.errors import Forbidden, NotAuthorized
+from pyfiledrop.web.http import Request
+
+COOKIE = "pyfiledrop_token"
+HEADER = "x-pyfiledrop-token"
+_COOKIE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    owner: str | None  # None: no valid owner token was sent
+    admin: bool = False
+    new_token: str | None = None  # set when this request was just given a token
+
+    def require_owner(self) -> str:
+        if self.owner is None:
+            raise NotAuthorized("this needs your owner token (cookie, X-Pyfiledrop-Token or Bearer header)")
+        return self.owner
+
+    def may_manage(self, owner: str) -> bool:
+        return self.admin or (self.owner is not None and hmac.compare_digest(self.owner, owner))
+
+    def check_manage(self, owner: str) -> None:
+        if not self.may_manage(owner):
+            if self.owner is None:
+                self.require_owner()
+            raise Forbidden("this upload belongs to someone else")
+
+
+class Authenticator:
+    def __init__(self, secret: bytes, admin_token: str) -> None:
+        self._secret = secret
+        self.admin_token = admin_token
+
+    def issue(self) -> str:
+        owner = secrets.token_urlsafe(16)
+        return f"{owner}.{self._sign(owner)}"
+
+    def owner_of(self, token: str) -> str | None:
+        owner, _, signature = token.partition(".")
+        if owner and signature and hmac.compare_digest(signature, self._sign(owner)):
+            return owner
+        return None
+
+    def _sign(self, owner: str) -> str:
+        mac = hmac.new(self._secret, owner.encode(), hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+    def identify(self, request: Request) -> Identity:
+        presented = _presented_tokens(request)
+        admin = any(hmac.compare_digest(t.encode(), self.admin_token.encode()) for t in presented)
+        for token in presented:
+            owner = self.owner_of(token)
+            if owner is not None:
+                return Identity(owner, admin)
+        return Identity("admin" if admin else None, admin)
+
+    def identify_or_issue(self, request: Request) -> Identity:
+        """For requests that create uploads: an anonymous sender becomes an owner on the spot."""
+        identity = self.identify(request)
+        if identity.owner is not None:
+            return identity
+        token = self.issue()
+        return Identity(self.owner_of(token), identity.admin, new_token=token)
+
+
+def token_headers(identity: Identity, secure: bool) -> list[tuple[str, str]]:
+    if identity.new_token is None:
+        return []
+    cookie = f"{COOKIE}={identity.new_token}; Path=/; Max-Age={_COOKIE_MAX_AGE}; HttpOnly; SameSite=Strict"
+    if secure:
+        cookie += "; Secure"
+    return [("set-cookie", cookie), (HEADER, identity.new_token)]
+
+
+def _presented_tokens(request: Request) -> list[str]:
+    found = []
+    authorization = request.header("authorization") or ""
+    if authorization[:7].lower() == "bearer ":
+        found.append(authorization[7:].strip())
+    for value in (request.header(HEADER), request.cookies.get(COOKIE)):
+        if value:
+            found.append(value.strip())
+    return found
+
+
+def load_secret(path: Path) -> bytes:
+    """The signing key lives beside the database; made once, readable only by the server's user."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        secret = secrets.token_bytes(32)
+        path.touch(mode=0o600)
+        path.write_bytes(secret)
+        return secret

@@ -1,0 +1,32 @@
+"""What every handler needs, built once per process in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyfiledrop.config import Settings
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.service import UploadService
+from pyfiledrop.web.auth import Authenticator
+from pyfiledrop.web.http import Request
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    settings: Settings
+    service: UploadService
+    auth: Authenticator
+    tus_extensions: tuple[str, ...]
+
+    @property
+    def idle_timeout(self) -> float:
+        return self.settings.timeout / 1000
+
+    def base_url(self, request: Request) -> str:
+        return request.base_url(self.settings.public_url)
+
+    def tus_url(self, request: Request, upload_id: UploadId) -> str:
+        return f"{self.base_url(request)}/files/{upload_id}"
+
+    def download_url(self, request: Request, upload_id: UploadId) -> str:
+        return f"{self.base_url(request)}/download/{upload_id}"

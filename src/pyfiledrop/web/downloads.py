@@ -1,0 +1,129 @@
+"""GET/HEAD of finished files: by exact id only, Range requests, RFC 6266 names, ETag from the sha256."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from urllib.parse import quote
+
+from pyfiledrop.engine.ids import is_upload_id, parse_alias
+from pyfiledrop.engine.model import Upload, UploadState
+from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
+from pyfiledrop.web.context import Context
+from pyfiledrop.web.http import Headers, Request, Send, no_content
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+async def find(ctx: Context, key: str) -> Upload:
+    """An upload id, or the dzuuid a Dropzone page used (the seed's /download/{dzuuid} links)."""
+    meta = ctx.service.meta
+    if is_upload_id(key):
+        try:
+            return await meta.get(key)  # type: ignore[arg-type]
+        except UploadNotFound:
+            pass
+    return await meta.get_by_alias(parse_alias(key))
+
+
+async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
+    upload = await find(ctx, key)
+    if upload.state is UploadState.TERMINATED:
+        raise UploadGone(upload.id)
+    identity = ctx.auth.identify(request)
+    if not ctx.settings.allow_downloads and not identity.may_manage(upload.owner):
+        raise DownloadsDisabled()
+    blob = upload.blob
+    if upload.state is not UploadState.COMPLETE or blob is None:
+        raise UploadConflict(f"upload {upload.id} is not complete: {upload.received.total} of {upload.size} bytes")
+    if not await ctx.service.storage.exists(blob):
+        raise UploadGone(upload.id)  # the file vanished from disk: say so rather than send a short file
+    headers = _headers(upload)
+    etag = headers[0][1]
+    head = request.method == "HEAD"
+    if etag in (request.header("if-none-match") or ""):
+        await no_content(304, headers[:1]).send(send)
+        return
+    byte_range = _parse_range(request.header("range"), blob.size, request.header("if-range"), etag)
+    if byte_range is None:
+        await _send_whole(ctx, request, send, upload, headers, head)
+        return
+    start, end = byte_range
+    headers += [("content-range", f"bytes {start}-{end - 1}/{blob.size}"), ("content-length", str(end - start))]
+    await send({"type": "http.response.start", "status": 206, "headers": _encode(headers)})
+    await _send_body(ctx, send, upload, start, end, head)
+
+
+async def _send_whole(
+    ctx: Context, request: Request, send: Send, upload: Upload, headers: Headers, head: bool
+) -> None:
+    blob = upload.blob
+    assert blob is not None
+    headers.append(("content-length", str(blob.size)))
+    await send({"type": "http.response.start", "status": 200, "headers": _encode(headers)})
+    path = ctx.service.storage.local_path(blob)
+    if not head and path is not None and "http.response.pathsend" in request.scope.get("extensions", {}):
+        await send({"type": "http.response.pathsend", "path": str(path)})  # the server sends the file itself
+        return
+    await _send_body(ctx, send, upload, 0, blob.size, head)
+
+
+async def _send_body(ctx: Context, send: Send, upload: Upload, start: int, end: int, head: bool) -> None:
+    blob = upload.blob
+    assert blob is not None
+    if not head:
+        async for block in ctx.service.storage.read(blob, start, end):
+            await send({"type": "http.response.body", "body": block, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _headers(upload: Upload) -> Headers:
+    sha256 = upload.sha256 or ""
+    content_type = upload.content_type
+    if content_type == "application/octet-stream":
+        content_type = mimetypes.guess_type(upload.filename)[0] or content_type
+    headers: Headers = [
+        ("etag", f'"{sha256}"'),
+        ("content-type", content_type),
+        ("content-disposition", content_disposition(upload.filename)),
+        ("accept-ranges", "bytes"),
+        ("cache-control", "private, no-cache"),
+        ("x-content-type-options", "nosniff"),
+        ("content-security-policy", "sandbox; default-src 'none'"),
+    ]
+    if sha256:
+        headers.append(("repr-digest", f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"))
+    return headers
+
+
+def content_disposition(filename: str) -> str:
+    """RFC 6266: an ASCII fallback plus the exact name as RFC 8187 ``filename*``."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _parse_range(value: str | None, size: int, if_range: str | None, etag: str) -> tuple[int, int] | None:
+    """One 'bytes=' range → [start, end); None means 'send it all' (also for several ranges)."""
+    if value is None or (if_range is not None and if_range != etag):
+        return None
+    match = _RANGE.fullmatch(value.strip())
+    if match is None:
+        return None  # RFC 9110: a Range the server does not understand is ignored
+    first, last = match.groups()
+    if first == "" and last == "":
+        return None
+    if first == "":
+        length = int(last)
+        if length == 0:
+            raise RangeNotSatisfiable(size)
+        return max(size - length, 0), size
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or (last and int(last) < start):
+        raise RangeNotSatisfiable(size)
+    return start, end
+
+
+def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]

@@ -1,0 +1,66 @@
+"""The one table from domain errors to HTTP, and the renderers for each kind of route."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import Enum
+from typing import Final
+
+from pyfiledrop import errors as e
+from pyfiledrop.web.http import Response, json_response, text_response
+
+log = logging.getLogger("pyfiledrop.web")
+
+HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
+    e.BadRequest: 400,
+    e.NotAuthorized: 401,
+    e.Forbidden: 403,
+    e.DownloadsDisabled: 403,
+    e.UploadNotFound: 404,
+    e.RequestTimeout: 408,
+    e.OffsetMismatch: 409,
+    e.UploadConflict: 409,
+    e.UploadGone: 410,
+    e.TooLarge: 413,
+    e.UnsupportedMediaType: 415,
+    e.RangeNotSatisfiable: 416,
+    e.VersionMismatch: 412,
+    e.UploadLocked: 423,
+    e.ChecksumMismatch: 460,  # tus checksum extension
+    e.ClientDisconnected: 499,  # nobody reads it; logged like nginx does
+    e.StorageFull: 507,
+}
+
+
+class Style(Enum):
+    TUS = "tus"  # text/plain "ERR_CODE: message", as tusd
+    JSON = "json"  # {"error": code, "detail": message}
+    TEXT = "text"  # a line for curl users
+
+
+def status_for(exc: e.PyfiledropError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def render(exc: BaseException, style: Style) -> Response:
+    if isinstance(exc, e.PyfiledropError):
+        status, code, message = status_for(exc), exc.code, exc.message
+    else:
+        log.exception("unexpected error", exc_info=exc)
+        status, code, message = 500, "ERR_INTERNAL", "internal server error; the upload can be resumed"
+    match style:
+        case Style.JSON:
+            response = json_response({"error": code, "detail": message}, status)
+        case Style.TUS:
+            response = text_response(f"{code}: {message}\n", status)
+        case Style.TEXT:
+            response = text_response(f"error: {message}\n", status)
+    if isinstance(exc, e.TooLarge):
+        response.header("x-max-upload-size", str(exc.limit))
+    if isinstance(exc, e.RangeNotSatisfiable):
+        response.header("content-range", f"bytes */{exc.size}")
+    return response

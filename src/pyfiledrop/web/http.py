@@ -1,0 +1,145 @@
+"""A thin typed layer over raw ASGI: the hot path reads ``receive`` directly, no framework in between."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pyfiledrop.errors import BadRequest, ClientDisconnected, RequestTimeout
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[str, str]]
+
+_RESCHEDULE_EVERY = 1.0  # seconds: move the idle deadline at most this often (a timer heap push per piece costs)
+
+
+class Request:
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
+        self.query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        self.body_consumed = False
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(self.headers.get("cookie", ""))
+        except Exception:  # noqa: BLE001 - a garbled Cookie header is the same as none
+            return {}
+        return {key: morsel.value for key, morsel in jar.items()}
+
+    @property
+    def content_length(self) -> int | None:
+        raw = self.headers.get("content-length")
+        if raw is None:
+            return None
+        if not raw.isdigit():
+            raise BadRequest(f"Content-Length {raw!r} is not a non-negative integer")
+        return int(raw)
+
+    @property
+    def scheme(self) -> str:
+        return str(self.scope.get("scheme", "http"))
+
+    def base_url(self, public_url: str | None) -> str:
+        if public_url:
+            return public_url.rstrip("/")
+        host = self.headers.get("host") or "localhost"
+        return f"{self.scheme}://{host}"
+
+    async def stream(self, idle_timeout: float) -> AsyncIterator[bytes]:
+        """The body, piece by piece. Raises RequestTimeout if the client stalls, ClientDisconnected if it leaves."""
+        self.body_consumed = True
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(loop.time() + idle_timeout) as deadline:
+            moved = loop.time()
+            while True:
+                message = await self.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected()
+                piece = message.get("body", b"")
+                if piece:
+                    yield piece
+                if not message.get("more_body", False):
+                    return
+                now = loop.time()
+                if now - moved > _RESCHEDULE_EVERY:
+                    deadline.reschedule(now + idle_timeout)
+                    moved = now
+
+    async def body(self, limit: int, idle_timeout: float = 30.0) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for piece in timed_stream(self, idle_timeout):
+            size += len(piece)
+            if size > limit:
+                raise BadRequest(f"request body is larger than {limit} bytes")
+            chunks.append(piece)
+        return b"".join(chunks)
+
+    async def json(self, limit: int = 64 * 1024) -> Any:
+        raw = await self.body(limit)
+        try:
+            return json.loads(raw or b"{}")
+        except ValueError as exc:
+            raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+
+
+async def timed_stream(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
+    """``request.stream`` with the idle timeout turned into the domain error."""
+    try:
+        async for piece in request.stream(idle_timeout):
+            yield piece
+    except TimeoutError:
+        raise RequestTimeout(idle_timeout) from None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: Headers = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str, value: str) -> Response:
+        self.headers.append((name, value))
+        return self
+
+    async def send(self, send: Send, *, head: bool = False) -> None:
+        headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
+        if not any(k == b"content-length" for k, _ in headers) and self.status not in (204, 304):
+            headers.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
+
+
+def json_response(data: Any, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(status, [("content-type", "application/json"), *headers], body)
+
+
+def text_response(text: str, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    return Response(status, [("content-type", "text/plain; charset=utf-8"), *headers], text.encode())
+
+
+def no_content(status: int = 204, headers: Mapping[str, str] | Headers = ()) -> Response:
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    return Response(status, items, b"")

@@ -1,0 +1,45 @@
+import pytest
+
+from pyfiledrop.engine.ids import InvalidUploadId, new_upload_id, parse_upload_id
+from pyfiledrop.engine.names import display_name, storage_name
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\boot.ini", "boot.ini"),
+        ("a\x00b\x1fc.txt", "abc.txt"),
+        ("", "upload"),
+        ("..", "upload"),
+        ("CON", "_CON"),
+        ("lpt1.txt", "_lpt1.txt"),
+        ('we"ird:na*me?.mp4', "we_ird_na_me_.mp4"),
+        ("vidéo.mp4", "vidéo.mp4"),
+    ],
+)
+def test_storage_name_is_one_safe_path_component(raw: str, expected: str) -> None:
+    assert storage_name(raw) == expected
+    assert "/" not in storage_name(raw) and "\x00" not in storage_name(raw)
+
+
+def test_display_name_keeps_markup_as_text_but_drops_paths() -> None:
+    assert display_name("dir/<img src=x onerror=alert(1)>.txt") == "<img src=x onerror=alert(1)>.txt"
+
+
+def test_long_names_are_cut_keeping_the_extension() -> None:
+    name = storage_name("x" * 500 + ".mkv")
+    assert name.endswith(".mkv") and len(name.encode()) <= 200
+
+
+def test_new_ids_are_unique_url_safe_and_parse() -> None:
+    ids = {new_upload_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for upload_id in list(ids)[:20]:
+        assert parse_upload_id(upload_id) == upload_id
+
+
+@pytest.mark.parametrize("bad", ["", "short", "../" * 8 + "aaaaaaaa", "a" * 23 + "/", "a" * 25, "a" * 23 + "\x00"])
+def test_malformed_ids_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidUploadId):
+        parse_upload_id(bad)
