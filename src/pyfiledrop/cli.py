@@ -42,8 +42,9 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("-a", "--allow-downloads", action="store_const", const=True,
         help="anyone with a file's link may download it [PYFILEDROP_ALLOW_DOWNLOADS]")  # fmt: skip
     add("--admin-token", help="admin token (default: a new one each start, printed) [PYFILEDROP_ADMIN_TOKEN]")
-    add("--durability", choices=("fsync", "process"),
-        help="fsync: acknowledged bytes survive power loss (default); process: they survive a server crash "
+    add("--durability", choices=("chunk", "file", "none"),
+        help="when to fsync: chunk = before every acknowledgement (survives power loss), file = when a file "
+             "completes (default; acknowledged chunks survive a server crash), none = leave it to the OS "
              "[PYFILEDROP_DURABILITY]")  # fmt: skip
     add("--stale-after", help="seconds before an unfinished upload with no progress is dropped (default 86400) "
         "[PYFILEDROP_STALE_AFTER]")  # fmt: skip

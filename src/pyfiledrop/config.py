@@ -32,7 +32,7 @@ class Settings:
     disable_force_chunking: bool = False
     allow_downloads: bool = False
     admin_token: str | None = None  # None: a new one is made at each start and printed
-    durability: str = "fsync"  # fsync: acknowledged bytes survive power loss; process: survive a crash
+    durability: str = "file"  # chunk: fsync every acknowledged chunk; file: fsync each finished file; none
     stale_after: int = 24 * 3600  # seconds an unfinished upload may sit without progress
     public_url: str | None = None  # base URL put in links, when behind a proxy
 
@@ -50,7 +50,7 @@ class Settings:
 
 
 _POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after"}
-_CHOICES = {"durability": ("fsync", "process")}
+_CHOICES = {"durability": ("chunk", "file", "none")}
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 
 

@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 def run(tmp_path: Path, body: Callable[[UploadService], Awaitable[T]], limit: int = 1 << 30) -> T:
     async def main() -> T:
-        storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync=False)
+        storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=False, fsync_files=False)
         (tmp_path / ".partial").mkdir(exist_ok=True)
         meta = SQLiteMetadataStore(tmp_path / "db.sqlite3")
         await meta.open()

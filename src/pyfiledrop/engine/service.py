@@ -31,7 +31,7 @@ from pyfiledrop.errors import (
     UploadGone,
 )
 from pyfiledrop.meta.base import MetadataStore
-from pyfiledrop.storage.base import Storage
+from pyfiledrop.storage.base import ProgressCallback, Storage
 
 log = logging.getLogger("pyfiledrop.engine")
 
@@ -157,8 +157,9 @@ class UploadService:
         counter = _Counter(claim, checksum)
         body = _limited(chunk.body, end_limit - chunk.offset, upload.size is not None, self.limits.max_upload_bytes)
         failure: BaseException | None = None
+        checkpoint = None if chunk.checksum or chunk.all_or_nothing else self._checkpointer(upload_id, chunk.offset)
         try:
-            await self.storage.write(upload_id, chunk.offset, body, counter.observe)
+            await self.storage.write(upload_id, chunk.offset, body, counter.observe, checkpoint)
         except (PyfiledropError, asyncio.CancelledError) as exc:
             failure = exc
         try:
@@ -174,6 +175,14 @@ class UploadService:
         if failure is not None:
             raise failure
         return await self._after_write(upload)
+
+    def _checkpointer(self, upload_id: UploadId, offset: int) -> ProgressCallback:
+        """A long streaming request records its progress as it goes, so a crash keeps what arrived."""
+
+        async def record(written: int) -> None:
+            await self.meta.record_range(upload_id, offset, offset + written)
+
+        return record
 
     def _check_writable(self, upload: Upload, chunk: Chunk) -> None:
         if upload.state is UploadState.TERMINATED:

@@ -38,7 +38,7 @@ class DzChunk:
         return max(0, min(self.chunk_size, self.total_size - self.offset))
 
 
-def parse_chunk_fields(fields: dict[str, str]) -> DzChunk:
+def parse_chunk_fields(fields: dict[str, str], max_bytes: int) -> DzChunk:
     missing = [name for name in _DZ_FIELDS if name not in fields]
     if missing:
         raise BadRequest(f"not all required fields supplied, missing {', '.join(missing)}")
@@ -49,6 +49,8 @@ def parse_chunk_fields(fields: dict[str, str]) -> DzChunk:
     chunk = DzChunk(parse_alias(fields["dzuuid"]), *numbers)
     if min(numbers) < 0 or chunk.chunk_size == 0:
         raise BadRequest("Dropzone chunk fields must be non-negative and dzchunksize positive")
+    if chunk.total_size > max_bytes:
+        raise TooLarge(max_bytes, chunk.total_size)
     if chunk.index >= max(chunk.chunk_count, 1) or chunk.offset != chunk.index * chunk.chunk_size:
         raise BadRequest(f"chunk {chunk.index} of {chunk.chunk_count} at offset {chunk.offset} is inconsistent")
     expected_count = -(-chunk.total_size // chunk.chunk_size)
@@ -89,9 +91,7 @@ async def _receive_file(
         created = await ctx.service.create(new)
         written = await ctx.service.write(created.id, Chunk(0, data, exact_offset=True))
         return await ctx.service.declare_size(created.id, written.received.total)
-    chunk = parse_chunk_fields(fields)
-    if chunk.total_size > ctx.settings.max_size_bytes:
-        raise TooLarge(ctx.settings.max_size_bytes, chunk.total_size)
+    chunk = parse_chunk_fields(fields, ctx.settings.max_size_bytes)
     new = NewUpload(filename, owner, chunk.total_size, Protocol.DROPZONE, content_type, alias=chunk.uuid)
     target = await ctx.service.create(new)  # the first chunk to arrive creates it; the others find it
     if target.size != chunk.total_size:

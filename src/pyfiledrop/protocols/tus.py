@@ -7,7 +7,15 @@ from pyfiledrop.engine.checksum import ALGORITHMS, parse_checksum_header
 from pyfiledrop.engine.ids import UploadId, parse_upload_id
 from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.service import Chunk, NewUpload
-from pyfiledrop.errors import BadRequest, Forbidden, UnsupportedMediaType, VersionMismatch
+from pyfiledrop.errors import (
+    BadRequest,
+    Forbidden,
+    OffsetMismatch,
+    PyfiledropError,
+    TooLarge,
+    UnsupportedMediaType,
+    VersionMismatch,
+)
 from pyfiledrop.protocols.tus_headers import (
     TUS_VERSION,
     format_metadata,
@@ -16,8 +24,9 @@ from pyfiledrop.protocols.tus_headers import (
     parse_metadata,
     parse_non_negative,
 )
-from pyfiledrop.web.auth import token_headers
+from pyfiledrop.web.auth import Identity, token_headers
 from pyfiledrop.web.context import Context
+from pyfiledrop.web.errors import Style, render
 from pyfiledrop.web.http import Headers, Request, Response, no_content, timed_stream
 
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
@@ -68,14 +77,17 @@ async def options(ctx: Context, request: Request) -> Response:
 
 
 async def create(ctx: Context, request: Request) -> Response:
-    identity = ctx.auth.identify_or_issue(request)
     metadata = parse_metadata(request.header("upload-metadata"))
     concat_header = request.header("upload-concat")
     concat, part_ids = parse_concat(concat_header) if concat_header else ("", [])
+    size = _declared_length(request, final=concat == "final")
+    with_upload = _has_body(request)
+    checksum = _check_initial_chunk(request, size, final=concat == "final") if with_upload else None
+    identity, owner = _creator(ctx, request, partial=concat == "partial")
     new = NewUpload(
         filename=metadata.get("filename") or metadata.get("name"),
-        owner=identity.require_owner(),
-        size=_declared_length(request, final=concat == "final"),
+        owner=owner,
+        size=size,
         protocol=Protocol.TUS,
         content_type=metadata.get("filetype") or metadata.get("type") or "application/octet-stream",
         metadata=metadata,
@@ -85,11 +97,41 @@ async def create(ctx: Context, request: Request) -> Response:
         upload = await ctx.service.concatenate(new, part_ids)
     else:
         upload = await ctx.service.create(new)
-        if _has_body(request):  # creation-with-upload
-            upload = await _write(ctx, request, upload.id, 0)
     headers = [("location", ctx.tus_url(request, upload.id)), ("x-upload-id", upload.id)]
-    headers += _offset_headers(ctx, upload) + token_headers(identity, request.scheme == "https")
-    return no_content(201, headers)
+    headers += token_headers(identity, request.scheme == "https")
+    if with_upload:  # creation-with-upload
+        try:
+            upload = await _write(ctx, request, upload.id, 0, checksum)
+        except PyfiledropError as exc:
+            # As tusd: the upload exists, so say where, and the client can HEAD it and resume.
+            response = render(exc, Style.TUS)
+            response.headers += headers
+            if not request.body_consumed:
+                response.header("connection", "close")
+            return response
+    return no_content(201, headers + _offset_headers(ctx, upload))
+
+
+def _check_initial_chunk(request: Request, size: int | None, *, final: bool) -> tuple[str, bytes] | None:
+    """creation-with-upload: refuse a bad first chunk before the upload exists, so no orphan is left behind."""
+    if final:
+        raise Forbidden("a final concatenated upload cannot carry data")
+    _check_content_type(request)
+    length = request.content_length
+    if size is not None and length is not None and length > size:
+        raise TooLarge(size, length)
+    return _checksum(request)
+
+
+def _creator(ctx: Context, request: Request, *, partial: bool) -> tuple[Identity, str]:
+    if partial:
+        # A part is only raw material for a final upload. Sent without a token (tus-js-client in Node keeps no
+        # cookies), it is owned by nobody, so the final upload that names it can be made by whoever holds its URL,
+        # the same capability that lets them PATCH or DELETE it; sent with a token, only that owner may use it.
+        identity = ctx.auth.identify(request)
+        return identity, identity.owner or ""
+    identity = ctx.auth.identify_or_issue(request)
+    return identity, identity.require_owner()
 
 
 def _declared_length(request: Request, *, final: bool) -> int | None:
@@ -133,28 +175,46 @@ async def head(ctx: Context, request: Request, raw_id: str) -> Response:
 
 async def patch(ctx: Context, request: Request, raw_id: str) -> Response:
     upload_id = parse_upload_id(raw_id)
-    upload = await _write(ctx, request, upload_id, None)
+    _check_content_type(request)
+    offset = parse_non_negative("Upload-Offset", request.header("upload-offset"))
+    if offset is None:
+        raise BadRequest("Upload-Offset is required")
+    checksum = _checksum(request)
+    upload = await ctx.service.status(upload_id)
+    if upload.concat is ConcatKind.FINAL:
+        # 'The Server MUST respond with the 403 Forbidden status to PATCH requests against a final upload URL.'
+        raise Forbidden("a final concatenated upload cannot be modified")
+    if offset != upload.offset:
+        raise OffsetMismatch(upload.offset, offset)  # before Upload-Length is applied: a refused PATCH changes nothing
+    length = parse_non_negative("Upload-Length", request.header("upload-length"))
+    if length is not None and upload.size is not None and length != upload.size:
+        raise BadRequest(f"the upload length is already {upload.size}; it cannot be changed")
+    if length is not None and upload.size is None:
+        await ctx.service.declare_size(upload_id, length)
+    upload = await _write(ctx, request, upload_id, offset, checksum)
     return no_content(204, _offset_headers(ctx, upload))
 
 
-async def _write(ctx: Context, request: Request, upload_id: UploadId, offset: int | None) -> Upload:
+def _check_content_type(request: Request) -> None:
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     if content_type != OFFSET_CONTENT_TYPE:
         raise UnsupportedMediaType(f"Content-Type must be {OFFSET_CONTENT_TYPE}")
-    if offset is None:
-        offset = parse_non_negative("Upload-Offset", request.header("upload-offset"))
-        if offset is None:
-            raise BadRequest("Upload-Offset is required")
-    length = parse_non_negative("Upload-Length", request.header("upload-length"))
-    if length is not None:
-        await ctx.service.declare_size(upload_id, length)
-    checksum_header = request.header("upload-checksum")
+
+
+def _checksum(request: Request) -> tuple[str, bytes] | None:
+    value = request.header("upload-checksum")
+    return parse_checksum_header(value) if value is not None else None
+
+
+async def _write(
+    ctx: Context, request: Request, upload_id: UploadId, offset: int, checksum: tuple[str, bytes] | None
+) -> Upload:
     chunk = Chunk(
         offset=offset,
         body=timed_stream(request, ctx.idle_timeout),
         length=request.content_length,
-        exact_offset=True,
-        checksum=parse_checksum_header(checksum_header) if checksum_header else None,
+        exact_offset=True,  # the engine checks the offset again while it holds the upload
+        checksum=checksum,
     )
     return await ctx.service.write(upload_id, chunk)
 
@@ -178,4 +238,3 @@ def _offset_headers(ctx: Context, upload: Upload) -> Headers:
     elif upload.expires_at is not None:
         headers.append(("upload-expires", http_date(upload.expires_at)))
     return headers
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +12,8 @@ from pyfiledrop.engine.model import BlobRef
 
 # Called in the writer thread with each batch right after it reached the file: hashing rides along.
 BatchObserver = Callable[[Sequence[bytes]], None]
+# Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
+ProgressCallback = Callable[[int], Awaitable[None]]
 
 
 class Capability(StrEnum):
@@ -40,8 +42,13 @@ class Storage(Protocol):
         offset: int,
         body: AsyncIterator[bytes],
         observe: BatchObserver | None = None,
+        progress: ProgressCallback | None = None,
     ) -> int:
-        """Write the body at ``offset``; return the byte count. ``observe`` sees every batch written."""
+        """Write the body at ``offset``; return the byte count.
+
+        ``observe`` sees every batch once it is written (in the writer thread); ``progress`` is awaited
+        now and then with the count of bytes written so far.
+        """
         ...
 
     def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncIterator[bytes]:
@@ -75,4 +82,8 @@ class Storage(Protocol):
 
     def free_bytes(self) -> int | None:
         """Space left for new uploads, or None if the backend cannot tell."""
+        ...
+
+    def usage(self) -> dict[str, int]:
+        """Figures for the admin view (disk_total, disk_free, partial_bytes_on_disk …)."""
         ...

@@ -17,20 +17,22 @@ from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.errors import StorageFull
-from pyfiledrop.storage.base import BatchObserver, Capability
+from pyfiledrop.storage.base import BatchObserver, Capability, ProgressCallback
 
 _BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
 _BATCH_PIECES = 512  # below IOV_MAX (1024)
 _READ_BLOCK = 1 << 20
+_PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
 
 
 class LocalStorage:
     capabilities = frozenset(Capability)
 
-    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync: bool = True) -> None:
+    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync_chunks: bool, fsync_files: bool) -> None:
         self.storage_dir = storage_dir
         self.chunks_dir = chunks_dir
-        self.fsync = fsync
+        self.fsync_chunks = fsync_chunks  # before a chunk is acknowledged: survives power loss
+        self.fsync_files = fsync_files  # before a finished file is renamed into place
 
     def _partial(self, upload_id: UploadId) -> Path:
         return self.chunks_dir / f"{upload_id}.part"
@@ -42,7 +44,7 @@ class LocalStorage:
         await asyncio.to_thread(self._allocate, upload_id, size)
 
     def _allocate(self, upload_id: UploadId, size: int | None) -> None:
-        fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o666)
         try:
             if size:
                 os.ftruncate(fd, size)  # sparse: chunks land at their offsets in any order
@@ -58,13 +60,14 @@ class LocalStorage:
         offset: int,
         body: AsyncIterator[bytes],
         observe: BatchObserver | None = None,
+        progress: ProgressCallback | None = None,
     ) -> int:
         try:
             fd = os.open(self._partial(upload_id), os.O_WRONLY)
         except FileNotFoundError:
-            fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o600)
+            fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o666)
         try:
-            return await _pipelined_write(fd, offset, body, observe, self.fsync)
+            return await _pipelined_write(fd, offset, body, observe, progress, self.fsync_chunks)
         finally:
             os.close(fd)
 
@@ -82,7 +85,7 @@ class LocalStorage:
                 with self._partial(part_id).open("rb") as src:
                     _copy_range(src.fileno(), out.fileno(), position, size)
                 position += size
-            if self.fsync:
+            if self.fsync_files:
                 os.fdatasync(out.fileno())
 
     async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
@@ -96,7 +99,7 @@ class LocalStorage:
             return  # a crash after the rename: already done
         with partial.open("r+b") as handle:
             handle.truncate(blob.size)  # a deferred-length upload may have been allocated larger
-            if self.fsync:
+            if self.fsync_files:
                 os.fsync(handle.fileno())
         try:
             os.replace(partial, final)
@@ -105,7 +108,7 @@ class LocalStorage:
                 _raise_if_full(exc)
                 raise
             _copy_across_devices(partial, final)
-        if self.fsync:
+        if self.fsync_files:
             _fsync_dir(final.parent)
 
     async def read(self, blob: BlobRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
@@ -130,9 +133,19 @@ class LocalStorage:
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.chunks_dir).free
 
+    def usage(self) -> dict[str, int]:
+        disk = shutil.disk_usage(self.storage_dir)
+        partial = sum(p.stat().st_blocks * 512 for p in self.chunks_dir.glob("*.part"))
+        return {"disk_total": disk.total, "disk_free": disk.free, "partial_bytes_on_disk": partial}
+
 
 async def _pipelined_write(
-    fd: int, offset: int, body: AsyncIterator[bytes], observe: BatchObserver | None, sync: bool
+    fd: int,
+    offset: int,
+    body: AsyncIterator[bytes],
+    observe: BatchObserver | None,
+    progress: ProgressCallback | None,
+    sync: bool,
 ) -> int:
     """Receive the next batch while the previous one is written: one write in flight at a time."""
     loop = asyncio.get_running_loop()
@@ -140,6 +153,7 @@ async def _pipelined_write(
     batch: list[bytes] = []
     batch_bytes = 0
     position = offset
+    reported = loop.time()
     try:
         async for piece in body:
             batch.append(piece)
@@ -147,6 +161,11 @@ async def _pipelined_write(
             if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PIECES:
                 if in_flight is not None:
                     await in_flight
+                    if progress is not None and loop.time() - reported >= _PROGRESS_EVERY:
+                        if sync:  # a checkpoint is an acknowledgement: as durable as one
+                            await loop.run_in_executor(None, os.fdatasync, fd)
+                        await progress(position - offset)
+                        reported = loop.time()
                 in_flight = loop.run_in_executor(None, _write_batch, fd, position, batch, observe)
                 position += batch_bytes
                 batch, batch_bytes = [], 0

@@ -7,6 +7,7 @@ from typing import Any
 from pyfiledrop import __version__
 from pyfiledrop.engine.ids import parse_upload_id
 from pyfiledrop.engine.model import Upload, UploadState
+from pyfiledrop.errors import Forbidden
 from pyfiledrop.web.auth import Identity, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
@@ -87,3 +88,20 @@ async def delete_upload(ctx: Context, request: Request, raw_id: str) -> Response
     ctx.auth.identify(request).check_manage(upload.owner)
     await ctx.service.terminate(upload.id)
     return no_content(204)
+
+
+async def admin_stats(ctx: Context, request: Request) -> Response:
+    if not ctx.auth.identify(request).admin:
+        raise Forbidden("this needs the admin token")
+    uploads = await ctx.service.meta.list(None)
+    complete = [u for u in uploads if u.state is UploadState.COMPLETE]
+    usage = ctx.service.storage.usage()
+    return json_response(
+        {
+            "uploads": len(uploads),
+            "complete": len(complete),
+            "unfinished": len(uploads) - len(complete),
+            "stored_bytes": sum(u.size or 0 for u in complete),
+            **usage,
+        }
+    )

@@ -85,8 +85,10 @@ class App:
     async def startup(self) -> None:
         s = self.settings
         config.check_folders(s)
-        storage = LocalStorage(s.storage, s.chunks_dir, fsync=s.durability == "fsync")
-        meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "fsync" else "NORMAL")
+        storage = LocalStorage(
+            s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=s.durability != "none"
+        )
+        meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "chunk" else "NORMAL")
         await meta.open()
         service = UploadService(storage, meta, Limits(s.max_size_bytes))
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
@@ -156,10 +158,8 @@ class App:
                 return None
             case "POST", ["upload"]:
                 return await dropzone.upload(ctx, request)
-            case "PUT", []:
-                return await put.put(ctx, request, "")
-            case "PUT", [name]:
-                return await put.put(ctx, request, name)
+            case "PUT", _:
+                return await put.put(ctx, request, request.raw_path.rsplit("/", 1)[-1])
             case _, ["api", *rest]:
                 return await self._api(ctx, request, method, rest)
             case "GET" | "HEAD", []:
@@ -194,6 +194,8 @@ class App:
                 return await api.get_upload(ctx, request, key)
             case "DELETE", ["uploads", key]:
                 return await api.delete_upload(ctx, request, key)
+            case "GET", ["admin", "stats"]:
+                return await api.admin_stats(ctx, request)
             case "GET", ["openapi.json"]:
                 return openapi.document()
         return text_response("not found\n", 404)

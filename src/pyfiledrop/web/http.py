@@ -27,6 +27,8 @@ class Request:
         self.receive = receive
         self.method: str = scope["method"]
         self.path: str = scope["path"]
+        raw = scope.get("raw_path")
+        self.raw_path: str = raw.decode("latin-1").split("?", 1)[0] if raw else self.path
         self.headers: dict[str, str] = {}
         for raw_name, raw_value in scope["headers"]:
             name = raw_name.decode("latin-1").lower()

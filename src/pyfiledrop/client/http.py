@@ -1,0 +1,186 @@
+"""A minimal HTTP/1.1 client on ``http.client``: keep-alive, large buffers, and file bodies sent with
+``socket.sendfile`` (zero-copy on Linux: the bytes go from the page cache to the socket without
+passing through Python)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+from urllib.parse import SplitResult
+
+_SLICE = 8 << 20  # bytes per sendfile call: progress and rate limiting happen between slices
+_SNDBUF = 4 << 20
+
+# Statuses worth a retry: the request may succeed later as it is.
+RETRYABLE_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})
+
+
+class TransportError(Exception):
+    """The connection failed (refused, reset, timed out): retry."""
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in RETRYABLE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace").strip()
+
+
+class RateLimiter:
+    """At most ``rate`` bytes per second across every thread that shares it (0: unlimited)."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self._start = time.monotonic()
+        self._sent = 0
+
+    def slice_size(self) -> int:
+        return _SLICE if self.rate <= 0 else max(min(_SLICE, self.rate // 8), 16 * 1024)
+
+    def wait(self, sent: int) -> None:
+        if self.rate <= 0:
+            return
+        self._sent += sent
+        ahead = self._sent / self.rate - (time.monotonic() - self._start)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+UNLIMITED = RateLimiter(0)
+
+
+class Connection:
+    """One keep-alive connection to one server; not thread-safe (one per upload stream)."""
+
+    def __init__(self, base: SplitResult, timeout: float) -> None:
+        self.base = base
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            host = self.base.hostname or "localhost"
+            cls = http.client.HTTPSConnection if self.base.scheme == "https" else http.client.HTTPConnection
+            conn = cls(host, self.base.port, timeout=self.timeout, blocksize=1 << 20)
+            conn.connect()
+            if conn.sock is not None:
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def request(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes | memoryview = b"",
+        *, timeout: float | None = None,
+    ) -> Response:  # fmt: skip
+        def send(conn: http.client.HTTPConnection) -> None:
+            self._start(conn, method, path, headers, len(body))
+            if body:
+                conn.send(body)
+
+        return self._exchange(send, timeout)
+
+    def send_file(
+        self, method: str, path: str, headers: Mapping[str, str], file: BinaryIO, offset: int, count: int,
+        on_sent: Callable[[int], None], limiter: RateLimiter = UNLIMITED,
+    ) -> Response:  # fmt: skip
+        """The body is ``count`` bytes of ``file`` from ``offset``, sent with sendfile."""
+
+        def send(conn: http.client.HTTPConnection) -> None:
+            self._start(conn, method, path, headers, count)
+            sock = conn.sock
+            assert sock is not None
+            position, end = offset, offset + count
+            while position < end:
+                want = min(limiter.slice_size(), end - position)
+                sent = sock.sendfile(file, position, want)
+                if sent == 0:
+                    raise TransportError(f"{getattr(file, 'name', 'the file')} ended early (was it truncated?)")
+                position += sent
+                on_sent(sent)
+                limiter.wait(sent)
+
+        return self._exchange(send, None)
+
+    @staticmethod
+    def _start(conn: http.client.HTTPConnection, method: str, path: str, headers: Mapping[str, str],
+               length: int) -> None:  # fmt: skip
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders()
+
+    def _exchange(self, send: Callable[[http.client.HTTPConnection], None], timeout: float | None) -> Response:
+        try:
+            conn = self._connection()
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout or self.timeout)
+            try:
+                send(conn)
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                # The server may have answered (and closed) before reading the whole body: read its answer.
+                try:
+                    answer = conn.getresponse()
+                    response = Response(answer.status, _headers(answer), answer.read())
+                except (OSError, http.client.HTTPException):
+                    raise TransportError(str(exc) or type(exc).__name__) from exc
+                self.close()
+                return response
+            answer = conn.getresponse()
+            response = Response(answer.status, _headers(answer), answer.read())
+            if answer.will_close:
+                self.close()
+            return response
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise TransportError(_describe(exc)) from exc
+        finally:
+            if self._conn is not None and self._conn.sock is not None:
+                self._conn.sock.settimeout(self.timeout)
+
+
+def _headers(answer: http.client.HTTPResponse) -> dict[str, str]:
+    return {name.lower(): value for name, value in answer.getheaders()}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running?)"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def file_identity(path: str) -> tuple[str, int, int]:
+    """(absolute path, size, mtime in ns): what the resume state is keyed by."""
+    st = os.stat(path)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns

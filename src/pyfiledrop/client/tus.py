@@ -1,0 +1,187 @@
+"""The tus 1.0.0 calls the uploader makes (creation, defer-length, concatenation), plus pyfiledrop's
+``/api/uploads/{id}`` for the sha256 and download link of a finished upload."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+from urllib.parse import SplitResult, urljoin, urlsplit
+
+from pyfiledrop.client.http import UNLIMITED, Connection, HttpError, RateLimiter, Response
+
+TUS_VERSION = "1.0.0"
+OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+TOKEN_HEADER = "X-Pyfiledrop-Token"
+
+
+class UploadGone(HttpError):
+    """404/410: the server no longer knows this upload (expired, deleted, or another server)."""
+
+
+class OffsetConflict(HttpError):
+    """409: our idea of the offset was wrong; ask the server again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offset:
+    offset: int
+    length: int | None
+
+
+class Session:
+    """What every stream to one server shares: its base URL and the owner token (thread-safe)."""
+
+    def __init__(self, url: str, token: str | None, timeout: float) -> None:
+        self.base = normalize_url(url)
+        self.token = token
+        self.timeout = timeout
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return self.base.geturl()
+
+    def learn_token(self, response: Response) -> None:
+        token = response.header(TOKEN_HEADER.lower())
+        if token:
+            with self._lock:
+                if self.token is None:
+                    self.token = token
+
+    def client(self) -> TusClient:
+        return TusClient(self)
+
+
+def normalize_url(url: str) -> SplitResult:
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    path = parts.path.rstrip("/")
+    for suffix in ("/files", "/upload"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return parts._replace(path=path, query="", fragment="")
+
+
+def encode_metadata(metadata: Mapping[str, str]) -> str:
+    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in metadata.items())
+
+
+class TusClient:
+    """One connection's worth of tus calls; make one per thread with ``Session.client()``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.conn = Connection(session.base, session.timeout)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = {"Tus-Resumable": TUS_VERSION, "User-Agent": "pyfiledrop-upload"}
+        if self.session.token:
+            headers[TOKEN_HEADER] = self.session.token
+        headers.update(extra or {})
+        return headers
+
+    def _path(self, url: str) -> str:
+        """A request target for an upload URL (absolute or path-only) on this server."""
+        target = urlsplit(urljoin(self.session.base_url + "/", url))
+        return target.path + (f"?{target.query}" if target.query else "")
+
+    def _check(self, response: Response, *ok: int) -> Response:
+        self.session.learn_token(response)
+        if response.status in ok:
+            return response
+        message = _error_message(response)
+        if response.status in (404, 410):
+            raise UploadGone(response.status, message)
+        if response.status == 409:
+            raise OffsetConflict(response.status, message)
+        raise HttpError(response.status, message)
+
+    # -- tus ----------------------------------------------------------------------------------------------------
+
+    def create(self, length: int | None, metadata: Mapping[str, str], *, concat: str | None = None,
+               timeout: float | None = None) -> str:  # fmt: skip
+        """POST /files/: the new upload's URL path."""
+        extra = {"Upload-Metadata": encode_metadata(metadata)} if metadata else {}
+        if concat is not None:
+            extra["Upload-Concat"] = concat
+        if length is None:
+            if concat is None or concat == "partial":
+                extra["Upload-Defer-Length"] = "1"
+        else:
+            extra["Upload-Length"] = str(length)
+        path = self.session.base.path + "/files/"
+        response = self._check(self.conn.request("POST", path, self._headers(extra), timeout=timeout), 201)
+        location = response.header("location")
+        if not location:
+            raise HttpError(response.status, "the server answered 201 without a Location")
+        return self._path(location)
+
+    def head(self, url: str) -> Offset:
+        response = self._check(self.conn.request("HEAD", self._path(url), self._headers()), 200, 204)
+        offset = response.header("upload-offset")
+        if offset is None or not offset.isdigit():
+            raise HttpError(response.status, "the HEAD answer has no Upload-Offset")
+        length = response.header("upload-length")
+        return Offset(int(offset), int(length) if length and length.isdigit() else None)
+
+    def patch_file(self, url: str, file: BinaryIO, file_offset: int, upload_offset: int, count: int,
+                   on_sent: Callable[[int], None], limiter: RateLimiter = UNLIMITED) -> int:  # fmt: skip
+        """Send ``count`` bytes of ``file`` from ``file_offset`` to the upload at ``upload_offset``."""
+        headers = self._headers({"Upload-Offset": str(upload_offset), "Content-Type": OFFSET_CONTENT_TYPE})
+        response = self.conn.send_file("PATCH", self._path(url), headers, file, file_offset, count, on_sent, limiter)
+        return _new_offset(self._check(response, 204, 200))
+
+    def patch_bytes(self, url: str, data: bytes | memoryview, upload_offset: int, *,
+                    upload_length: int | None = None) -> int:  # fmt: skip
+        extra = {"Upload-Offset": str(upload_offset), "Content-Type": OFFSET_CONTENT_TYPE}
+        if upload_length is not None:
+            extra["Upload-Length"] = str(upload_length)
+        response = self.conn.request("PATCH", self._path(url), self._headers(extra), data)
+        return _new_offset(self._check(response, 204, 200))
+
+    def delete(self, url: str) -> None:
+        self._check(self.conn.request("DELETE", self._path(url), self._headers()), 204, 404, 410)
+
+    # -- pyfiledrop ---------------------------------------------------------------------------------------------
+
+    def info(self, url: str) -> dict[str, Any]:
+        """The upload's JSON record (sha256, download_url, …) from /api/uploads/{id}."""
+        upload_id = self._path(url).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        path = f"{self.session.base.path}/api/uploads/{upload_id}"
+        headers = {"User-Agent": "pyfiledrop-upload", "Accept": "application/json"}
+        if self.session.token:
+            headers[TOKEN_HEADER] = self.session.token
+        response = self._check(self.conn.request("GET", path, headers), 200)
+        data: dict[str, Any] = json.loads(response.body)
+        return data
+
+
+def _new_offset(response: Response) -> int:
+    offset = response.header("upload-offset")
+    if offset is None or not offset.isdigit():
+        raise HttpError(response.status, "the PATCH answer has no Upload-Offset")
+    return int(offset)
+
+
+def _error_message(response: Response) -> str:
+    text = response.text()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text[:300]
+        if isinstance(data, dict):
+            return str(data.get("detail") or data.get("error") or data.get("message") or text)[:300]
+    return text[:300]
