@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pyfiledrop {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
     _serve_flags(commands.add_parser("serve", help="start the server (the default command)"))
+    from pyfiledrop.client import add_arguments as _upload_flags
+
+    _upload_flags(commands.add_parser("upload", help="upload files to a pyfiledrop server (resumable, parallel)"))
     return parser
 
 
@@ -68,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     match namespace.command:
         case "serve":
             return serve(vars(namespace))
+        case "upload":
+            from pyfiledrop import client
+
+            try:
+                return client.run(namespace)
+            except client.UsageError as exc:
+                _fail(str(exc))
         case _:
             _fail(f"unknown command {namespace.command!r}")
 

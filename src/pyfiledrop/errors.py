@@ -80,7 +80,9 @@ class OffsetMismatch(PyfiledropError):
     code = "ERR_MISMATCHED_OFFSET"
 
     def __init__(self, expected: int, got: int) -> None:
-        super().__init__(f"Upload-Offset {got} does not match the {expected} bytes received; HEAD the upload and resume")
+        super().__init__(
+            f"Upload-Offset {got} does not match the {expected} bytes received; HEAD the upload and resume"
+        )
         self.expected = expected
         self.got = got
 

@@ -196,9 +196,7 @@ class UploadService:
         if upload.concat is ConcatKind.FINAL:
             raise UploadConflict("a final concatenated upload cannot be written to")
 
-    def _bytes_to_keep(
-        self, written: int, chunk: Chunk, checksum: Hasher | None, failure: BaseException | None
-    ) -> int:
+    def _bytes_to_keep(self, written: int, chunk: Chunk, checksum: Hasher | None, failure: BaseException | None) -> int:
         if chunk.checksum is not None and checksum is not None:
             if failure is not None:
                 return 0  # a chunk that cannot be verified is not kept
@@ -325,4 +323,3 @@ async def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_
 async def _drain(body: AsyncIterator[bytes]) -> None:
     async for _ in body:
         pass
-

@@ -49,6 +49,9 @@ _COLUMNS = (
     "content_type, metadata, concat, parts, expires_at"
 )
 
+_SELECT = f"SELECT {_COLUMNS} FROM uploads"  # noqa: S608 - constant column list, values always bound
+_INSERT = f"INSERT INTO uploads ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608
+
 
 class SQLiteMetadataStore:
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
@@ -91,10 +94,10 @@ class SQLiteMetadataStore:
         def _insert(db: sqlite3.Connection) -> Upload:
             with _transaction(db):
                 if upload.alias is not None:
-                    row = db.execute(f"SELECT {_COLUMNS} FROM uploads WHERE alias = ?", (upload.alias,)).fetchone()
+                    row = db.execute(_SELECT + " WHERE alias = ?", (upload.alias,)).fetchone()
                     if row is not None:
                         return _from_row(row)
-                db.execute(f"INSERT INTO uploads ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _to_row(upload))
+                db.execute(_INSERT, _to_row(upload))
                 return upload
 
         return await self._run(_insert)
@@ -104,7 +107,7 @@ class SQLiteMetadataStore:
 
     async def get_by_alias(self, alias: str) -> Upload:
         def _get(db: sqlite3.Connection) -> Upload:
-            row = db.execute(f"SELECT {_COLUMNS} FROM uploads WHERE alias = ?", (alias,)).fetchone()
+            row = db.execute(_SELECT + " WHERE alias = ?", (alias,)).fetchone()
             if row is None:
                 raise UploadNotFound(alias)
             return _from_row(row)
@@ -203,7 +206,7 @@ class SQLiteMetadataStore:
 
     async def _select(self, tail: str, params: Sequence[Any]) -> Sequence[Upload]:
         def _query(db: sqlite3.Connection) -> list[Upload]:
-            return [_from_row(row) for row in db.execute(f"SELECT {_COLUMNS} FROM uploads {tail}", params)]  # noqa: S608
+            return [_from_row(row) for row in db.execute(f"{_SELECT} {tail}", params)]
 
         return await self._run(_query)
 
@@ -222,7 +225,7 @@ class _transaction:
 
 
 def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:
-    row = db.execute(f"SELECT {_COLUMNS} FROM uploads WHERE id = ?", (upload_id,)).fetchone()  # noqa: S608
+    row = db.execute(_SELECT + " WHERE id = ?", (upload_id,)).fetchone()
     if row is None:
         raise UploadNotFound(upload_id)
     return _from_row(row)

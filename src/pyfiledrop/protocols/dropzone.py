@@ -45,7 +45,7 @@ def parse_chunk_fields(fields: dict[str, str], max_bytes: int) -> DzChunk:
     try:
         numbers = [int(fields[name]) for name in _DZ_FIELDS]
     except ValueError:
-        raise BadRequest("dzchunkindex, dztotalfilesize, dzchunksize, dztotalchunkcount, dzchunkbyteoffset must be integers") from None  # noqa: E501
+        raise BadRequest(f"{', '.join(_DZ_FIELDS)} must be integers") from None
     chunk = DzChunk(parse_alias(fields["dzuuid"]), *numbers)
     if min(numbers) < 0 or chunk.chunk_size == 0:
         raise BadRequest("Dropzone chunk fields must be non-negative and dzchunksize positive")
@@ -63,7 +63,8 @@ async def upload(ctx: Context, request: Request) -> Response:
     length = request.content_length
     if length is not None and length > ctx.settings.max_size_bytes + _FORM_OVERHEAD:
         raise TooLarge(ctx.settings.max_size_bytes, length)
-    events = iter_multipart(timed_stream(request, ctx.idle_timeout), parse_boundary(request.header("content-type") or ""))
+    boundary = parse_boundary(request.header("content-type") or "")
+    events = iter_multipart(timed_stream(request, ctx.idle_timeout), boundary)
     identity = ctx.auth.identify_or_issue(request)
     fields: dict[str, str] = {}
     result: Upload | None = None

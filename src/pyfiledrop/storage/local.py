@@ -102,7 +102,7 @@ class LocalStorage:
             if self.fsync_files:
                 os.fsync(handle.fileno())
         try:
-            os.replace(partial, final)
+            partial.replace(final)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 _raise_if_full(exc)
@@ -228,7 +228,7 @@ def _copy_across_devices(partial: Path, final: Path) -> None:
     shutil.copyfile(partial, temporary)
     with temporary.open("rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(temporary, final)
+    temporary.replace(final)
     partial.unlink()
 
 

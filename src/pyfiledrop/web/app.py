@@ -15,6 +15,7 @@ from pyfiledrop.config import Settings
 from pyfiledrop.engine.service import Limits, UploadService
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
+from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.web import api, downloads, openapi
@@ -139,9 +140,9 @@ class App:
         if response is None:
             return  # streamed by the handler
         if style is Style.TUS:
-            response.headers += [("tus-resumable", tus.TUS_VERSION), *extra]
+            response.headers += [("tus-resumable", TUS_VERSION), *extra]
             if response.status == 412:
-                response.header("tus-version", tus.TUS_VERSION)
+                response.header("tus-version", TUS_VERSION)
         await response.send(send, head=request.method == "HEAD")
 
     async def _route(self, ctx: Context, request: Request, send: Send) -> Response | None:

@@ -55,9 +55,7 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
     await _send_body(ctx, send, upload, start, end, head)
 
 
-async def _send_whole(
-    ctx: Context, request: Request, send: Send, upload: Upload, headers: Headers, head: bool
-) -> None:
+async def _send_whole(ctx: Context, request: Request, send: Send, upload: Upload, headers: Headers, head: bool) -> None:
     blob = upload.blob
     assert blob is not None
     headers.append(("content-length", str(blob.size)))

@@ -42,7 +42,7 @@ class Style(Enum):
 def status_for(exc: e.PyfiledropError) -> int:
     for cls in type(exc).__mro__:
         if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]  # type: ignore[index]
+            return HTTP_STATUS[cls]
     return 500
 
 

@@ -142,6 +142,6 @@ def text_response(text: str, status: int = 200, headers: Iterable[tuple[str, str
     return Response(status, [("content-type", "text/plain; charset=utf-8"), *headers], text.encode())
 
 
-def no_content(status: int = 204, headers: Mapping[str, str] | Headers = ()) -> Response:
-    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+def no_content(status: int = 204, headers: Mapping[str, str] | Headers | None = None) -> Response:
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
     return Response(status, items, b"")

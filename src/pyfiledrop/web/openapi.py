@@ -50,7 +50,7 @@ def _document() -> dict[str, Any]:
             "owner": {"type": "string"},
         },
     }  # fmt: skip
-    security = [{"token": []}, {"bearer": []}, {"cookie": []}]
+    security: list[dict[str, list[str]]] = [{"token": []}, {"bearer": []}, {"cookie": []}]
     return {
         "openapi": "3.1.0",
         "info": {"title": "pyfiledrop", "version": __version__},

@@ -1,0 +1,108 @@
+"""``pyfiledrop upload``: a fast, resumable tus client for pyfiledrop (and any tus 1.0 server with the
+creation, creation-defer-length and concatenation extensions).
+
+* file bodies go out with ``sendfile`` (no copies through Python), one keep-alive connection per stream;
+* ``-j N`` sends N byte ranges in parallel as partial uploads joined by tus concatenation;
+* an interrupted upload resumes on rerun: the state is a small JSON file keyed by
+  server + path + size + mtime (``$PYFILEDROP_STATE``, default ``~/.cache/pyfiledrop/uploads.json``);
+* transient failures are retried with exponential backoff; the exit code is non-zero if any file failed;
+* ``-`` reads stdin (deferred length) and checks the server's sha256 against the bytes sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+__all__ = ["EXIT_FAILED", "UsageError", "add_arguments", "parse_rate", "run"]
+
+
+class UsageError(Exception):
+    """A bad flag value: the CLI prints it and exits 2."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("files", nargs="+", metavar="FILE", help="files to upload; - reads standard input")
+    add("--url", default=os.environ.get("PYFILEDROP_URL"),
+        help="the server, e.g. http://host:16273 [PYFILEDROP_URL]")  # fmt: skip
+    add("-j", "--jobs", type=int, default=1, help="parallel streams per file (tus concatenation; default 1)")
+    add("--retries", type=int, default=6, help="tries after a transient failure, with backoff (default 6)")
+    add("--timeout", type=float, default=60.0, help="seconds a connection may stall (default 60)")
+    add("--token", default=os.environ.get("PYFILEDROP_TOKEN"),
+        help="owner token (default: the one remembered for this server, else a new one) [PYFILEDROP_TOKEN]")  # fmt: skip
+    add("--name", help="file name to store standard input under (default stdin)")
+    add("--state", help="resume state file [PYFILEDROP_STATE] (default ~/.cache/pyfiledrop/uploads.json)")
+    add("--limit-rate", default="0", help="cap the speed, bytes/s with optional K/M/G suffix (default: none)")
+    add("--verify", action="store_true", help="also hash the file locally and compare with the server's sha256")
+    add("--json", action="store_true", help="print one JSON object per file instead of 'URL  SHA256  NAME'")
+    add("--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="show a progress bar with speed and ETA (default: when stderr is a terminal)")  # fmt: skip
+    add("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
+
+
+def parse_rate(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB](?:/s)?)?\s*", text)
+    if not match:
+        raise UsageError(f"--limit-rate {text!r} is not a rate such as 500K or 20M")
+    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
+    return int(float(match.group(1)) * scale)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Upload every file; print 'URL  SHA256  NAME' (or JSON) per success; 0 if all succeeded."""
+    from pyfiledrop.client.state import StateStore
+    from pyfiledrop.client.tus import Session
+    from pyfiledrop.client.upload import Cancelled, Options, UploadFailed, upload_file, upload_stream
+
+    if not args.url:
+        raise UsageError("--url is required (or set PYFILEDROP_URL), e.g. --url http://127.0.0.1:16273")
+    if args.jobs < 1 or args.jobs > 64:
+        raise UsageError("-j/--jobs must be between 1 and 64")
+    if args.retries < 0 or args.timeout <= 0:
+        raise UsageError("--retries must be >= 0 and --timeout > 0")
+    if args.files.count("-") > 1:
+        raise UsageError("standard input (-) can be given only once")
+    store = StateStore(Path(args.state).expanduser() if args.state else None)
+    try:
+        session = Session(args.url, None, args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    session.token = args.token or store.token(session.base_url)
+    show = (not args.quiet) and (args.progress if args.progress is not None else sys.stderr.isatty())
+    options = Options(url=args.url, jobs=args.jobs, retries=args.retries, timeout=args.timeout, progress=show,
+                      verify=args.verify, limit_rate=parse_rate(args.limit_rate), name=args.name,
+                      token=session.token, state=store, quiet=args.quiet)  # fmt: skip
+    cancel = threading.Event()
+    failed = 0
+    for path in args.files:
+        try:
+            if path == "-":
+                result = upload_stream(sys.stdin.buffer, options, session, cancel)
+            else:
+                result = upload_file(path, options, session, cancel)
+        except KeyboardInterrupt:
+            cancel.set()
+            print("pyfiledrop: interrupted; run the same command again to resume", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (UploadFailed, Cancelled, OSError) as exc:
+            failed += 1
+            print(f"pyfiledrop: {path}: upload failed: {exc}", file=sys.stderr, flush=True)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad file (or server answer) must not hide the others
+            failed += 1
+            print(f"pyfiledrop: {path}: upload failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(json.dumps(result.as_json()) if args.json else result.line(), flush=True)
+        if not args.quiet:
+            print(result.summary(), file=sys.stderr, flush=True)
+    return EXIT_FAILED if failed else EXIT_OK
