@@ -8,6 +8,7 @@ Precedence: command line > environment > config file > defaults. Every flag ``--
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -34,6 +35,10 @@ class Settings:
     admin_token: str | None = None  # None: a new one is made at each start and printed
     durability: str = "file"  # chunk: fsync every acknowledged chunk; file: fsync each finished file; none
     stale_after: int = 24 * 3600  # seconds an unfinished upload may sit without progress
+    expire_after: str | None = None  # finished uploads are deleted after this long ("7d", "12h", "90m", seconds)
+    quota: str | None = None  # all uploads together may use this much ("500G", "2TiB", bytes)
+    owner_quota: str | None = None  # one owner's uploads may use this much
+    min_free: str | None = None  # refuse uploads that would leave less disk free than this
     public_url: str | None = None  # base URL put in links, when behind a proxy
 
     @property
@@ -45,8 +50,53 @@ class Settings:
         return self.max_size * MIB
 
     @property
+    def expire_after_seconds(self) -> float | None:
+        return parse_duration("--expire-after", self.expire_after) if self.expire_after else None
+
+    @property
+    def quota_bytes(self) -> int | None:
+        return parse_size("--quota", self.quota) if self.quota else None
+
+    @property
+    def owner_quota_bytes(self) -> int | None:
+        return parse_size("--owner-quota", self.owner_quota) if self.owner_quota else None
+
+    @property
+    def min_free_bytes(self) -> int:
+        return parse_size("--min-free", self.min_free) if self.min_free else 0
+
+    @property
     def database(self) -> Path:
         return self.storage / ".pyfiledrop.sqlite3"
+
+
+_SIZES = {"quota": "--quota", "owner_quota": "--owner-quota", "min_free": "--min-free"}
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}  # fmt: skip
+_SECONDS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AMOUNT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(flag: str, value: object) -> int:
+    """'500G', '2TiB', '10 GB', '1048576' → bytes (K/M/G/T are powers of 1000, KiB/MiB/GiB/TiB of 1024)."""
+    match = _AMOUNT.fullmatch(str(value))
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ConfigError(f"{flag} must be a size like 500G, 10GiB or a number of bytes, not {value!r}")
+    size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if size <= 0:
+        raise ConfigError(f"{flag} must be more than 0 bytes, not {value!r}")
+    return size
+
+
+def parse_duration(flag: str, value: object) -> float:
+    """'7d', '12h', '90m', '45s', '3600' → seconds."""
+    match = _AMOUNT.fullmatch(str(value))
+    if match is None or match.group(2).lower() not in _SECONDS:
+        raise ConfigError(f"{flag} must be a duration like 7d, 12h, 90m or a number of seconds, not {value!r}")
+    seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
+    if seconds <= 0:
+        raise ConfigError(f"{flag} must be longer than 0 seconds, not {value!r}")
+    return seconds
 
 
 _POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after"}
@@ -102,6 +152,10 @@ def _convert(name: str, value: Any) -> Any:
         return number
     if name in ("storage", "chunks"):
         return Path(str(value)).expanduser()
+    if name == "expire_after":
+        parse_duration("--expire-after", value)  # checked now, used through the property
+    if name in _SIZES:
+        parse_size(_SIZES[name], value)
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ConfigError(f"{flag} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
     return str(value)

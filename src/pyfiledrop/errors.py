@@ -130,6 +130,18 @@ class StorageFull(PyfiledropError):
         super().__init__(f"{detail}; what was received is kept, resume once space is freed")
 
 
+class QuotaExceeded(PyfiledropError):
+    code = "ERR_QUOTA_EXCEEDED"
+
+    def __init__(self, which: str, limit: int, used: int, size: int) -> None:
+        left = max(limit - used, 0)
+        super().__init__(
+            f"quota reached: {size} more bytes do not fit in {which} of {limit} bytes "
+            f"({left} bytes left); delete something or ask the admin"
+        )
+        self.limit = limit
+
+
 class DownloadsDisabled(PyfiledropError):
     code = "ERR_DOWNLOADS_DISABLED"
 

@@ -98,11 +98,6 @@ def test_head_of_an_upload_deleted_through_the_api_returns_410(client: httpx.Cli
     assert request(client, "HEAD", path).status_code == 410
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/app.py App._tus answers 405 (with an Allow header that lists HEAD) for /files/<a>/<b>; "
-    "an encoded slash in an id should be a malformed id (400) or not found (404)",
-)
 @pytest.mark.parametrize("path", ["/files/..%2F..%2F.pyfiledrop.sqlite3", "/files/AAAAAAAAAAAAAAAAAAAAAAAA/x"])
 def test_head_of_a_path_below_an_upload_url_is_rejected_as_malformed_or_unknown(
     client: httpx.Client, path: str

@@ -172,3 +172,15 @@ def test_patch_after_a_refused_patch_resumes_from_the_same_offset(client: httpx.
     assert patch(client, path, 3, b"defghi").status_code == 413
     assert patch(client, path, 3, b"def").status_code == 204
     assert download(client, path) == b"abcdef"
+
+
+def test_patch_with_a_long_chunked_body_past_upload_length_records_nothing(client: httpx.Client, owner: str) -> None:
+    path = create(client, owner, 6 << 20)
+
+    def chunked() -> Iterator[bytes]:
+        yield b"x" * (5 << 20)
+        yield b"y" * (2 << 20)  # 7 MiB in all, one more than the upload's length
+
+    response = request(client, "PATCH", path, {"Content-Type": OCTET, "Upload-Offset": "0"}, chunked())
+    assert response.status_code in (400, 413)
+    assert head(client, path).headers["upload-offset"] == "0"

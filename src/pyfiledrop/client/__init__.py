@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--retries", type=int, default=6, help="tries after a transient failure, with backoff (default 6)")
     add("--timeout", type=float, default=60.0, help="seconds a connection may stall (default 60)")
     add("--token", default=os.environ.get("PYFILEDROP_TOKEN"),
-        help="owner token (default: the one remembered for this server, else a new one) [PYFILEDROP_TOKEN]")  # fmt: skip
+        help="owner token (default: the one remembered for this server, else new) [PYFILEDROP_TOKEN]")  # fmt: skip
     add("--name", help="file name to store standard input under (default stdin)")
     add("--state", help="resume state file [PYFILEDROP_STATE] (default ~/.cache/pyfiledrop/uploads.json)")
     add("--limit-rate", default="0", help="cap the speed, bytes/s with optional K/M/G suffix (default: none)")

@@ -5,11 +5,11 @@ passing through Python)."""
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import SplitResult
 
@@ -182,5 +182,6 @@ def _describe(exc: BaseException) -> str:
 
 def file_identity(path: str) -> tuple[str, int, int]:
     """(absolute path, size, mtime in ns): what the resume state is keyed by."""
-    st = os.stat(path)
-    return os.path.abspath(path), st.st_size, st.st_mtime_ns
+    absolute = Path(path).absolute()
+    st = absolute.stat()
+    return str(absolute), st.st_size, st.st_mtime_ns

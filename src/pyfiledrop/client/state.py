@@ -70,7 +70,7 @@ class StateStore:
         fd, temporary = tempfile.mkstemp(prefix=".uploads.", dir=self.path.parent)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(temporary, self.path)
+        Path(temporary).replace(self.path)
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._locked() as data:

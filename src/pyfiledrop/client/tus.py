@@ -15,7 +15,7 @@ from pyfiledrop.client.http import UNLIMITED, Connection, HttpError, RateLimiter
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
-TOKEN_HEADER = "X-Pyfiledrop-Token"
+TOKEN_HEADER = "X-Pyfiledrop-Token"  # noqa: S105 - a header name
 
 
 class UploadGone(HttpError):

@@ -4,8 +4,8 @@ length), resuming from the state file and retrying with backoff."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mimetypes
-import os
 import random
 import threading
 import time
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from pyfiledrop.client.http import HttpError, RateLimiter, TransportError, file_identity
@@ -22,7 +23,7 @@ from pyfiledrop.client.tus import OffsetConflict, Session, TusClient, UploadGone
 
 T = TypeVar("T")
 
-MIN_PART = 16 << 20  # a parallel stream gets at least this many bytes
+MIN_PART = 1 << 20  # a parallel stream gets at least this many bytes
 STDIN_CHUNK = 16 << 20  # bytes per PATCH from stdin (held in memory until acknowledged)
 _BACKOFF_CAP = 30.0
 _COMPLETE_WAIT = 120.0  # seconds to wait for the server to finish an upload whose last answer was lost
@@ -106,9 +107,11 @@ class _Stats:
 class Retrier:
     """Call again on transient failures, with exponential backoff and jitter; ``reset`` after progress."""
 
-    def __init__(self, options: Options, note: Callable[[str], None], cancel: threading.Event | None = None) -> None:
+    def __init__(self, options: Options, note: Callable[[str], None], cancel: threading.Event | None = None,
+                 label: str = "") -> None:  # fmt: skip
         self.options = options
         self.note = note
+        self.label = label
         self.cancel = cancel or threading.Event()
         self.failures = 0
 
@@ -125,7 +128,8 @@ class Retrier:
         delay = min(self.options.backoff * 2 ** (self.failures - 1), _BACKOFF_CAP)
         delay *= 0.75 + random.random() / 2  # noqa: S311 - jitter, not cryptography
         if not isinstance(exc, OffsetConflict):
-            self.note(f"{what}: {exc}; retry {self.failures}/{self.options.retries} in {delay:.1f} s")
+            prefix = f"{self.label}: " if self.label else ""
+            self.note(f"{prefix}{what}: {exc}; retry {self.failures}/{self.options.retries} in {delay:.1f} s")
         if self.cancel.wait(delay):
             raise Cancelled()
 
@@ -150,15 +154,15 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
     try:
         abspath, size, mtime_ns = file_identity(path)
     except OSError as exc:
-        raise UploadFailed(f"{path}: {exc.strerror}") from exc
-    if not os.path.isfile(abspath):
-        raise UploadFailed(f"{path}: not a regular file")
-    name = os.path.basename(abspath)
+        raise UploadFailed(str(exc.strerror)) from exc
+    if not Path(abspath).is_file():
+        raise UploadFailed("not a regular file")
+    name = Path(abspath).name
     key = entry_key(session.base_url, abspath, size, mtime_ns)
     started = time.monotonic()
     client = session.client()
     progress = Progress(name, size, enabled=options.progress)
-    retrier = Retrier(options, progress.note, cancel)
+    retrier = Retrier(options, progress.note, cancel, name)
     local_hash = _LocalHash(abspath) if options.verify else None
     try:
         entry = options.state.get(key)
@@ -183,7 +187,7 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
         info = _wait_complete(client, retrier, final_url, size)
         local = local_hash.result() if local_hash is not None else None
         if local is not None and local != info["sha256"]:
-            raise UploadFailed(f"{name}: the server's sha256 {info['sha256']} is not the file's {local}")
+            raise UploadFailed(f"the server's sha256 {info['sha256']} is not the file's {local}")
         options.state.remove(key)
         return Result(name, size, final_url, str(info["download_url"]), str(info["sha256"]), stats.sent,
                       resumed_from, time.monotonic() - started, max(len(parts), 1), local)  # fmt: skip
@@ -202,13 +206,13 @@ def _create(client: TusClient, retrier: Retrier, name: str, size: int, options: 
     streams = max(1, min(options.jobs, size // MIN_PART))
     metadata = _metadata(name)
     if streams == 1:
-        url = retrier.call(f"{name}: create", lambda: client.create(size, metadata))
+        url = retrier.call("create", lambda: client.create(size, metadata))
         parts = [_Part(url, 0, size)]
     else:
         bounds = [size * i // streams for i in range(streams + 1)]
         parts = []
-        for start, end in zip(bounds, bounds[1:], strict=False):
-            url = retrier.call(f"{name}: create", partial(client.create, end - start, metadata, concat="partial"))
+        for start, end in itertools.pairwise(bounds):
+            url = retrier.call("create", partial(client.create, end - start, metadata, concat="partial"))
             parts.append(_Part(url, start, end - start))
     _remember_token(options, client)
     options.state.put(key, {"parts": [[p.url, p.start, p.length] for p in parts], "token": client.session.token})
@@ -282,9 +286,8 @@ def _send_parts(path: str, parts: list[_Part], session: Session, options: Option
 def _send_part(path: str, part: _Part, session: Session, options: Options, progress: Progress, stats: _Stats,
                limiter: RateLimiter, cancel: threading.Event) -> None:  # fmt: skip
     client = session.client()
-    retrier = Retrier(options, progress.note, cancel)
+    retrier = Retrier(options, progress.note, cancel, Path(path).name)
     shown = part.offset  # what the progress bar counts for this part
-    label = os.path.basename(path)
 
     def on_sent(count: int) -> None:
         nonlocal shown
@@ -295,7 +298,7 @@ def _send_part(path: str, part: _Part, session: Session, options: Options, progr
         progress.update(count)
 
     try:
-        with open(path, "rb") as file:
+        with Path(path).open("rb") as file:
             ask = False
             while part.offset < part.length:
                 try:
@@ -308,7 +311,8 @@ def _send_part(path: str, part: _Part, session: Session, options: Options, progr
                         shown = part.offset
                         continue
                     count = part.length - part.offset
-                    new = client.patch_file(part.url, file, part.start + part.offset, part.offset, count, on_sent, limiter)
+                    position = part.start + part.offset
+                    new = client.patch_file(part.url, file, position, part.offset, count, on_sent, limiter)
                     if new <= part.offset:
                         raise TransportError(f"the server did not advance past {part.offset}")
                     part.offset = new
@@ -317,7 +321,7 @@ def _send_part(path: str, part: _Part, session: Session, options: Options, progr
                     retrier.reset()
                 except (TransportError, HttpError) as exc:
                     ask = True
-                    retrier.failed(label, exc)
+                    retrier.failed("send", exc)
     finally:
         client.close()
 
@@ -326,7 +330,7 @@ def _concatenate(client: TusClient, retrier: Retrier, parts: list[_Part], name: 
                  key: str) -> str:  # fmt: skip
     concat = "final;" + " ".join(p.url for p in parts)
     timeout = max(options.timeout, 60.0 + size / (50 << 20))  # the server joins and hashes before it answers
-    url = retrier.call(f"{name}: concatenate", lambda: client.create(None, _metadata(name), concat=concat,
+    url = retrier.call("concatenate", lambda: client.create(None, _metadata(name), concat=concat,
                                                                      timeout=timeout))  # fmt: skip
     options.state.update(key, lambda entry: entry.__setitem__("final", url))
     return url
@@ -353,7 +357,7 @@ class _LocalHash:
 
     def _hash(self, path: str) -> str:
         hasher = hashlib.sha256()
-        with open(path, "rb", buffering=0) as file:
+        with Path(path).open("rb", buffering=0) as file:
             buffer = bytearray(4 << 20)
             view = memoryview(buffer)
             while not self._stop.is_set():
@@ -380,7 +384,7 @@ def upload_stream(stream: BinaryIO, options: Options, session: Session, cancel: 
     started = time.monotonic()
     client = session.client()
     progress = Progress(name, None, enabled=options.progress)
-    retrier = Retrier(options, progress.note, cancel)
+    retrier = Retrier(options, progress.note, cancel, name)
     hasher = hashlib.sha256()
     hashing = ThreadPoolExecutor(1, thread_name_prefix="sha256")
     stats = _Stats()
@@ -388,7 +392,7 @@ def upload_stream(stream: BinaryIO, options: Options, session: Session, cancel: 
         block = _read_block(stream)
         following = _read_block(stream) if len(block) == STDIN_CHUNK else b""
         known = None if following else len(block)
-        url = retrier.call(f"{name}: create", lambda: client.create(known, _metadata(name)))
+        url = retrier.call("create", lambda: client.create(known, _metadata(name)))
         _remember_token(options, client)
         offset = 0
         pending: Future[None] | None = None
@@ -406,7 +410,7 @@ def upload_stream(stream: BinaryIO, options: Options, session: Session, cancel: 
         info = _wait_complete(client, retrier, url, offset)
         local = hasher.hexdigest()
         if info["sha256"] != local:
-            raise UploadFailed(f"{name}: the server's sha256 {info['sha256']} is not that of the bytes sent ({local})")
+            raise UploadFailed(f"the server's sha256 {info['sha256']} is not that of the bytes sent ({local})")
         return Result(name, offset, url, str(info["download_url"]), local, stats.sent, 0,
                       time.monotonic() - started, 1, local)  # fmt: skip
     finally:
@@ -444,7 +448,7 @@ def _send_block(client: TusClient, retrier: Retrier, url: str, block: bytes, sta
             position = new
             retrier.reset()
         except (TransportError, HttpError) as exc:
-            retrier.failed(client.session.base_url, exc)
+            retrier.failed("send", exc)
             got = retrier.call("status", lambda: client.head(url))
             if got.offset < start:
                 raise UploadFailed(f"the server lost bytes before {start} that stdin cannot send again") from exc

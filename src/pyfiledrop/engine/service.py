@@ -17,14 +17,16 @@ from pyfiledrop.engine.checksum import Hasher, new_hasher
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
 from pyfiledrop.engine.ids import UploadId, new_upload_id
 from pyfiledrop.engine.leases import Leases
-from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.names import display_name
 from pyfiledrop.errors import (
     BadRequest,
     ChecksumMismatch,
     ClientDisconnected,
+    Forbidden,
     OffsetMismatch,
     PyfiledropError,
+    QuotaExceeded,
     StorageFull,
     TooLarge,
     UploadConflict,
@@ -39,7 +41,10 @@ log = logging.getLogger("pyfiledrop.engine")
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_upload_bytes: int
-    min_free_bytes: int = 0
+    min_free_bytes: int = 0  # --min-free: keep this much disk free
+    quota_bytes: int | None = None  # --quota: all uploads together
+    owner_quota_bytes: int | None = None  # --owner-quota: one owner's uploads
+    expire_after: float | None = None  # --expire-after: seconds a finished upload is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,8 @@ class UploadService:
         if request.alias is not None:
             with contextlib.suppress(PyfiledropError):
                 return await self.meta.get_by_alias(request.alias)
+        if request.concat is not ConcatKind.FINAL:  # a final upload's bytes were counted in its parts
+            await self._check_quota(request.owner, request.size or 0)
         now = time.time()
         upload = Upload(
             id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=request.size,
@@ -110,24 +117,59 @@ class UploadService:
         if free is not None and size > free - self.limits.min_free_bytes:
             raise StorageFull(f"{size} bytes do not fit: {max(free - self.limits.min_free_bytes, 0)} bytes are free")
 
+    async def _check_quota(self, owner: str, size: int) -> None:
+        limits = self.limits
+        if limits.quota_bytes is None and limits.owner_quota_bytes is None:
+            return
+        usage = await self.meta.usage(owner)
+        if limits.quota_bytes is not None and usage.total + size > limits.quota_bytes:
+            raise QuotaExceeded("the server's quota", limits.quota_bytes, usage.total, size)
+        if limits.owner_quota_bytes is not None and usage.owner + size > limits.owner_quota_bytes:
+            raise QuotaExceeded("your quota", limits.owner_quota_bytes, usage.owner, size)
+
     async def concatenate(self, request: NewUpload, part_ids: Sequence[UploadId]) -> Upload:
         """tus concatenation: a final upload made of finished partial uploads, in order."""
+        if len(set(part_ids)) != len(part_ids):
+            raise BadRequest("Upload-Concat names the same partial upload twice")
         parts = [await self.meta.get(part_id) for part_id in part_ids]
         for part in parts:
             if part.concat is not ConcatKind.PARTIAL:
                 raise BadRequest(f"upload {part.id} is not a partial upload")
             if part.owner != request.owner and part.owner:
                 raise BadRequest(f"upload {part.id} belongs to someone else")
+            if part.state is UploadState.TERMINATED:
+                raise BadRequest(f"partial upload {part.id} has been deleted or already used")
             if not part.is_complete or part.size is None:
                 raise BadRequest(f"partial upload {part.id} is not finished")
-        size = sum(part.size or 0 for part in parts)
-        final = await self.create(replace(request, size=size, concat=ConcatKind.FINAL, parts=tuple(part_ids)))
-        await self.storage.concat(final.id, [(part.id, part.size or 0) for part in parts])
-        final = await self.meta.record_range(final.id, 0, size)
-        final = await self._complete(final)
-        for part in parts:
+        claimed = await self._claim_parts(parts)
+        try:
+            size = sum(part.size or 0 for part in claimed)
+            final = await self.create(replace(request, size=size, concat=ConcatKind.FINAL, parts=tuple(part_ids)))
+            await self.storage.concat(final.id, [(part.id, part.size or 0) for part in claimed])
+            final = await self.meta.record_range(final.id, 0, size)
+            final = await self._complete(final)
+        except BaseException:
+            for part in claimed:  # give the parts back: the client may try again
+                await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
+            raise
+        for part in claimed:
+            await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
             await self._drop(part)
         return final
+
+    async def _claim_parts(self, parts: Sequence[Upload]) -> list[Upload]:
+        """Take the parts atomically (COMPLETE → COMPLETING), so two final requests cannot both use them."""
+        claimed: list[Upload] = []
+        try:
+            for part in parts:
+                claimed.append(
+                    await self.meta.transition(part.id, UploadState.COMPLETING, expect=UploadState.COMPLETE)
+                )
+        except UploadConflict:
+            for part in claimed:
+                await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
+            raise UploadConflict("these partial uploads are being concatenated by another request") from None
+        return claimed
 
     # -- writing ------------------------------------------------------------------------------------------------
 
@@ -185,6 +227,8 @@ class UploadService:
         return record
 
     def _check_writable(self, upload: Upload, chunk: Chunk) -> None:
+        if upload.concat is ConcatKind.FINAL:
+            raise Forbidden("a final concatenated upload cannot be written to")
         if upload.state is UploadState.TERMINATED:
             raise UploadGone(upload.id)
         if chunk.offset < 0:
@@ -193,8 +237,6 @@ class UploadService:
             raise TooLarge(upload.size, chunk.offset + (chunk.length or 0))
         if chunk.exact_offset and chunk.offset != upload.offset:
             raise OffsetMismatch(upload.offset, chunk.offset)
-        if upload.concat is ConcatKind.FINAL:
-            raise UploadConflict("a final concatenated upload cannot be written to")
 
     def _bytes_to_keep(self, written: int, chunk: Chunk, checksum: Hasher | None, failure: BaseException | None) -> int:
         if chunk.checksum is not None and checksum is not None:
@@ -206,8 +248,8 @@ class UploadService:
             if failure is None:
                 raise BadRequest(f"the body had {written} bytes, not the {chunk.length} announced")
             return 0
-        if chunk.all_or_nothing and failure is not None:
-            return 0
+        if isinstance(failure, BadRequest | TooLarge) or (chunk.all_or_nothing and failure is not None):
+            return 0  # a refused body changes nothing; a cut-off one keeps what arrived
         return written
 
     async def _after_write(self, upload: Upload) -> Upload:
@@ -249,13 +291,26 @@ class UploadService:
     async def _finish(self, upload: Upload) -> Upload:
         size = upload.size or 0
         if upload.concat is ConcatKind.PARTIAL:
-            return await self.meta.complete(upload.id, "", None)
+            return await self.meta.complete(upload.id, "", None, None)
         sha256 = await self._hashes.digest(upload.id, size)
-        blob = await self.storage.finalize(upload.id, upload.filename, size)
         self._hashes.forget(upload.id)
-        done = await self.meta.complete(upload.id, sha256, blob.key)
-        log.info("complete: %s %r %d bytes sha256=%s", done.id, done.filename, size, sha256)
+        expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
+        same = await self._existing_blob(sha256, size)
+        if same is not None:  # deduplicated: one more reference, the new copy goes
+            done = await self.meta.complete(upload.id, sha256, same, expires_at)
+            await self.storage.discard(upload.id)
+        else:
+            blob = await self.storage.finalize(upload.id, upload.filename, size)
+            done = await self.meta.complete(upload.id, sha256, blob, expires_at)
+        log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
+                 " (deduplicated)" if same else "")  # fmt: skip
         return done
+
+    async def _existing_blob(self, sha256: str, size: int) -> BlobRef | None:
+        for blob in await self.meta.find_blobs(sha256):
+            if blob.size == size and await self.storage.exists(blob):
+                return blob
+        return None
 
     async def wait_complete(self, upload: Upload) -> Upload:
         """For a request that arrives while another finishes the upload: answer with the result."""
@@ -264,13 +319,10 @@ class UploadService:
             return await asyncio.shield(future)
         return upload
 
-    async def recover(self) -> int:
-        """After a crash: finish uploads that had all their bytes but were cut off while completing."""
-        stuck = await self.meta.in_state(UploadState.COMPLETING)
-        for upload in stuck:
-            upload = await self.meta.transition(upload.id, UploadState.RECEIVING, expect=UploadState.COMPLETING)
-            await self._complete(upload)
-        return len(stuck)
+    async def resume_completion(self, upload: Upload) -> Upload:
+        """After a crash: finish an upload that had all its bytes but was cut off while completing."""
+        upload = await self.meta.transition(upload.id, UploadState.RECEIVING, expect=UploadState.COMPLETING)
+        return await self._complete(upload)
 
     # -- reading and removal ------------------------------------------------------------------------------------
 
@@ -285,11 +337,18 @@ class UploadService:
         await self._drop(upload)
 
     async def _drop(self, upload: Upload) -> None:
+        """The record first, then the bytes: a crash in between leaves an orphan file, found at start-up."""
         self._hashes.forget(upload.id)
+        last_reference = await self.meta.terminate(upload.id)
         await self.storage.discard(upload.id)
-        if upload.blob is not None:
-            await self.storage.delete_blob(upload.blob)
-        await self.meta.transition(upload.id, UploadState.TERMINATED, expect=upload.state)
+        if last_reference is not None:
+            await self.storage.delete_blob(last_reference)
+
+    async def set_expiry(self, upload_id: UploadId, expires_at: float | None) -> Upload:
+        upload = await self.status(upload_id)
+        if upload.state is not UploadState.COMPLETE:
+            raise UploadConflict("only a finished upload can be given an expiry")
+        return await self.meta.update_fields(upload_id, expires_at=expires_at)
 
 
 class _Counter:

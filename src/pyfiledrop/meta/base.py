@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import Upload, UploadState
+from pyfiledrop.engine.model import BlobRef, Upload, UploadState
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    total: int  # unique stored bytes plus the declared sizes of unfinished uploads
+    owner: int  # declared sizes of one owner's uploads (a deduplicated file still counts for each owner)
 
 
 class MetadataStore(Protocol):
@@ -41,8 +48,26 @@ class MetadataStore(Protocol):
         """Move from ``expect`` to ``to``; raises ``UploadConflict`` if the state is not ``expect``."""
         ...
 
-    async def complete(self, upload_id: UploadId, sha256: str, blob_key: str | None) -> Upload:
-        """Record a verified, finished upload (COMPLETING → COMPLETE)."""
+    async def complete(
+        self, upload_id: UploadId, sha256: str, blob: BlobRef | None, expires_at: float | None
+    ) -> Upload:
+        """Record a verified, finished upload (COMPLETING → COMPLETE) and one more reference to its blob."""
+        ...
+
+    async def terminate(self, upload_id: UploadId) -> BlobRef | None:
+        """Mark the upload deleted and drop its blob reference; returns the blob if that was the last one."""
+        ...
+
+    async def find_blobs(self, sha256: str) -> Sequence[BlobRef]:
+        """Stored blobs with this content, for deduplication."""
+        ...
+
+    async def blobs(self) -> Sequence[tuple[BlobRef, str, int]]:
+        """Every blob with its sha256 and reference count."""
+        ...
+
+    async def usage(self, owner: str | None) -> Usage:
+        """Bytes stored or reserved by unfinished uploads, in all and for one owner."""
         ...
 
     async def update_fields(self, upload_id: UploadId, *, expires_at: float | None) -> Upload:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.ranges import RangeSet
 from pyfiledrop.errors import UploadConflict, UploadNotFound
+from pyfiledrop.meta.base import Usage
 
 T = TypeVar("T")
 
@@ -41,6 +42,19 @@ _SCHEMA = [
     );
     CREATE INDEX uploads_owner ON uploads (owner, created_at);
     CREATE INDEX uploads_state ON uploads (state, updated_at);
+    """,
+    # Deduplication: one file per content, counted references, so a blob lives until its last record goes.
+    """
+    CREATE TABLE blobs (
+        key TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        refs INTEGER NOT NULL
+    );
+    CREATE INDEX blobs_sha256 ON blobs (sha256);
+    INSERT INTO blobs (key, sha256, size, refs)
+        SELECT blob_key, MAX(sha256), MAX(size), COUNT(*) FROM uploads
+        WHERE state = 'complete' AND blob_key IS NOT NULL GROUP BY blob_key;
     """,
 ]
 
@@ -155,20 +169,82 @@ class SQLiteMetadataStore:
 
         return await self._run(_transition)
 
-    async def complete(self, upload_id: UploadId, sha256: str, blob_key: str | None) -> Upload:
+    async def complete(
+        self, upload_id: UploadId, sha256: str, blob: BlobRef | None, expires_at: float | None
+    ) -> Upload:
         def _complete(db: sqlite3.Connection) -> Upload:
             with _transaction(db):
                 upload = _fetch(db, upload_id)
                 if upload.state is not UploadState.COMPLETING:
                     raise UploadConflict(f"upload {upload_id} is {upload.state}, not completing")
+                if blob is not None:
+                    db.execute(
+                        "INSERT INTO blobs (key, sha256, size, refs) VALUES (?, ?, ?, 1) "
+                        "ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
+                        (blob.key, sha256, blob.size),
+                    )
                 now = time.time()
+                key = blob.key if blob is not None else None
                 db.execute(
-                    "UPDATE uploads SET state = ?, sha256 = ?, blob_key = ?, updated_at = ? WHERE id = ?",
-                    (UploadState.COMPLETE.value, sha256, blob_key, now, upload_id),
+                    "UPDATE uploads SET state = ?, sha256 = ?, blob_key = ?, updated_at = ?, expires_at = ? "
+                    "WHERE id = ?",
+                    (UploadState.COMPLETE.value, sha256, key, now, expires_at, upload_id),
                 )
-                return upload.evolve(state=UploadState.COMPLETE, sha256=sha256, blob_key=blob_key, updated_at=now)
+                return upload.evolve(
+                    state=UploadState.COMPLETE, sha256=sha256, blob_key=key, updated_at=now, expires_at=expires_at
+                )
 
         return await self._run(_complete)
+
+    async def terminate(self, upload_id: UploadId) -> BlobRef | None:
+        def _terminate(db: sqlite3.Connection) -> BlobRef | None:
+            with _transaction(db):
+                upload = _fetch(db, upload_id)
+                if upload.state is UploadState.TERMINATED:
+                    return None
+                db.execute(
+                    "UPDATE uploads SET state = 'terminated', updated_at = ? WHERE id = ?", (time.time(), upload_id)
+                )
+                if upload.blob_key is None:
+                    return None
+                row = db.execute("SELECT size, refs FROM blobs WHERE key = ?", (upload.blob_key,)).fetchone()
+                if row is None or row[1] > 1:
+                    db.execute("UPDATE blobs SET refs = refs - 1 WHERE key = ?", (upload.blob_key,))
+                    return None
+                db.execute("DELETE FROM blobs WHERE key = ?", (upload.blob_key,))
+                return BlobRef(upload.blob_key, row[0])  # the last reference: the caller deletes the file
+
+        return await self._run(_terminate)
+
+    async def find_blobs(self, sha256: str) -> Sequence[BlobRef]:
+        def _find(db: sqlite3.Connection) -> list[BlobRef]:
+            rows = db.execute("SELECT key, size FROM blobs WHERE sha256 = ? AND refs > 0", (sha256,))
+            return [BlobRef(key, size) for key, size in rows]
+
+        return await self._run(_find)
+
+    async def blobs(self) -> Sequence[tuple[BlobRef, str, int]]:
+        def _all(db: sqlite3.Connection) -> list[tuple[BlobRef, str, int]]:
+            rows = db.execute("SELECT key, size, sha256, refs FROM blobs ORDER BY key")
+            return [(BlobRef(key, size), sha256, refs) for key, size, sha256, refs in rows]
+
+        return await self._run(_all)
+
+    async def usage(self, owner: str | None) -> Usage:
+        def _usage(db: sqlite3.Connection) -> Usage:
+            (stored,) = db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()
+            (reserved,) = db.execute(
+                "SELECT COALESCE(SUM(COALESCE(size, 0)), 0) FROM uploads WHERE state IN ('receiving', 'completing')"
+            ).fetchone()
+            owned = 0
+            if owner is not None:
+                (owned,) = db.execute(
+                    "SELECT COALESCE(SUM(COALESCE(size, 0)), 0) FROM uploads WHERE owner = ? AND state != 'terminated'",
+                    (owner,),
+                ).fetchone()
+            return Usage(total=stored + reserved, owner=owned)
+
+        return await self._run(_usage)
 
     async def update_fields(self, upload_id: UploadId, *, expires_at: float | None) -> Upload:
         def _update(db: sqlite3.Connection) -> Upload:

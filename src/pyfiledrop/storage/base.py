@@ -76,12 +76,23 @@ class Storage(Protocol):
     async def delete_blob(self, blob: BlobRef) -> None:
         """Remove a finished blob; no error if it is already gone."""
 
+    async def delete_blob_key(self, key: str) -> None:
+        """Remove a blob known only by its key (an orphan); no error if it is already gone."""
+
     async def exists(self, blob: BlobRef) -> bool:
         """Whether a finished blob is present with its full size."""
         ...
 
     def free_bytes(self) -> int | None:
         """Space left for new uploads, or None if the backend cannot tell."""
+        ...
+
+    async def partial_ids(self) -> Sequence[UploadId]:
+        """Uploads that have unfinished bytes here, for reconciling after a crash."""
+        ...
+
+    async def blob_keys(self) -> Sequence[str]:
+        """Keys of the finished blobs this backend holds, for finding orphans after a crash."""
         ...
 
     def usage(self) -> dict[str, int]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.ids import UploadId, is_upload_id
 from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.errors import StorageFull
@@ -22,6 +23,7 @@ from pyfiledrop.storage.base import BatchObserver, Capability, ProgressCallback
 _BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
 _BATCH_PIECES = 512  # below IOV_MAX (1024)
 _READ_BLOCK = 1 << 20
+_BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
 
 
@@ -124,11 +126,22 @@ class LocalStorage:
     async def delete_blob(self, blob: BlobRef) -> None:
         self._blob_path(blob).unlink(missing_ok=True)
 
+    async def delete_blob_key(self, key: str) -> None:
+        if _BLOB_NAME.fullmatch(key):
+            (self.storage_dir / key).unlink(missing_ok=True)
+
     async def exists(self, blob: BlobRef) -> bool:
         try:
             return self._blob_path(blob).stat().st_size == blob.size
         except FileNotFoundError:
             return False
+
+    async def partial_ids(self) -> Sequence[UploadId]:
+        return [UploadId(p.name.removesuffix(".part")) for p in self.chunks_dir.glob("*.part") if is_upload_id(p.stem)]
+
+    async def blob_keys(self) -> Sequence[str]:
+        # Only names this backend makes (`<24-character id>_<name>`): other files in the folder are not ours.
+        return [p.name for p in self.storage_dir.iterdir() if _BLOB_NAME.fullmatch(p.name) and p.is_file()]
 
     def free_bytes(self) -> int | None:
         return shutil.disk_usage(self.chunks_dir).free

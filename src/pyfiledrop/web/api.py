@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pyfiledrop import __version__
 from pyfiledrop.engine.ids import parse_upload_id
 from pyfiledrop.engine.model import Upload, UploadState
-from pyfiledrop.errors import Forbidden
+from pyfiledrop.errors import BadRequest, Forbidden
 from pyfiledrop.web.auth import Identity, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
@@ -105,3 +106,46 @@ async def admin_stats(ctx: Context, request: Request) -> Response:
             **usage,
         }
     )
+
+
+async def update_upload(ctx: Context, request: Request, raw_id: str) -> Response:
+    """Set or extend a finished upload's expiry: {"expires_in": seconds | null} or {"expires_at": epoch | null}."""
+    upload = await ctx.service.status(parse_upload_id(raw_id))
+    identity = ctx.auth.identify(request)
+    identity.check_manage(upload.owner)
+    body = await request.json()
+    if not isinstance(body, dict) or not ({"expires_in", "expires_at"} & body.keys()):
+        raise BadRequest('send {"expires_in": seconds} or {"expires_at": unix time}; null means never')
+    expires_at = _requested_expiry(body)
+    limit = ctx.settings.expire_after_seconds
+    if not identity.admin and limit is not None and (expires_at is None or expires_at > time.time() + limit):
+        raise Forbidden(f"uploads on this server expire within {limit:g} s; only the admin may keep one longer")
+    updated = await ctx.service.set_expiry(upload.id, expires_at)
+    return json_response(upload_json(ctx, request, updated, identity))
+
+
+def _requested_expiry(body: dict[str, Any]) -> float | None:
+    if "expires_in" in body:
+        value = body["expires_in"]
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise BadRequest("expires_in must be a positive number of seconds or null")
+        return time.time() + float(value)
+    value = body["expires_at"]
+    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= time.time()):
+        raise BadRequest("expires_at must be a unix time in the future or null")
+    return None if value is None else float(value)
+
+
+async def admin_verify(ctx: Context, request: Request) -> Response:
+    """Re-hash every stored file and report those that changed or vanished on disk."""
+    if not ctx.auth.identify(request).admin:
+        raise Forbidden("this needs the admin token")
+    checks = await ctx.lifecycle.verify()
+    bad = [
+        {"key": c.key, "expected_sha256": c.expected_sha256, "actual_sha256": c.actual_sha256, "uploads": c.references}
+        for c in checks
+        if not c.ok
+    ]
+    return json_response({"checked": len(checks), "ok": len(checks) - len(bad), "problems": bad})

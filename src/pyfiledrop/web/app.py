@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from pyfiledrop import config
 from pyfiledrop.config import Settings
+from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import Limits, UploadService
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
@@ -91,13 +91,15 @@ class App:
         )
         meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "chunk" else "NORMAL")
         await meta.open()
-        service = UploadService(storage, meta, Limits(s.max_size_bytes))
+        limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
+        service = UploadService(storage, meta, limits)
+        lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
         auth = Authenticator(load_secret(s.storage / ".pyfiledrop.secret"), admin_token or _unusable_token())
-        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities))
-        recovered = await service.recover()
-        if recovered:
-            log.info("finished %d upload(s) interrupted while completing", recovered)
+        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle)
+        report = await lifecycle.on_startup()
+        if report.completed or report.partial_orphans or report.blob_orphans:
+            log.info("recovered after a crash: %s", report)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def shutdown(self) -> None:
@@ -117,12 +119,9 @@ class App:
                 log.exception("sweep failed")
 
     async def sweep(self) -> None:
-        """Drop unfinished uploads without progress for --stale-after seconds."""
+        """Drop stale unfinished uploads (--stale-after) and expired finished ones (--expire-after)."""
         assert self.ctx is not None
-        service = self.ctx.service
-        for upload in await service.meta.stale(time.time() - self.settings.stale_after):
-            log.info("dropping stale upload %s (%r)", upload.id, upload.filename)
-            await service.terminate(upload.id)
+        await self.ctx.lifecycle.sweep()
 
     # -- requests -----------------------------------------------------------------------------------------------
 
@@ -181,6 +180,8 @@ class App:
                 return await tus.patch(ctx, request, key)
             case "DELETE", ["files", key]:
                 return await tus.delete(ctx, request, key)
+            case _, ["files", _, *_]:
+                return text_response("not found: an upload URL has no sub-paths\n", 404)
         return text_response("method not allowed\n", 405, [("allow", "OPTIONS, POST, HEAD, PATCH, DELETE, GET")])
 
     async def _api(self, ctx: Context, request: Request, method: str, rest: list[str]) -> Response:
@@ -195,6 +196,10 @@ class App:
                 return await api.get_upload(ctx, request, key)
             case "DELETE", ["uploads", key]:
                 return await api.delete_upload(ctx, request, key)
+            case "PATCH", ["uploads", key]:
+                return await api.update_upload(ctx, request, key)
+            case "POST", ["admin", "verify"]:
+                return await api.admin_verify(ctx, request)
             case "GET", ["admin", "stats"]:
                 return await api.admin_stats(ctx, request)
             case "GET", ["openapi.json"]:

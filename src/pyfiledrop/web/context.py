@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import UploadService
 from pyfiledrop.web.auth import Authenticator
 from pyfiledrop.web.http import Request
@@ -17,6 +18,7 @@ class Context:
     service: UploadService
     auth: Authenticator
     tus_extensions: tuple[str, ...]
+    lifecycle: Lifecycle
 
     @property
     def idle_timeout(self) -> float:

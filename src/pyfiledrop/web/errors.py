@@ -30,6 +30,7 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.ChecksumMismatch: 460,  # tus checksum extension
     e.ClientDisconnected: 499,  # nobody reads it; logged like nginx does
     e.StorageFull: 507,
+    e.QuotaExceeded: 507,
 }
 
 

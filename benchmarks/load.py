@@ -1,0 +1,113 @@
+"""Many small uploads at once: N files of SIZE bytes from C client threads (HTTP PUT, keep-alive), while one
+more thread asks for the status of an upload every few ms and times the answers.
+
+    python load.py URL --files 200 --clients 50 --size 1048576 [--status-path /files/ID] [--tus]
+
+Prints JSON: files, seconds, files_per_s, errors, status_p50_ms, status_p99_ms, status_n, shas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import threading
+import time
+from urllib.parse import urlsplit
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--size", type=int, default=1 << 20)
+    parser.add_argument("--status-path", default="")
+    parser.add_argument("--status-header", action="append", default=[])
+    parser.add_argument("--token", default="")
+    args = parser.parse_args()
+    target = urlsplit(args.url)
+    data = os.urandom(args.size)
+    digest = hashlib.sha256(data).hexdigest()
+    lock = threading.Lock()
+    next_index = [0]
+    errors: list[str] = []
+    done = [0]
+    stop = threading.Event()
+    latencies: list[float] = []
+
+    def take() -> int | None:
+        with lock:
+            if next_index[0] >= args.files:
+                return None
+            next_index[0] += 1
+            return next_index[0] - 1
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+        try:
+            while (index := take()) is not None:
+                headers = {"Content-Type": "application/octet-stream"}
+                if args.token:
+                    headers["X-Pyfiledrop-Token"] = args.token
+                try:
+                    conn.request("PUT", f"/load-{index:04d}.bin", body=data, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    if response.status not in (200, 201):
+                        errors.append(f"{index}: HTTP {response.status}")
+                    else:
+                        with lock:
+                            done[0] += 1
+                except (OSError, http.client.HTTPException) as exc:
+                    errors.append(f"{index}: {exc}")
+                    conn.close()
+                    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=120)
+        finally:
+            conn.close()
+
+    def status() -> None:
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+        headers = dict(h.split(":", 1) for h in args.status_header)
+        for _ in range(100_000):
+            if stop.is_set():
+                break
+            started = time.perf_counter()
+            try:
+                conn.request("HEAD" if "/files/" in args.status_path else "GET", args.status_path, headers=headers)
+                conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                continue
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.005)
+        conn.close()
+
+    watcher = threading.Thread(target=status, daemon=True) if args.status_path else None
+    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    started = time.perf_counter()
+    if watcher:
+        watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    seconds = time.perf_counter() - started
+    stop.set()
+    if watcher:
+        watcher.join(10)
+    latencies.sort()
+
+    def pct(p: float) -> float | None:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else None
+
+    print(json.dumps({"files": done[0], "seconds": seconds, "files_per_s": done[0] / seconds, "errors": errors[:5],
+                      "error_count": len(errors), "status_p50_ms": pct(0.5), "status_p99_ms": pct(0.99),
+                      "status_n": len(latencies), "sha256": digest}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

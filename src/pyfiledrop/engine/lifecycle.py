@@ -1,0 +1,78 @@
+"""What happens to uploads over time: crash recovery, orphan clean-up, expiry, stale uploads, verification."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+from pyfiledrop.engine.model import UploadState
+from pyfiledrop.engine.service import UploadService
+
+log = logging.getLogger("pyfiledrop.lifecycle")
+
+
+@dataclass(frozen=True, slots=True)
+class StartupReport:
+    completed: int  # uploads finished that a crash had cut off while completing
+    partial_orphans: int  # partial files with no unfinished upload
+    blob_orphans: int  # finished files with no record
+
+
+@dataclass(frozen=True, slots=True)
+class BlobCheck:
+    key: str
+    expected_sha256: str
+    actual_sha256: str | None  # None: the file is missing or has the wrong size
+    references: int
+
+    @property
+    def ok(self) -> bool:
+        return self.actual_sha256 == self.expected_sha256
+
+
+class Lifecycle:
+    def __init__(self, service: UploadService, stale_after: float) -> None:
+        self.service = service
+        self.stale_after = stale_after
+
+    async def on_startup(self) -> StartupReport:
+        meta, storage = self.service.meta, self.service.storage
+        stuck = await meta.in_state(UploadState.COMPLETING)
+        for upload in stuck:
+            await self.service.resume_completion(upload)
+        unfinished = {u.id for u in await meta.in_state(UploadState.RECEIVING)}
+        partial_orphans = [i for i in await storage.partial_ids() if i not in unfinished]
+        for upload_id in partial_orphans:
+            await storage.discard(upload_id)
+        known = {blob.key for blob, _, _ in await meta.blobs()}
+        blob_orphans = [key for key in await storage.blob_keys() if key not in known]
+        for key in blob_orphans:
+            log.warning("removing %s: no upload refers to it (left by a crash during a delete)", key)
+            await storage.delete_blob_key(key)
+        return StartupReport(len(stuck), len(partial_orphans), len(blob_orphans))
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Drop unfinished uploads without progress for stale_after seconds, and expired finished ones."""
+        now = time.time() if now is None else now
+        meta = self.service.meta
+        doomed = [*await meta.stale(now - self.stale_after), *await meta.expired(now)]
+        for upload in doomed:
+            log.info("dropping %s %s (%r)", upload.state, upload.id, upload.filename)
+            await self.service.terminate(upload.id)
+        return len(doomed)
+
+    async def verify(self) -> list[BlobCheck]:
+        """Re-hash every stored blob; a result that is not ok means the file changed or vanished on disk."""
+        results = []
+        for blob, sha256, refs in await self.service.meta.blobs():
+            actual = None
+            if await self.service.storage.exists(blob):
+                digest = hashlib.sha256(usedforsecurity=False)
+                async for block in self.service.storage.read(blob):
+                    await asyncio.to_thread(digest.update, block)
+                actual = digest.hexdigest()
+            results.append(BlobCheck(blob.key, sha256, actual, refs))
+        return results
