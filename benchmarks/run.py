@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,12 @@ def bootstrap(argv: list[str]) -> None:
         WORK.mkdir(parents=True, exist_ok=True)
         uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
         if Path(uv).exists():
-            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
+            if not python.exists():
+                subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(VENV)], check=True)
             subprocess.run([uv, "pip", "install", "-q", "--python", str(python), *BENCH_DEPS], check=True)
         else:
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+            if not python.exists():
+                subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
             subprocess.run([str(python), "-m", "pip", "install", "-q", *BENCH_DEPS], check=True)
         marker.write_text(wanted)
     env = {**os.environ, "PFD_BENCH_CHILD": "1", "PFD_PROJECT_PYTHON": sys.executable}
@@ -334,10 +336,11 @@ def _rss(pid: int) -> tuple[float, float]:
 
 def _reported_sha(case: Case, stdout: str) -> str | None:
     text = stdout.strip()
-    if case.name.startswith("pfd-tus") and text:
-        return str(json.loads(text.splitlines()[-1])["sha256"])
-    if case.name == "pfd-dropzone" and text:
-        return str(json.loads(text.splitlines()[-1])["sha256"])
+    if case.name in ("pfd-tus-1", "pfd-tus-4", "pfd-dropzone") and text:
+        try:
+            return str(json.loads(text.splitlines()[-1])["sha256"])
+        except (ValueError, KeyError):
+            return ""
     return None
 
 

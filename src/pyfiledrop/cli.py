@@ -48,6 +48,10 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
              "[PYFILEDROP_DURABILITY]")  # fmt: skip
     add("--stale-after", help="seconds before an unfinished upload with no progress is dropped (default 86400) "
         "[PYFILEDROP_STALE_AFTER]")  # fmt: skip
+    add("--expire-after", help="delete finished uploads after this long, e.g. 7d, 12h [PYFILEDROP_EXPIRE_AFTER]")
+    add("--quota", help="all uploads together may use this much, e.g. 500G [PYFILEDROP_QUOTA]")
+    add("--owner-quota", help="one owner's uploads may use this much, e.g. 20G [PYFILEDROP_OWNER_QUOTA]")
+    add("--min-free", help="refuse uploads that would leave less disk free, e.g. 10G [PYFILEDROP_MIN_FREE]")
     add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
@@ -60,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pyfiledrop.client import add_arguments as _upload_flags
 
     _upload_flags(commands.add_parser("upload", help="upload files to a pyfiledrop server (resumable, parallel)"))
+    verify = commands.add_parser("verify", help="re-hash every stored file and report any that changed on disk")
+    verify.add_argument("-s", "--storage", help="storage folder (default ./storage) [PYFILEDROP_STORAGE]")
+    verify.add_argument("-c", "--chunks", help="partial uploads folder [PYFILEDROP_CHUNKS]")
+    verify.add_argument("--config", help="TOML settings file [PYFILEDROP_CONFIG]")
     return parser
 
 
@@ -78,8 +86,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return client.run(namespace)
             except client.UsageError as exc:
                 _fail(str(exc))
+        case "verify":
+            return verify(vars(namespace))
         case _:
             _fail(f"unknown command {namespace.command!r}")
+
+
+def verify(flags: dict[str, object]) -> int:
+    """Exit 0 when every stored file still has its recorded sha256, 1 when some do not."""
+    import asyncio
+
+    from pyfiledrop.web.app import App
+
+    try:
+        settings = config.load(flags)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if not settings.database.exists():
+        _fail(f"no pyfiledrop database in {settings.storage}; is -s/--storage right?")
+
+    async def check() -> list[str]:
+        app = App(settings)
+        await app.startup()
+        assert app.ctx is not None
+        try:
+            checks = await app.ctx.lifecycle.verify()
+        finally:
+            await app.shutdown()
+        print(f"checked {len(checks)} stored file(s)")
+        return [
+            f"{c.key}: expected {c.expected_sha256}, found {c.actual_sha256 or 'missing'}" for c in checks if not c.ok
+        ]
+
+    problems = asyncio.run(check())
+    for line in problems:
+        print(f"CHANGED {line}")
+    print("all files match their sha256" if not problems else f"{len(problems)} file(s) changed or missing")
+    return 1 if problems else 0
 
 
 def serve(flags: dict[str, object]) -> int:
@@ -155,6 +198,8 @@ def banner(settings: Settings, admin_token: str) -> str:
         f"  Parallel chunks:  {str(not s.disable_parallel_chunks).lower()}",
         f"  Downloads:        {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
         f"  Durability:       {s.durability}",
+        f"  Expire after:     {s.expire_after or 'never'}",
+        f"  Quota:            {s.quota or 'none'} (per owner: {s.owner_quota or 'none'}; keep free: {s.min_free or '0'})",
         f"  Storage path:     {s.storage.resolve()}",
         f"  Chunk path:       {s.chunks_dir.resolve()}",
         f"  tus extensions:   {','.join(tus_extensions(LocalStorage.capabilities))}",

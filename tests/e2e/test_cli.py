@@ -66,7 +66,7 @@ def test_environment_variables_set_flags(tmp_path: Path) -> None:
 
 def test_precedence_is_flag_then_environment_then_file(tmp_path: Path) -> None:
     file = tmp_path / "pyfiledrop.toml"
-    file.write_text('port = 1111\nchunk-size = 2048\nallow_downloads = true\nmax_size = 7\n')
+    file.write_text("port = 1111\nchunk-size = 2048\nallow_downloads = true\nmax_size = 7\n")
     settings = config.load({"config": str(file), "port": "3333"}, {"PYFILEDROP_CHUNK_SIZE": "4096"})
     assert settings.port == 3333 and settings.chunk_size == 4096
     assert settings.allow_downloads is True and settings.max_size == 7
@@ -122,3 +122,16 @@ def test_ctrl_c_keeps_unfinished_uploads_resumable(make_server: type[ServerProce
     done = httpx.patch(location, content=b"abcdefghij",
                        headers={**tus, "upload-offset": "10", "content-type": "application/offset+octet-stream"})  # fmt: skip
     assert done.status_code == 204 and done.headers["upload-offset"] == "20"
+
+
+def test_verify_command_reports_changed_files(make_server: type[ServerProcess], tmp_path: Path) -> None:
+    server = make_server(tmp_path / "s").start()
+    ids = [httpx.put(f"{server.url}/{n}.bin", content=os.urandom(4096), headers={"accept": "application/json"})
+           .json()["id"] for n in ("good", "bad")]  # fmt: skip
+    server.stop()
+    assert _run("verify", "-s", str(server.storage)).returncode == 0
+    bad = next(p for p in server.storage.iterdir() if p.name.startswith(ids[1]))
+    bad.write_bytes(b"tampered")
+    result = _run("verify", "-s", str(server.storage))
+    assert result.returncode == 1
+    assert f"CHANGED {bad.name}" in result.stdout and "1 file(s) changed or missing" in result.stdout

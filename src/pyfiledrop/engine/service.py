@@ -162,9 +162,7 @@ class UploadService:
         claimed: list[Upload] = []
         try:
             for part in parts:
-                claimed.append(
-                    await self.meta.transition(part.id, UploadState.COMPLETING, expect=UploadState.COMPLETE)
-                )
+                claimed.append(await self.meta.transition(part.id, UploadState.COMPLETING, expect=UploadState.COMPLETE))
         except UploadConflict:
             for part in claimed:
                 await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
