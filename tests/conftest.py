@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         args = [sys.executable, "-m", "pyfiledrop", "serve", "--host", "127.0.0.1", "-p", str(self.port),
                 "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
-        self.log_path = self.storage.parent / f"server-{self.port}.log"
+        logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
+        logs.mkdir(exist_ok=True)
+        self.log_path = logs / f"server-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYFILEDROP_")}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,

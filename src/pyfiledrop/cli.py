@@ -199,7 +199,7 @@ def banner(settings: Settings, admin_token: str) -> str:
         f"  Downloads:        {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
         f"  Durability:       {s.durability}",
         f"  Expire after:     {s.expire_after or 'never'}",
-        f"  Quota:            {s.quota or 'none'} (per owner: {s.owner_quota or 'none'}; keep free: {s.min_free or '0'})",
+        f"  Quota:            {s.quota or 'none'}, per owner {s.owner_quota or 'none'}, keep free {s.min_free or '0'}",
         f"  Storage path:     {s.storage.resolve()}",
         f"  Chunk path:       {s.chunks_dir.resolve()}",
         f"  tus extensions:   {','.join(tus_extensions(LocalStorage.capabilities))}",

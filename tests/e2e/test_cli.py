@@ -119,8 +119,8 @@ def test_ctrl_c_keeps_unfinished_uploads_resumable(make_server: type[ServerProce
     server.stop()
     server.start()
     assert httpx.head(location, headers=tus).headers["upload-offset"] == "10"
-    done = httpx.patch(location, content=b"abcdefghij",
-                       headers={**tus, "upload-offset": "10", "content-type": "application/offset+octet-stream"})  # fmt: skip
+    resume = {**tus, "upload-offset": "10", "content-type": "application/offset+octet-stream"}
+    done = httpx.patch(location, content=b"abcdefghij", headers=resume)
     assert done.status_code == 204 and done.headers["upload-offset"] == "20"
 
 

@@ -1,3 +1,5 @@
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,7 +28,7 @@ def test_ranges_stay_sorted_disjoint_and_not_touching(ranges: list[tuple[int, in
         result = result.add(s, e)
     items = list(result)
     assert all(s < e for s, e in items)
-    assert all(a[1] < b[0] for a, b in zip(items, items[1:], strict=False))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(items))
 
 
 @given(spans, st.integers(0, 260))

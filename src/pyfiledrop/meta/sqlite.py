@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.ranges import RangeSet
-from pyfiledrop.errors import UploadConflict, UploadNotFound
+from pyfiledrop.errors import StorageFull, UploadConflict, UploadNotFound
 from pyfiledrop.meta.base import Usage
 
 T = TypeVar("T")
@@ -297,7 +297,17 @@ class _transaction:
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is not None:
+            self.db.execute("ROLLBACK")
+            return
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StorageFull("the server's disk is full (the database could not be written)") from exc
+            raise
 
 
 def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:
