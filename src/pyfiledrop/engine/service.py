@@ -33,7 +33,7 @@ from pyfiledrop.errors import (
     UploadGone,
 )
 from pyfiledrop.meta.base import MetadataStore
-from pyfiledrop.storage.base import ProgressCallback, Storage
+from pyfiledrop.storage.base import ProgressCallback, Storage, WriteProgress
 
 log = logging.getLogger("pyfiledrop.engine")
 
@@ -194,16 +194,17 @@ class UploadService:
         end_limit = upload.size if upload.size is not None else self.limits.max_upload_bytes
         claim = None if upload.concat is ConcatKind.PARTIAL else self._hashes.claim(upload_id, chunk.offset)
         checksum = new_hasher(chunk.checksum[0]) if chunk.checksum else None
-        counter = _Counter(claim, checksum)
+        hashers = _Hashers(claim, checksum)
+        progress = WriteProgress()
         body = _limited(chunk.body, end_limit - chunk.offset, upload.size is not None, self.limits.max_upload_bytes)
         failure: BaseException | None = None
         checkpoint = None if chunk.checksum or chunk.all_or_nothing else self._checkpointer(upload_id, chunk.offset)
         try:
-            await self.storage.write(upload_id, chunk.offset, body, counter.observe, checkpoint)
+            await self.storage.write(upload_id, chunk.offset, body, hashers.observe, checkpoint, progress)
         except (PyfiledropError, asyncio.CancelledError) as exc:
             failure = exc
         try:
-            keep = self._bytes_to_keep(counter.written, chunk, checksum, failure)
+            keep = self._bytes_to_keep(progress.written, chunk, checksum, failure)
             if keep:
                 upload = await self.meta.record_range(upload_id, chunk.offset, chunk.offset + keep)
         except BaseException:
@@ -349,13 +350,12 @@ class UploadService:
         return await self.meta.update_fields(upload_id, expires_at=expires_at)
 
 
-class _Counter:
-    """Runs in the writer thread after each batch reached the file."""
+class _Hashers:
+    """Runs in a worker thread with each batch, beside the thread that writes it."""
 
     def __init__(self, claim: InlineClaim | None, checksum: Hasher | None) -> None:
         self.claim = claim
         self.checksum = checksum
-        self.written = 0
 
     def observe(self, batch: Sequence[bytes]) -> None:
         if self.claim is not None:
@@ -363,7 +363,6 @@ class _Counter:
         if self.checksum is not None:
             for piece in batch:
                 self.checksum.update(piece)
-        self.written += sum(map(len, batch))
 
 
 async def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int) -> AsyncIterator[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -10,10 +11,17 @@ from typing import Protocol
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef
 
-# Called in the writer thread with each batch right after it reached the file: hashing rides along.
+# Called in a worker thread with each batch, while that batch is being written: hashing overlaps the write.
 BatchObserver = Callable[[Sequence[bytes]], None]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
+
+
+@dataclass
+class WriteProgress:
+    """Filled in by ``Storage.write`` as batches reach the file; still right when the write raises."""
+
+    written: int = 0
 
 
 class Capability(StrEnum):
@@ -42,12 +50,14 @@ class Storage(Protocol):
         offset: int,
         body: AsyncIterator[bytes],
         observe: BatchObserver | None = None,
-        progress: ProgressCallback | None = None,
+        checkpoint: ProgressCallback | None = None,
+        progress: WriteProgress | None = None,
     ) -> int:
         """Write the body at ``offset``; return the byte count.
 
-        ``observe`` sees every batch once it is written (in the writer thread); ``progress`` is awaited
-        now and then with the count of bytes written so far.
+        ``observe`` sees every batch (possibly while it is written; a batch whose write fails may have been
+        observed); ``checkpoint`` is awaited now and then with the bytes written so far, once they are as
+        durable as an acknowledgement; ``progress.written`` counts the bytes that reached the file.
         """
         ...
 

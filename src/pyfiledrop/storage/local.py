@@ -18,7 +18,7 @@ from pyfiledrop.engine.ids import UploadId, is_upload_id
 from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.errors import StorageFull
-from pyfiledrop.storage.base import BatchObserver, Capability, ProgressCallback
+from pyfiledrop.storage.base import BatchObserver, Capability, ProgressCallback, WriteProgress
 
 _BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
 _BATCH_PIECES = 512  # below IOV_MAX (1024)
@@ -62,14 +62,16 @@ class LocalStorage:
         offset: int,
         body: AsyncIterator[bytes],
         observe: BatchObserver | None = None,
-        progress: ProgressCallback | None = None,
+        checkpoint: ProgressCallback | None = None,
+        progress: WriteProgress | None = None,
     ) -> int:
         try:
             fd = os.open(self._partial(upload_id), os.O_WRONLY)
         except FileNotFoundError:
             fd = os.open(self._partial(upload_id), os.O_WRONLY | os.O_CREAT, 0o666)
         try:
-            return await _pipelined_write(fd, offset, body, observe, progress, self.fsync_chunks)
+            writer = _PipelinedWriter(fd, offset, observe, progress or WriteProgress(), self.fsync_chunks)
+            return await writer.run(body, checkpoint)
         finally:
             os.close(fd)
 
@@ -152,51 +154,72 @@ class LocalStorage:
         return {"disk_total": disk.total, "disk_free": disk.free, "partial_bytes_on_disk": partial}
 
 
-async def _pipelined_write(
-    fd: int,
-    offset: int,
-    body: AsyncIterator[bytes],
-    observe: BatchObserver | None,
-    progress: ProgressCallback | None,
-    sync: bool,
-) -> int:
-    """Receive the next batch while the previous one is written: one write in flight at a time."""
-    loop = asyncio.get_running_loop()
-    in_flight: asyncio.Future[None] | None = None
-    batch: list[bytes] = []
-    batch_bytes = 0
-    position = offset
-    reported = loop.time()
-    try:
-        async for piece in body:
-            batch.append(piece)
-            batch_bytes += len(piece)
-            if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PIECES:
-                if in_flight is not None:
-                    await in_flight
-                    if progress is not None and loop.time() - reported >= _PROGRESS_EVERY:
-                        if sync:  # a checkpoint is an acknowledgement: as durable as one
-                            await loop.run_in_executor(None, os.fdatasync, fd)
-                        await progress(position - offset)
+class _PipelinedWriter:
+    """Receive batch n+1 while batch n is written and, at the same time in another thread, hashed."""
+
+    def __init__(
+        self, fd: int, offset: int, observe: BatchObserver | None, progress: WriteProgress, sync: bool
+    ) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.position = offset  # where the next batch goes
+        self.observe = observe
+        self.progress = progress
+        self.sync = sync
+        self.in_flight: list[asyncio.Future[None]] = []
+        self.in_flight_bytes = 0
+
+    async def run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
+        loop = asyncio.get_running_loop()
+        batch: list[bytes] = []
+        batch_bytes = 0
+        reported = loop.time()
+        try:
+            async for piece in body:
+                batch.append(piece)
+                batch_bytes += len(piece)
+                if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PIECES:
+                    await self._finish_in_flight()
+                    if checkpoint is not None and loop.time() - reported >= _PROGRESS_EVERY:
+                        await self._checkpoint(checkpoint)
                         reported = loop.time()
-                in_flight = loop.run_in_executor(None, _write_batch, fd, position, batch, observe)
-                position += batch_bytes
-                batch, batch_bytes = [], 0
-        if in_flight is not None:
-            await in_flight
-            in_flight = None
-        if batch:
-            await loop.run_in_executor(None, _write_batch, fd, position, batch, observe)
-            position += batch_bytes
-        if sync and position > offset:
-            await loop.run_in_executor(None, os.fdatasync, fd)
-    finally:
-        if in_flight is not None:  # never close the fd under a running write
-            await asyncio.shield(asyncio.wait([in_flight]))
-    return position - offset
+                    self._start(batch, batch_bytes)
+                    batch, batch_bytes = [], 0
+            await self._finish_in_flight()
+            if batch:
+                self._start(batch, batch_bytes)
+                await self._finish_in_flight()
+            if self.sync and self.position > self.offset:
+                await loop.run_in_executor(None, os.fdatasync, self.fd)
+        finally:
+            if self.in_flight:  # never close the fd under a running write
+                await asyncio.shield(asyncio.wait(self.in_flight))
+        return self.position - self.offset
+
+    def _start(self, batch: list[bytes], size: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.in_flight = [loop.run_in_executor(None, _write_batch, self.fd, self.position, batch)]
+        if self.observe is not None:
+            self.in_flight.append(loop.run_in_executor(None, self.observe, batch))
+        self.in_flight_bytes = size
+        self.position += size
+
+    async def _finish_in_flight(self) -> None:
+        if not self.in_flight:
+            return
+        done, _ = await asyncio.wait(self.in_flight)  # both the write and the hash, even if one fails
+        self.in_flight = []
+        for future in done:
+            future.result()
+        self.progress.written += self.in_flight_bytes
+
+    async def _checkpoint(self, checkpoint: ProgressCallback) -> None:
+        if self.sync:  # a checkpoint is an acknowledgement: as durable as one
+            await asyncio.get_running_loop().run_in_executor(None, os.fdatasync, self.fd)
+        await checkpoint(self.progress.written)
 
 
-def _write_batch(fd: int, position: int, batch: list[bytes], observe: BatchObserver | None) -> None:
+def _write_batch(fd: int, position: int, batch: list[bytes]) -> None:
     try:
         pending: list[bytes | memoryview] = list(batch)
         while pending:
@@ -209,8 +232,6 @@ def _write_batch(fd: int, position: int, batch: list[bytes], observe: BatchObser
     except OSError as exc:
         _raise_if_full(exc)
         raise
-    if observe is not None:
-        observe(batch)
 
 
 async def _read_file(path: Path, start: int, end: int) -> AsyncIterator[bytes]:
