@@ -33,7 +33,7 @@ async def app(scope, receive, send):
             if body:
                 view = memoryview(body)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 size += len(body)
                 if hasher is not None:
                     hasher.update(body)
@@ -43,6 +43,11 @@ async def app(scope, receive, send):
     finally:
         os.close(fd)
     text = f"{size} {hasher.hexdigest() if hasher else ''}\n".encode()
-    await send({"type": "http.response.start", "status": 201,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": text})

@@ -3,7 +3,8 @@ more thread asks for the status of an upload every few ms and times the answers.
 
     python load.py URL --files 200 --clients 50 --size 1048576 [--status-path /files/ID] [--tus]
 
-Prints JSON: files, seconds, files_per_s, errors, status_p50_ms, status_p99_ms, status_n, shas.
+Every file has different bytes. Prints JSON: files, seconds, files_per_s, errors, status_p50_ms, status_p99_ms,
+status_n, sha256 (name → sha256 of each file sent).
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ def main() -> None:
     parser.add_argument("--token", default="")
     args = parser.parse_args()
     target = urlsplit(args.url)
-    data = os.urandom(args.size)
-    digest = hashlib.sha256(data).hexdigest()
+    base = os.urandom(args.size)
+    shas: dict[str, str] = {}  # each file differs (a server that deduplicates must not get it for free)
+
+    def body(index: int) -> bytes:
+        data = index.to_bytes(8, "big") + base[8:]
+        shas[f"load-{index:04d}.bin"] = hashlib.sha256(data).hexdigest()
+        return data
+
     lock = threading.Lock()
     next_index = [0]
     errors: list[str] = []
@@ -53,7 +60,7 @@ def main() -> None:
                 if args.token:
                     headers["X-Pyfiledrop-Token"] = args.token
                 try:
-                    conn.request("PUT", f"/load-{index:04d}.bin", body=data, headers=headers)
+                    conn.request("PUT", f"/load-{index:04d}.bin", body=body(index), headers=headers)
                     response = conn.getresponse()
                     response.read()
                     if response.status not in (200, 201):
@@ -106,7 +113,7 @@ def main() -> None:
 
     print(json.dumps({"files": done[0], "seconds": seconds, "files_per_s": done[0] / seconds, "errors": errors[:5],
                       "error_count": len(errors), "status_p50_ms": pct(0.5), "status_p99_ms": pct(0.99),
-                      "status_n": len(latencies), "sha256": digest}))  # fmt: skip
+                      "status_n": len(latencies), "sha256": shas}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def bootstrap(argv: list[str]) -> None:
 
 
 PROJECT_PYTHON = os.environ.get("PFD_PROJECT_PYTHON", sys.executable)
+PFD_SRC = ""  # set by --pyfiledrop-src
 BENCH_BIN = VENV / "bin"
 sys.path.insert(0, str(ROOT))
 
@@ -135,6 +136,8 @@ class Server:
         p = str(self.port)
         match self.kind:
             case "pyfiledrop":
+                if PFD_SRC:  # --pyfiledrop-src: an A/B run of a patched copy of the server
+                    env["PYTHONPATH"] = PFD_SRC
                 return ([PROJECT_PYTHON, "-m", "pyfiledrop", "serve", "--host", "127.0.0.1", "-p", p, "-s",
                          str(self.folder), "--allow-downloads", "--admin-token", "bench-admin", *self.extra],
                         env, self.folder.parent)  # fmt: skip
@@ -215,29 +218,28 @@ class ClientRun:
 
 
 def run_client(args: list[str], cwd: Path, timeout: float = CLIENT_TIMEOUT) -> ClientRun:
-    out = tempfile.TemporaryFile()
-    err = tempfile.TemporaryFile()
+    """Run a client to its end; wall time and its own CPU (rusage of the child: user + system, all threads)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYFILEDROP_", "PFD_"))}
     env["PYFILEDROP_STATE"] = str(cwd / "client-state.json")
-    started = time.perf_counter()
-    process = subprocess.Popen(args, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True)
-    deadline = started + timeout
-    status, usage = 0, None
-    while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            os.killpg(process.pid, 9)
-            _, status, usage = os.wait4(process.pid, 0)
-            break
-        time.sleep(0.002)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    out.seek(0)
-    err.seek(0)
-    return ClientRun(seconds, usage.ru_utime + usage.ru_stime, process.returncode,
-                     out.read().decode(errors="replace"), err.read().decode(errors="replace"))  # fmt: skip
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(args, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.killpg(process.pid, 9)
+                _, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.002)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return ClientRun(seconds, usage.ru_utime + usage.ru_stime, process.returncode,
+                         out.read().decode(errors="replace"), err.read().decode(errors="replace"))  # fmt: skip
 
 
 # -- cases ----------------------------------------------------------------------------------------------------------
@@ -254,9 +256,33 @@ class Case:
         bench_py = str(BENCH_BIN / "python")
         match self.name:
             case "pfd-tus-1":
-                return [PROJECT_PYTHON, "-m", "pyfiledrop", "upload", str(data), "--url", server.url, "-j", "1", "--json", "-q"]
+                return [
+                    PROJECT_PYTHON,
+                    "-m",
+                    "pyfiledrop",
+                    "upload",
+                    str(data),
+                    "--url",
+                    server.url,
+                    "-j",
+                    "1",
+                    "--json",
+                    "-q",
+                ]
             case "pfd-tus-4":
-                return [PROJECT_PYTHON, "-m", "pyfiledrop", "upload", str(data), "--url", server.url, "-j", "4", "--json", "-q"]
+                return [
+                    PROJECT_PYTHON,
+                    "-m",
+                    "pyfiledrop",
+                    "upload",
+                    str(data),
+                    "--url",
+                    server.url,
+                    "-j",
+                    "4",
+                    "--json",
+                    "-q",
+                ]
             case "pfd-curl" | "granian-sink" | "uvicorn-sink" | "copyparty-curl":
                 return ["curl", "-sS", "-f", "-T", str(data), f"{server.url}/{data.name}"]
             case "pfd-dropzone":
@@ -404,9 +430,12 @@ def many_small(kind: str, scratch: Path, server_args: list[str], files: int, cli
                           "--clients", str(clients), *status_args], scratch, timeout=600)  # fmt: skip
         cpu_after = _cpu(server.pid)
         result = json.loads(run.stdout.strip().splitlines()[-1]) if run.code == 0 else {"error": run.stderr[-500:]}
-        stored = [p for p in server.folder.rglob("load-*") if p.is_file()]
-        good = sum(1 for p in stored if p.stat().st_size == MIB and sha256_of(p) == result.get("sha256"))
-        result.update(kind=kind, stored_ok=good, server_cpu_s=cpu_after - cpu_before, server_rss_mib=_rss(server.pid)[0])
+        stored = [p for p in server.folder.rglob("*load-*") if p.is_file() and ".partial" not in p.parts]
+        expected = result.pop("sha256", {}) or {}
+        good = sum(1 for p in stored if sha256_of(p) == expected.get("load-" + p.name.rsplit("load-", 1)[-1]))
+        result.update(
+            kind=kind, stored_ok=good, server_cpu_s=cpu_after - cpu_before, server_rss_mib=_rss(server.pid)[0]
+        )
         return result
     finally:
         server.stop()
@@ -414,25 +443,50 @@ def many_small(kind: str, scratch: Path, server_args: list[str], files: int, cli
 
 
 def profile(data: Path, sha: str, scratch: Path, server_args: list[str], out: Path) -> str:
-    """py-spy on the pyfiledrop server during a tus single-stream upload: where the server's time goes."""
-    shutil.rmtree(scratch, ignore_errors=True)
-    server = Server("pyfiledrop", scratch / "storage", server_args).start()
-    try:
-        from procstat import tree
+    """Where the server's time goes during a tus single-stream upload: py-spy (Python frames, wall time of busy
+    threads) and, when ``perf`` is installed, perf (CPU samples split by library: kernel copies, OpenSSL's
+    sha256, granian, the interpreter)."""
+    from procstat import tree
 
-        worker = tree(server.pid)[-1]
-        raw = out.with_suffix(".folded")
-        spy = subprocess.Popen([str(BENCH_BIN / "py-spy"), "record", "-p", str(worker), "-r", "250", "-f", "raw",
-                                "-o", str(raw), "--threads", "--nonblocking", "-d", "600"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(1.0)
-        run = run_client(Case("pfd-tus-1", "pyfiledrop", "").client(server, data), scratch)
-        spy.send_signal(2)
-        spy.wait(30)
-        return summarize_profile(raw, f"tus 1 stream, {data.stat().st_size // MIB} MiB, {run.seconds:.2f} s")
-    finally:
-        server.stop()
+    sections = []
+    for tool in ("py-spy", "perf"):
+        if tool == "perf" and shutil.which("perf") is None:
+            sections.append("perf is not installed (apt-get install linux-perf): no CPU breakdown by library")
+            continue
         shutil.rmtree(scratch, ignore_errors=True)
+        server = Server("pyfiledrop", scratch / "storage", server_args).start()
+        try:
+            worker = tree(server.pid)[-1]
+            raw = out.with_name(out.stem + (".folded" if tool == "py-spy" else ".perf.data"))
+            if tool == "py-spy":
+                args = [str(BENCH_BIN / "py-spy"), "record", "-p", str(worker), "-r", "250", "-f", "raw", "-o",
+                        str(raw), "--threads", "--nonblocking", "-d", "600"]  # fmt: skip
+            else:
+                args = ["perf", "record", "-F", "499", "-g", "-p", str(worker), "-o", str(raw)]
+            recorder = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)
+            run = run_client(Case("pfd-tus-1", "pyfiledrop", "").client(server, data), scratch)
+            recorder.send_signal(2)
+            recorder.wait(60)
+            title = f"tus 1 stream, {data.stat().st_size // MIB} MiB, {run.seconds:.2f} s"
+            sections.append(summarize_profile(raw, title) if tool == "py-spy" else summarize_perf(raw, title))
+        finally:
+            server.stop()
+            shutil.rmtree(scratch, ignore_errors=True)
+    return "\n\n".join(sections)
+
+
+def summarize_perf(raw: Path, title: str) -> str:
+    lines = [f"perf, {title}: CPU samples of the server worker by library, then the top symbols"]
+    for sort in ("dso", "sym"):
+        report = subprocess.run(["perf", "report", "-i", str(raw), "--no-children", "--sort", sort, "--stdio", "-g",
+                                 "none", "--percent-limit", "1.5"], capture_output=True, text=True, timeout=120)  # fmt: skip
+        rows = [r for r in report.stdout.splitlines() if r.strip() and not r.startswith("#")]
+        lines += [f"  {r.strip()}" for r in rows[:12]]
+        lines.append("")
+    lines.append("  (libcrypto = sha256; copy_folio_from_iter_atomic = pwritev into the page cache; _copy_to_iter = "
+                 "socket receive; __memmove = granian copying request bodies into Python bytes)")  # fmt: skip
+    return "\n".join(lines)
 
 
 def summarize_profile(raw: Path, title: str) -> str:
@@ -448,6 +502,8 @@ def summarize_profile(raw: Path, title: str) -> str:
         leaf = frames[-1]
         if leaf.startswith(("EpollSelector.select", "_worker (concurrent", "Condition.wait", "Thread.")):
             continue  # idle waits
+        if leaf.startswith("thread ("):
+            leaf = "granian's Rust I/O threads (no Python frame: socket reads, waiting for the GIL)"
         own[leaf] = own.get(leaf, 0) + int(count)
         total += int(count)
     lines = [f"py-spy, {title}: {total} busy samples, own time per function"]
@@ -491,7 +547,7 @@ def print_table(table: dict[str, dict[str, Any]], size: int) -> str:
             f"{'srv RSS':>8} {'sha ok':>6}")  # fmt: skip
     lines = [f"upload of {size // MIB} MiB over 127.0.0.1; median of runs; CPU in s/GiB, RSS peak MiB (sum over the "
              "server's processes)", head, "-" * len(head)]  # fmt: skip
-    for name, e in table.items():
+    for _name, e in table.items():
         if "mib_s" not in e:
             lines.append(f"{e['label']:<50} {'failed':>7} {'':>11} {'':>6} {'':>6} {'':>8} {'':>8} {'':>8} "
                          f"{e['ok_runs']}/{e['runs']:>4}")  # fmt: skip
@@ -554,10 +610,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--size", type=int, help="MiB per upload (quick 256, full 1024)")
     parser.add_argument("--runs", type=int, help="runs per case (quick 2, full 3)")
     parser.add_argument("--cases", help=f"comma-separated subset of {','.join(c.name for c in CASES)}")
-    parser.add_argument("--skip", default="", help="comma-separated groups to skip: throughput,latency,rss,many,profile")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated groups to skip: throughput,latency,rss,many,profile"
+    )
     parser.add_argument("--server-args", default="", help="extra flags for pyfiledrop serve, e.g. '--durability chunk'")
+    parser.add_argument("--pyfiledrop-src", default="",
+                        help="run the pyfiledrop server from this src folder (PYTHONPATH), to measure a patch")  # fmt: skip
     args = parser.parse_args(argv)
     bootstrap(argv)
+    global PFD_SRC
+    PFD_SRC = str(Path(args.pyfiledrop_src).resolve()) if args.pyfiledrop_src else ""
     size = (args.size or (1024 if args.full else 256)) * MIB
     runs = args.runs or (3 if args.full else 2)
     skip = set(filter(None, args.skip.split(",")))
@@ -573,7 +635,7 @@ def main(argv: list[str]) -> int:
     scratch = WORK / "run"
     data, sha = make_data(size)
     report: dict[str, Any] = {"when": stamp, "size_mib": size // MIB, "runs": runs, "mode": "full" if args.full else "quick",
-                              "server_args": server_args, "machine": _machine()}  # fmt: skip
+                              "server_args": server_args, "pyfiledrop_src": PFD_SRC or "repo", "machine": _machine()}  # fmt: skip
     text_parts = []
 
     if "throughput" not in skip:
@@ -616,8 +678,11 @@ def main(argv: list[str]) -> int:
                 big.unlink(missing_ok=True)
                 big.with_suffix(".sha256").unlink(missing_ok=True)
         report["rss_growth"] = rss
-        line = "server peak RSS (sum over processes / largest process), tus 1 stream: " + ", ".join(
-            f"{k}: {v['server_rss_mib']:.1f} / {v['max_process_mib']:.1f} MiB" for k, v in rss.items()) + "  (target ≤ 64 MiB, no growth)"
+        line = (
+            "server peak RSS (sum over processes / largest process), tus 1 stream: "
+            + ", ".join(f"{k}: {v['server_rss_mib']:.1f} / {v['max_process_mib']:.1f} MiB" for k, v in rss.items())
+            + "  (target ≤ 64 MiB, no growth)"
+        )
         print(line, flush=True)
         text_parts.append(line)
 

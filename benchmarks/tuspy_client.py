@@ -1,6 +1,6 @@
 """tuspy (the reference Python tus client) uploading one file in 8 MiB chunks, for the client-CPU comparison.
 
-    python tuspy_client.py URL FILE        (run with the project's venv, where tuspy is a dev dependency)
+python tuspy_client.py URL FILE        (run with the project's venv, where tuspy is a dev dependency)
 """
 
 from __future__ import annotations

@@ -15,7 +15,15 @@ from pyfiledrop.client.tus import encode_metadata, normalize_url
 
 @pytest.mark.parametrize(
     ("text", "rate"),
-    [("0", 0), ("500", 500), ("500K", 512_000), ("2M", 2 << 20), ("1.5m", 1572864), ("1G", 1 << 30), ("4MiB/s", 4 << 20)],
+    [
+        ("0", 0),
+        ("500", 500),
+        ("500K", 512_000),
+        ("2M", 2 << 20),
+        ("1.5m", 1572864),
+        ("1G", 1 << 30),
+        ("4MiB/s", 4 << 20),
+    ],
 )
 def test_parse_rate(text: str, rate: int) -> None:
     assert parse_rate(text) == rate
@@ -90,3 +98,37 @@ def test_default_state_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     monkeypatch.delenv("PYFILEDROP_STATE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_path() == tmp_path / "pyfiledrop" / "uploads.json"
+
+
+def test_a_keep_alive_connection_the_server_closed_is_reopened_at_once() -> None:
+    """The server answers with keep-alive, then closes the idle connection: the next request must not fail."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from pyfiledrop.client.http import Connection
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[int] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            accepted.append(1)
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+                time.sleep(0.05)  # then close it, as an idle timeout would
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = Connection(urlsplit(f"http://127.0.0.1:{port}"), timeout=5)
+    try:
+        assert client.request("GET", "/", {}).body == b"ok"
+        time.sleep(0.2)
+        assert client.request("GET", "/", {}).body == b"ok"
+    finally:
+        client.close()
+        listener.close()
+    assert len(accepted) == 2

@@ -23,7 +23,9 @@ def _env(state: Path) -> dict[str, str]:
     return {**base, "PYFILEDROP_STATE": str(state)}
 
 
-def _upload(*args: str, state: Path, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def _upload(
+    *args: str, state: Path, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "pyfiledrop", "upload", *args], input=stdin, capture_output=True,
                           env=_env(state), timeout=timeout)  # fmt: skip
 

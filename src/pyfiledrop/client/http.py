@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class RateLimiter:
         self.rate = rate
         self._start = time.monotonic()
         self._sent = 0
+        self._lock = threading.Lock()
 
     def slice_size(self) -> int:
         return _SLICE if self.rate <= 0 else max(min(_SLICE, self.rate // 8), 16 * 1024)
@@ -61,8 +63,10 @@ class RateLimiter:
     def wait(self, sent: int) -> None:
         if self.rate <= 0:
             return
-        self._sent += sent
-        ahead = self._sent / self.rate - (time.monotonic() - self._start)
+        with self._lock:
+            self._sent += sent
+            due = self._start + self._sent / self.rate  # when the bytes sent so far are allowed out
+        ahead = due - time.monotonic()
         if ahead > 0:
             time.sleep(ahead)
 
@@ -138,6 +142,17 @@ class Connection:
         conn.endheaders()
 
     def _exchange(self, send: Callable[[http.client.HTTPConnection], None], timeout: float | None) -> Response:
+        reused = self._conn is not None
+        try:
+            return self._exchange_once(send, timeout)
+        except TransportError as exc:
+            # A kept-alive connection the server has since closed fails before anything was processed:
+            # try once more on a new connection instead of waiting for a retry with backoff.
+            if reused and isinstance(exc.__cause__, _STALE):
+                return self._exchange_once(send, timeout)
+            raise
+
+    def _exchange_once(self, send: Callable[[http.client.HTTPConnection], None], timeout: float | None) -> Response:
         try:
             conn = self._connection()
             if conn.sock is not None:
@@ -150,7 +165,7 @@ class Connection:
                     answer = conn.getresponse()
                     response = Response(answer.status, _headers(answer), answer.read())
                 except (OSError, http.client.HTTPException):
-                    raise TransportError(str(exc) or type(exc).__name__) from exc
+                    raise exc from None
                 self.close()
                 return response
             answer = conn.getresponse()
@@ -164,6 +179,9 @@ class Connection:
         finally:
             if self._conn is not None and self._conn.sock is not None:
                 self._conn.sock.settimeout(self.timeout)
+
+
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 def _headers(answer: http.client.HTTPResponse) -> dict[str, str]:

@@ -175,16 +175,26 @@ class _PipelinedWriter:
         batch_bytes = 0
         reported = loop.time()
         try:
-            async for piece in body:
-                batch.append(piece)
-                batch_bytes += len(piece)
-                if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PIECES:
-                    await self._finish_in_flight()
-                    if checkpoint is not None and loop.time() - reported >= _PROGRESS_EVERY:
-                        await self._checkpoint(checkpoint)
-                        reported = loop.time()
+            try:
+                async for piece in body:
+                    batch.append(piece)
+                    batch_bytes += len(piece)
+                    if batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_PIECES:
+                        await self._finish_in_flight()
+                        if checkpoint is not None and loop.time() - reported >= _PROGRESS_EVERY:
+                            await self._checkpoint(checkpoint)
+                            reported = loop.time()
+                        self._start(batch, batch_bytes)
+                        batch, batch_bytes = [], 0
+            except Exception:
+                # The sender went away or stalled: what did arrive is written, the caller decides what to keep.
+                await self._finish_in_flight()
+                if batch:
                     self._start(batch, batch_bytes)
-                    batch, batch_bytes = [], 0
+                    await self._finish_in_flight()
+                if self.sync:
+                    await loop.run_in_executor(None, os.fdatasync, self.fd)
+                raise
             await self._finish_in_flight()
             if batch:
                 self._start(batch, batch_bytes)
