@@ -200,7 +200,8 @@ class UploadService:
         failure: BaseException | None = None
         checkpoint = None if chunk.checksum or chunk.all_or_nothing else self._checkpointer(upload_id, chunk.offset)
         try:
-            await self.storage.write(upload_id, chunk.offset, body, hashers.observe, checkpoint, progress)
+            observe = hashers.observe if claim is not None or checksum is not None else None  # None: no bytes to see
+            await self.storage.write(upload_id, chunk.offset, body, observe, checkpoint, progress)
         except (PyfiledropError, asyncio.CancelledError) as exc:
             failure = exc
         try:

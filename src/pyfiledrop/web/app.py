@@ -84,6 +84,7 @@ class App:
                 return
 
     async def startup(self) -> None:
+        _keep_body_buffers_in_the_heap()
         s = self.settings
         config.check_folders(s)
         storage = LocalStorage(
@@ -235,6 +236,20 @@ def _style_for(path: str) -> Style:
     if path.startswith(("/api", "/upload")):
         return Style.JSON
     return Style.TEXT
+
+
+def _keep_body_buffers_in_the_heap() -> None:
+    """glibc mmaps each request-body buffer granian hands us (~0.5 MiB, above its 128 KiB threshold) and unmaps
+    it when freed, so the kernel zero-fills and faults in fresh pages for every piece (~15 % of the server's CPU
+    per GiB). A 4 MiB mmap threshold (and a 32 MiB trim threshold) keeps them in the heap. glibc only."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD
 
 
 def _unusable_token() -> str:
