@@ -9,7 +9,7 @@ from pyfiledrop import __version__
 from pyfiledrop.engine.ids import parse_upload_id
 from pyfiledrop.engine.model import Upload, UploadState
 from pyfiledrop.errors import BadRequest, Forbidden
-from pyfiledrop.web.auth import Identity, token_headers
+from pyfiledrop.web.auth import COOKIE, Identity, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
 
@@ -65,6 +65,13 @@ async def session(ctx: Context, request: Request) -> Response:
     identity = ctx.auth.identify_or_issue(request)
     body = {"owner": identity.owner, "admin": identity.admin, "token": identity.new_token}
     return json_response(body, headers=token_headers(identity, request.scheme == "https"))
+
+
+def forget(request: Request) -> Response:
+    """'Forget on this browser': drop the owner cookie; the uploads stay on the server for their owner token."""
+    secure = "; Secure" if request.scheme == "https" else ""
+    cookie = f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+    return no_content(204, [("set-cookie", cookie)])
 
 
 async def list_uploads(ctx: Context, request: Request) -> Response:

@@ -191,6 +191,8 @@ class App:
                 return await api.config(ctx, request)
             case "GET" | "POST", ["session"]:
                 return await api.session(ctx, request)
+            case "POST", ["forget"]:
+                return api.forget(request)
             case "GET", ["uploads"]:
                 return await api.list_uploads(ctx, request)
             case "GET", ["uploads", key]:
