@@ -227,6 +227,7 @@ class Job(threading.Thread):
         self.round = 0
         self.content = work.contents[0]
         self.upload_id: str | None = None
+        self.last = ""  # the last answer or error, for the report when a job hangs
         self.http = httpx.Client(base_url=work.url, timeout=15, headers={"x-pyfiledrop-token": work.token})
         self.new_upload()
 
@@ -246,7 +247,8 @@ class Job(threading.Thread):
                 try:
                     if self.step():
                         self.after_complete()
-                except (httpx.HTTPError, OSError):
+                except (httpx.HTTPError, OSError) as exc:
+                    self.last = repr(exc)
                     self.work.ledger.count("requests cut off")
                     time.sleep(0.02)
         except Exception as exc:  # a bug in the client or the server's answers: report it, stop this job
@@ -265,6 +267,7 @@ class Job(threading.Thread):
             time.sleep(0.002)
 
     def expect(self, response: httpx.Response, *statuses: int) -> bool:
+        self.last = f"{response.request.method} {response.request.url.path} → {response.status_code}"
         if response.status_code in statuses:
             return True
         if response.status_code in (409, 423):  # offset moved under us / old request still holds it: retry
@@ -350,7 +353,13 @@ class TusJob(Job):
     def fetch_complete(self) -> bool:
         assert self.upload_id is not None
         status = self.http.get(f"/api/uploads/{self.upload_id}")
-        if not self.expect(status, 200) or status.json()["state"] != "complete":
+        if not self.expect(status, 200):
+            return False
+        if status.json()["state"] == "receiving":  # HEAD said every byte is there: a tus client is done here
+            self.work.ledger.problem(f"{self.upload_id} ({self.filename}) has every byte (HEAD) but stays receiving")
+            self.new_upload()
+            return False
+        if status.json()["state"] != "complete":
             return False
         self.reported_complete(self.upload_id, status.json()["sha256"])
         return True
@@ -454,18 +463,19 @@ class Workload:
     def alive(self) -> int:
         return sum(job.is_alive() for job in self.jobs)
 
-    def finish(self, timeout: float) -> bool:
-        """Let every job complete the upload it has going, then stop. False if some did not in time."""
+    def finish(self, timeout: float) -> list[str]:
+        """Let every job complete the upload it has going, then stop; the jobs that did not, and where they hang."""
         self.finishing.set()
         self.gate.open()
         deadline = time.monotonic() + timeout
         for job in self.jobs:
             job.join(max(deadline - time.monotonic(), 0.1))
-        done = self.alive() == 0
+        hung = [f"{j.name} ({j.protocol}) did not finish {j.upload_id} ({j.filename}); last: {j.last}"
+                for j in self.jobs if j.is_alive()]  # fmt: skip
         self.gate.stop()
         for job in self.jobs:
             job.join(5)
-        return done
+        return hung
 
 
 # -- the checks -----------------------------------------------------------------------------------------------------
@@ -551,6 +561,8 @@ def _check_rows(
             problems.append(f"{row.id} is still completing after start-up")
         if content is None or row.state == "terminated":
             continue
+        if row.state == "receiving" and row.size is not None and row.received.is_complete(row.size):
+            problems.append(f"{row.id} ({row.filename}) has all {row.size} bytes but was never completed")
         if row.state == "receiving" and row.received.total:
             part = storage / ".partial" / f"{row.id}.part"
             if not part.exists():
@@ -707,8 +719,7 @@ def run_crash_loop(
             report.kills = n
             work.gate.open()
         if not report.problems:
-            if not work.finish(timeout=max(30.0, seconds / 2)):
-                report.problems.append("the clients did not finish their uploads in time")
+            report.problems += work.finish(timeout=30)
             report.problems += check(server, work.ledger, pool) + work.ledger.problems
             report.problems += check_downloads(server, work.ledger, pool, limit=40)
     finally:

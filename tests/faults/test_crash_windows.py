@@ -126,6 +126,35 @@ def test_crash_after_the_rename_before_the_record_is_finished_at_start_up(tmp_pa
     assert check_storage(tmp_path, [c]) == []
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="BUG: every byte recorded, crash before 'completing': the upload never completes")
+def test_crash_after_the_last_bytes_are_recorded_before_completing_is_completed_at_start_up(tmp_path: Path) -> None:
+    """UploadService._write records the last range (meta.record_range), then _after_write → _complete marks it
+    completing in a second transaction. A crash between the two leaves a *receiving* upload with every byte. Start-up
+    only resumes *completing* uploads, and a tus client is done once HEAD says Upload-Offset == Upload-Length, so
+    nobody completes it: no sha256, no download, and the stale sweep deletes it after --stale-after."""
+    (c,) = contents(300_000)
+
+    async def crash() -> str:
+        async with running(tmp_path) as e:
+            upload = await e.service.create(new(0, len(c.data)))
+            crash_at(e.meta, "transition")
+            with pytest.raises(Crash):
+                await e.service.write(upload.id, whole(c.data))
+            return upload.id
+
+    async def restart(upload_id: str) -> None:
+        async with running(tmp_path) as e:
+            upload = await e.service.status(upload_id)  # type: ignore[arg-type]
+            assert upload.offset == len(c.data)  # what a tus client sees with HEAD: done
+            assert upload.state is UploadState.COMPLETE
+            assert upload.sha256 == c.sha256
+
+    upload_id = asyncio.run(crash())
+    asyncio.run(restart(upload_id))
+    assert check_storage(tmp_path, [c]) == []
+
+
 @pytest.mark.parametrize("before", [True, False], ids=["before-the-reference", "after-the-reference"])
 def test_crash_while_deduplicating_leaves_one_blob_with_the_right_count(tmp_path: Path, before: bool) -> None:
     (c,) = contents(200_000)

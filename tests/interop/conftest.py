@@ -108,4 +108,3 @@ def tus_js() -> TusJsClient:
         )  # fmt: skip
         assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}\n{installed.stderr}"
     return TusJsClient(node)
-

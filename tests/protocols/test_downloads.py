@@ -87,8 +87,11 @@ def test_unknown_id_is_404(client: httpx.Client) -> None:
 def test_unfinished_upload_is_never_served(client: httpx.Client) -> None:
     created = client.post("/files/", headers={"tus-resumable": "1.0.0", "upload-length": "1000"})
     upload_id = created.headers["location"].rsplit("/", 1)[-1]
-    client.patch(f"/files/{upload_id}", content=b"x" * 10, headers={
-        "tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream"})
+    client.patch(
+        f"/files/{upload_id}",
+        content=b"x" * 10,
+        headers={"tus-resumable": "1.0.0", "upload-offset": "0", "content-type": "application/offset+octet-stream"},
+    )
     response = client.get(f"/download/{upload_id}")
     assert response.status_code == 409
     assert "not complete" in response.text
