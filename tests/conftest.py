@@ -39,7 +39,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 20.0, scheme: str = "http") -> ServerProcess:
         args = [sys.executable, "-m", "pyfiledrop", "serve", "--host", "127.0.0.1", "-p", str(self.port),
                 "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
         logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
@@ -54,7 +54,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/api/config", timeout=1).status_code == 200:
+                ready = f"{scheme}://127.0.0.1:{self.port}/api/config"
+                if httpx.get(ready, timeout=1, verify=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from pyfiledrop import __version__, config
@@ -55,6 +56,11 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("--quota", help="all uploads together may use this much, e.g. 500G [PYFILEDROP_QUOTA]")
     add("--owner-quota", help="one owner's uploads may use this much, e.g. 20G [PYFILEDROP_OWNER_QUOTA]")
     add("--min-free", help="refuse uploads that would leave less disk free, e.g. 10G [PYFILEDROP_MIN_FREE]")
+    add("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key) [PYFILEDROP_TLS_CERT]")
+    add("--tls-key", help="the certificate's PEM private key [PYFILEDROP_TLS_KEY]")
+    add("--behind-proxy", action="store_const", const=True,
+        help="trust X-Forwarded-For/-Proto/-Host from a reverse proxy [PYFILEDROP_BEHIND_PROXY]")  # fmt: skip
+    add("--create-rate", help="uploads one address may start per minute (default 600) [PYFILEDROP_CREATE_RATE]")
     add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
@@ -132,6 +138,7 @@ def serve(flags: dict[str, object]) -> int:
     try:
         settings = config.load(flags)
         config.check_folders(settings)
+        config.check_tls(settings)
     except ConfigError as exc:
         _fail(str(exc))
     _check_port_free(settings.host, settings.port)
@@ -155,6 +162,8 @@ async def _serve_embedded(settings: Settings) -> None:
     server = Server(
         lambda: App(settings), address=settings.host, port=settings.port, interface=Interfaces.ASGI, factory=True,
         log_level=LogLevels.error, backlog=2048,
+        ssl_cert=Path(settings.tls_cert) if settings.tls_cert else None,
+        ssl_key=Path(settings.tls_key) if settings.tls_key else None,
     )  # fmt: skip
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -186,11 +195,12 @@ def lan_addresses() -> list[str]:
 
 def banner(settings: Settings, admin_token: str) -> str:
     s = settings
+    scheme = "https" if s.tls_cert else "http"
     if s.host in ("0.0.0.0", "::"):  # noqa: S104
-        urls = [f"http://127.0.0.1:{s.port}/"] + [f"http://{a}:{s.port}/" for a in lan_addresses()]
+        urls = [f"{scheme}://127.0.0.1:{s.port}/"] + [f"{scheme}://{a}:{s.port}/" for a in lan_addresses()]
     else:
         host = f"[{s.host}]" if ":" in s.host else s.host
-        urls = [f"http://{host}:{s.port}/"]
+        urls = [f"{scheme}://{host}:{s.port}/"]
     from pyfiledrop.storage.local import LocalStorage
     from pyfiledrop.web.app import tus_extensions
 

@@ -40,6 +40,10 @@ class Settings:
     owner_quota: str | None = None  # one owner's uploads may use this much
     min_free: str | None = None  # refuse uploads that would leave less disk free than this
     public_url: str | None = None  # base URL put in links, when behind a proxy
+    behind_proxy: bool = False  # trust X-Forwarded-For/-Proto/-Host from the reverse proxy in front
+    tls_cert: str | None = None  # serve HTTPS with this certificate (PEM) …
+    tls_key: str | None = None  # … and this private key
+    create_rate: int = 600  # uploads one address may create per minute (tus POST, PUT); bursts up to the same
 
     @property
     def chunks_dir(self) -> Path:
@@ -99,7 +103,7 @@ def parse_duration(flag: str, value: object) -> float:
     return seconds
 
 
-_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after"}
+_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate"}
 _CHOICES = {"durability": ("chunk", "file", "none")}
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 
@@ -179,6 +183,14 @@ def _to_bool(flag: str, value: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ConfigError(f"{flag} must be true or false, not {value!r}")
+
+
+def check_tls(settings: Settings) -> None:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    for flag, value in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        if value is not None and not os.access(value, os.R_OK):
+            raise ConfigError(f"{flag} file {value} cannot be read")
 
 
 def check_folders(settings: Settings) -> None:

@@ -165,6 +165,14 @@ class RangeNotSatisfiable(PyfiledropError):
         self.size = size
 
 
+class RateLimited(PyfiledropError):
+    code = "ERR_RATE_LIMITED"
+
+    def __init__(self, what: str, retry_after: int) -> None:
+        super().__init__(f"too many {what} from your address; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class ConfigError(Exception):
     """A setting is invalid; the CLI prints the message on one line and exits 2."""
 

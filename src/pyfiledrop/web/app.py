@@ -22,6 +22,7 @@ from pyfiledrop.web import api, downloads, openapi
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.errors import Style, render
+from pyfiledrop.web.guard import RateLimiter, check_csrf, client_address
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
 
 log = logging.getLogger("pyfiledrop")
@@ -33,10 +34,9 @@ _PAGE_HEADERS = [
     ("content-security-policy",
      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
      "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
     ("x-frame-options", "DENY"),
 ]  # fmt: skip
+_COMMON_HEADERS = [("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer")]
 _STATIC_TYPES = {
     ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml", ".ico": "image/x-icon", ".png": "image/png", ".json": "application/json",
@@ -57,6 +57,7 @@ class App:
         self.settings = settings
         self.ctx: Context | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -129,9 +130,12 @@ class App:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.ctx is not None, "lifespan did not run"
         request = Request(scope, receive)
+        request.behind_proxy = self.settings.behind_proxy
         style = _style_for(request.path)
         extra = tus.cors_headers(request) if style is Style.TUS else []
         try:
+            check_csrf(request, self.settings.public_url)
+            self._limit_creation(request)
             response = await self._route(self.ctx, request, send)
         except Exception as exc:  # noqa: BLE001 - the one place that turns errors into responses
             response = render(exc, style)
@@ -143,7 +147,13 @@ class App:
             response.headers += [("tus-resumable", TUS_VERSION), *extra]
             if response.status == 412:
                 response.header("tus-version", TUS_VERSION)
+        response.headers += _COMMON_HEADERS
         await response.send(send, head=request.method == "HEAD")
+
+    def _limit_creation(self, request: Request) -> None:
+        creates = (request.method == "POST" and request.path.rstrip("/") == "/files") or request.method == "PUT"
+        if creates:
+            self.create_limiter.take(client_address(request, self.settings.behind_proxy))
 
     async def _route(self, ctx: Context, request: Request, send: Send) -> Response | None:
         method = request.headers.get("x-http-method-override", request.method).upper()
@@ -227,7 +237,6 @@ class App:
         headers = [
             ("content-type", _STATIC_TYPES.get(suffix, "application/octet-stream")),
             ("cache-control", "public, max-age=86400" if cache else "no-cache"),
-            ("x-content-type-options", "nosniff"),
         ]
         return Response(200, headers, resource.read_bytes())
 

@@ -27,6 +27,7 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.RangeNotSatisfiable: 416,
     e.VersionMismatch: 412,
     e.UploadLocked: 423,
+    e.RateLimited: 429,
     e.ChecksumMismatch: 460,  # tus checksum extension
     e.ClientDisconnected: 499,  # nobody reads it; logged like nginx does
     e.StorageFull: 507,
@@ -62,6 +63,8 @@ def render(exc: BaseException, style: Style) -> Response:
             response = text_response(f"error: {message}\n", status)
     if isinstance(exc, e.TooLarge):
         response.header("x-max-upload-size", str(exc.limit))
+    if isinstance(exc, e.RateLimited):
+        response.header("retry-after", str(exc.retry_after))
     if isinstance(exc, e.RangeNotSatisfiable):
         response.header("content-range", f"bytes */{exc.size}")
     return response

@@ -36,6 +36,7 @@ class Request:
             self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers else value
         self.query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         self.body_consumed = False
+        self.behind_proxy = False  # set by the app from --behind-proxy: X-Forwarded-* are then believed
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -60,13 +61,16 @@ class Request:
 
     @property
     def scheme(self) -> str:
+        forwarded = self.headers.get("x-forwarded-proto") if self.behind_proxy else None
+        if forwarded in ("http", "https"):
+            return forwarded
         return str(self.scope.get("scheme", "http"))
 
     def base_url(self, public_url: str | None) -> str:
         if public_url:
             return public_url.rstrip("/")
-        host = self.headers.get("host") or "localhost"
-        return f"{self.scheme}://{host}"
+        host = (self.headers.get("x-forwarded-host") if self.behind_proxy else None) or self.headers.get("host")
+        return f"{self.scheme}://{host or 'localhost'}"
 
     async def stream(self, idle_timeout: float) -> AsyncIterator[bytes]:
         """The body, piece by piece. Raises RequestTimeout if the client stalls, ClientDisconnected if it leaves."""
