@@ -69,8 +69,8 @@ class SweepingServer(ServerProcess):
     sweep_interval: float = SWEEP_INTERVAL
 
     def start(self, timeout: float = 20.0) -> SweepingServer:
-        args = [sys.executable, str(LAUNCHER), str(self.sweep_interval), "serve", "--host", "127.0.0.1",
-                "-p", str(self.port), "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
+        args = [sys.executable, str(LAUNCHER), str(self.sweep_interval), "serve", "--host", "127.0.0.1", "-p",
+                str(self.port), "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
         logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
         logs.mkdir(exist_ok=True)
         self.log_path = logs / f"server-{self.port}.log"
@@ -162,7 +162,9 @@ class Ledger:
 
     def snapshot(self) -> list[Tracked]:
         with self.lock:
-            return [Tracked(t.id, t.content, t.protocol, t.acked, t.sha256, t.may_vanish) for t in self.uploads.values()]
+            return [
+                Tracked(t.id, t.content, t.protocol, t.acked, t.sha256, t.may_vanish) for t in self.uploads.values()
+            ]
 
 
 # -- parking the clients while the server is down -------------------------------------------------------------------
@@ -280,7 +282,9 @@ class Job(threading.Thread):
 
     def reported_complete(self, upload_id: str, sha256: str | None) -> None:
         if sha256 != self.content.sha256:
-            self.work.ledger.problem(f"{upload_id} ({self.filename}) reported sha256 {sha256}, not {self.content.sha256}")
+            self.work.ledger.problem(
+                f"{upload_id} ({self.filename}) reported sha256 {sha256}, not {self.content.sha256}"
+            )
         self.work.ledger.complete(upload_id, sha256 or "")
 
     def after_complete(self) -> None:
@@ -326,7 +330,7 @@ class TusJob(Job):
         piece = data[offset : offset + length]
         headers = {**TUS, "content-type": OCTET, "upload-offset": str(offset)}
         if self.rng.random() < 0.2:
-            headers["upload-checksum"] = "sha1 " + base64.b64encode(hashlib.sha1(piece).digest()).decode()  # noqa: S324
+            headers["upload-checksum"] = "sha1 " + base64.b64encode(hashlib.sha1(piece).digest()).decode()
         if self.rng.random() < 0.75:
             headers["content-length"] = str(len(piece))  # otherwise chunked transfer encoding
         response = self.http.patch(f"/files/{self.upload_id}", headers=headers, content=self.stream(piece))
@@ -609,7 +613,9 @@ def _check_folder(storage: Path, uploads: dict[str, Row], blobs: dict[str, tuple
     for path in storage.iterdir():
         if BLOB_NAME.fullmatch(path.name) and path.is_file() and path.name not in blobs:
             problems.append(f"orphan file {path.name}: no blobs row")
-    keep_parts = {r.id for r in uploads.values() if r.state == "receiving" or (r.concat == "partial" and r.state == "complete")}
+    keep_parts = {
+        r.id for r in uploads.values() if r.state == "receiving" or (r.concat == "partial" and r.state == "complete")
+    }
     for part in (storage / ".partial").glob("*.part"):
         if part.stem not in keep_parts:
             state = uploads[part.stem].state if part.stem in uploads else "no record"

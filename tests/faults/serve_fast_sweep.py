@@ -1,4 +1,4 @@
-"""``pyfiledrop serve`` with the expiry sweep every N seconds instead of every 60: ``python serve_fast_sweep.py N serve …``.
+"""``pyfiledrop serve`` sweeping every N seconds instead of every 60: ``python serve_fast_sweep.py N serve …``.
 
 The sweep interval is a module constant of the app (``pyfiledrop.web.app._SWEEP_INTERVAL``), not a setting. granian
 forks its worker on Linux, so the worker inherits the module as patched here. Used by the crash loop, so that kills
