@@ -56,6 +56,18 @@ _SCHEMA = [
         SELECT blob_key, MAX(sha256), MAX(size), COUNT(*) FROM uploads
         WHERE state = 'complete' AND blob_key IS NOT NULL GROUP BY blob_key;
     """,
+    # Share links: a revocable, optionally expiring download link for one upload; only the token's hash is kept.
+    """
+    CREATE TABLE shares (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        upload_id TEXT NOT NULL REFERENCES uploads (id),
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX shares_upload ON shares (upload_id);
+    """,
 ]
 
 _COLUMNS = (
@@ -74,6 +86,10 @@ class SQLiteMetadataStore:
         # One thread owns the connection: statements run in order, never on the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the store's connection thread (for stores of other records in the same database)."""
+        return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()

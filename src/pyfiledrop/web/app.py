@@ -13,12 +13,13 @@ from pyfiledrop import config
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import Limits, UploadService
+from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.local import LocalStorage
-from pyfiledrop.web import api, downloads, openapi
+from pyfiledrop.web import api, downloads, openapi, shares
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.errors import Style, render
@@ -98,7 +99,7 @@ class App:
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
         auth = Authenticator(load_secret(s.storage / ".pyfiledrop.secret"), admin_token or _unusable_token())
-        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle)
+        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta))
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
@@ -167,6 +168,9 @@ class App:
             case "GET" | "HEAD", ["files", key] | ["download", key]:
                 await downloads.serve(ctx, request, send, key)
                 return None
+            case "GET" | "HEAD", ["s", token]:
+                await shares.download(ctx, request, send, token)
+                return None
             case "POST", ["upload"]:
                 return await dropzone.upload(ctx, request)
             case "PUT", _:
@@ -203,20 +207,32 @@ class App:
                 return await api.session(ctx, request)
             case "POST", ["forget"]:
                 return api.forget(request)
-            case "GET", ["uploads"]:
-                return await api.list_uploads(ctx, request)
-            case "GET", ["uploads", key]:
-                return await api.get_upload(ctx, request, key)
-            case "DELETE", ["uploads", key]:
-                return await api.delete_upload(ctx, request, key)
-            case "PATCH", ["uploads", key]:
-                return await api.update_upload(ctx, request, key)
+            case _, ["uploads", *below]:
+                return await self._api_uploads(ctx, request, method, below)
+            case "DELETE", ["shares", share_id]:
+                return await shares.revoke(ctx, request, share_id)
             case "POST", ["admin", "verify"]:
                 return await api.admin_verify(ctx, request)
             case "GET", ["admin", "stats"]:
                 return await api.admin_stats(ctx, request)
             case "GET", ["openapi.json"]:
                 return openapi.document()
+        return text_response("not found\n", 404)
+
+    async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
+        match method, below:
+            case "GET", []:
+                return await api.list_uploads(ctx, request)
+            case "GET", [key]:
+                return await api.get_upload(ctx, request, key)
+            case "DELETE", [key]:
+                return await api.delete_upload(ctx, request, key)
+            case "PATCH", [key]:
+                return await api.update_upload(ctx, request, key)
+            case "POST", [key, "shares"]:
+                return await shares.create(ctx, request, key)
+            case "GET", [key, "shares"]:
+                return await shares.list_shares(ctx, request, key)
         return text_response("not found\n", 404)
 
     def _page(self, request: Request, name: str) -> Response:

@@ -8,6 +8,7 @@ from pyfiledrop.config import Settings
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import UploadService
+from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.web.auth import Authenticator
 from pyfiledrop.web.http import Request
 
@@ -19,6 +20,7 @@ class Context:
     auth: Authenticator
     tus_extensions: tuple[str, ...]
     lifecycle: Lifecycle
+    shares: ShareStore
 
     @property
     def idle_timeout(self) -> float:

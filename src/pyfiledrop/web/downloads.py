@@ -34,6 +34,13 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
     identity = ctx.auth.identify(request)
     if not ctx.settings.allow_downloads and not identity.may_manage(upload.owner):
         raise DownloadsDisabled()
+    await send_upload(ctx, request, send, upload)
+
+
+async def send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
+    """Send a finished upload whose access was already checked (by link, token or share)."""
+    if upload.state is UploadState.TERMINATED:
+        raise UploadGone(upload.id)
     blob = upload.blob
     if upload.state is not UploadState.COMPLETE or blob is None:
         raise UploadConflict(f"upload {upload.id} is not complete: {upload.received.total} of {upload.size} bytes")
