@@ -173,6 +173,12 @@ class RateLimited(PyfiledropError):
         self.retry_after = retry_after
 
 
+class BlobGone(PyfiledropError):
+    """A deduplicated upload's blob lost its last reference before this one was added (never reaches HTTP)."""
+
+    code = "ERR_BLOB_GONE"
+
+
 class ConfigError(Exception):
     """A setting is invalid; the CLI prints the message on one line and exits 2."""
 

@@ -97,11 +97,6 @@ def test_crash_while_completing_is_finished_at_start_up(tmp_path: Path, target: 
     assert check_storage(tmp_path, [c]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a crash between the rename and the 'complete' record bricks start-up",
-    raises=FileNotFoundError,
-)
 def test_crash_after_the_rename_before_the_record_is_finished_at_start_up(tmp_path: Path) -> None:
     """storage.finalize renamed .partial/ID.part to ID_name, then the process died before meta.complete committed.
 
@@ -129,11 +124,6 @@ def test_crash_after_the_rename_before_the_record_is_finished_at_start_up(tmp_pa
     assert check_storage(tmp_path, [c]) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: every byte recorded, crash before 'completing': the upload never completes",
-)
 def test_crash_after_the_last_bytes_are_recorded_before_completing_is_completed_at_start_up(tmp_path: Path) -> None:
     """UploadService._write records the last range (meta.record_range), then _after_write → _complete marks it
     completing in a second transaction. A crash between the two leaves a *receiving* upload with every byte. Start-up
@@ -231,9 +221,6 @@ def test_crash_between_allocating_and_recording_a_new_upload_leaves_no_orphan(tm
     assert list((tmp_path / ".partial").glob("*.part")) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: start-up deletes the bytes of finished tus partial uploads", raises=FileNotFoundError
-)
 def test_finished_concatenation_parts_survive_a_restart(tmp_path: Path) -> None:
     """A finished partial upload keeps its bytes in .partial/ID.part until a final upload uses it. Start-up
     (Lifecycle.on_startup) treats every .part file without a *receiving* upload as an orphan and deletes it, so
@@ -260,9 +247,6 @@ def test_finished_concatenation_parts_survive_a_restart(tmp_path: Path) -> None:
     assert check_storage(tmp_path, [part1, part2, final]) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: deduplication races with the delete of the file it links to", raises=AssertionError
-)
 def test_deduplicating_against_a_file_deleted_meanwhile_keeps_the_new_copy(tmp_path: Path) -> None:
     """UploadService._finish finds a blob with the same sha256 (_existing_blob), then records the new reference
     (meta.complete) in a second transaction. A DELETE or the expiry sweep of the blob's last other upload that runs
@@ -299,9 +283,6 @@ def test_deduplicating_against_a_file_deleted_meanwhile_keeps_the_new_copy(tmp_p
 # -- the real server ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: start-up deletes the bytes of finished tus partial uploads", raises=AssertionError
-)
 def test_a_finished_partial_upload_can_be_concatenated_after_a_clean_restart(
     make_server: type[ServerProcess], tmp_path: Path
 ) -> None:
@@ -323,9 +304,6 @@ def test_a_finished_partial_upload_can_be_concatenated_after_a_clean_restart(
     assert status["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a crash while the secret is first written leaves an empty HMAC key", raises=AssertionError
-)
 def test_an_empty_secret_file_left_by_a_crash_does_not_make_tokens_forgeable(
     make_server: type[ServerProcess], tmp_path: Path
 ) -> None:

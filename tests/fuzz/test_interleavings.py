@@ -8,8 +8,9 @@ operation: each range the client was answered is recorded, nothing is recorded t
 byte on disk is right (crashkit.check_storage). At the end every missing range is sent; both uploads must be complete,
 deduplicated onto one file that has exactly the bytes, with their sha256.
 
-Retries that carry *different* bytes for a range already received, and chunks longer than they say, are left out of
-the property: they overwrite acknowledged bytes today (see the xfail tests at the end).
+A chunk that half overlaps bytes already received is refused (409) and changes nothing; one wholly inside them is
+answered without being written. Retries with *different* bytes and chunks longer than they say have their own tests
+at the end.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from hypothesis import strategies as st
 from pyfiledrop.engine.model import Protocol, Upload, UploadState
 from pyfiledrop.engine.ranges import RangeSet
 from pyfiledrop.engine.service import Chunk
-from pyfiledrop.errors import BadRequest, ChecksumMismatch, ClientDisconnected, OffsetMismatch, TooLarge
+from pyfiledrop.errors import (
+    BadRequest,
+    ChecksumMismatch,
+    ClientDisconnected,
+    OffsetMismatch,
+    TooLarge,
+    UploadConflict,
+)
 from tests.faults.crashkit import Content, check_storage
 from tests.faults.enginekit import Crash, Engine, body, new, running, sha256
 
@@ -130,11 +138,16 @@ class Player:
         if op.kind == "retry" and client.acked.spans:  # send again a range that was answered
             start, end = client.acked.spans[op.a % len(client.acked.spans)]
         piece = self.data[start:end]
+        before = (await self.status(RANDOM_ACCESS)).received
+        if before.overlaps(start, end) and not before.covers(start, end):  # half new, half received: refused
+            with pytest.raises(UploadConflict):
+                await self.engine.service.write(client.upload_id, Chunk(start, body(piece), len(piece)))  # type: ignore[union-attr,arg-type]
+            assert (await self.status(RANDOM_ACCESS)).received == before, "a refused chunk changes nothing"
+            return
         if op.kind in ("write", "retry"):
             await self.write(RANDOM_ACCESS, Chunk(start, body(piece), len(piece), all_or_nothing=True), start, end)
             return
         cut = op.c * len(piece) // 1000
-        before = (await self.status(RANDOM_ACCESS)).received
         error: BaseException = Crash() if op.kind == "crash" else ClientDisconnected()
         chunk = Chunk(start, body(piece, fail_after=cut, exc=error), len(piece), all_or_nothing=True)
         if cut == len(piece):  # nothing to cut
@@ -246,7 +259,7 @@ def test_any_interleaving_of_writes_retries_cuts_and_restarts_gives_the_exact_fi
     asyncio.run(play_all(root, random.Random(seed).randbytes(size), script))
 
 
-# -- known bugs: conflicting retries overwrite acknowledged bytes ---------------------------------------------------
+# -- conflicting retries never change acknowledged bytes ---------------------------------------------------
 
 
 def _chunks_then(root: Path, first: list[int], retry: Chunk) -> tuple[bytes, str, bytes]:
@@ -273,27 +286,21 @@ def _chunks_then(root: Path, first: list[int], retry: Chunk) -> tuple[bytes, str
     return asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a retried chunk with other bytes overwrites an acknowledged range",
-                   raises=AssertionError)  # fmt: skip
 def test_a_retry_with_other_bytes_does_not_change_an_acknowledged_range(tmp_path: Path) -> None:
-    """UploadService._write writes every chunk to the file, also one whose range is already recorded; the
-    prefix hash has already consumed the first bytes, so the upload completes with the sha256 of the first bytes
-    while the file holds the second: a finished file that does not match its sha256 (``verify`` reports it)."""
+    """A retried chunk whose range is already recorded is answered without being written: the prefix hash has
+    consumed the first bytes, so writing the second would leave a file that does not match its sha256."""
     data, reported, stored = _chunks_then(
         tmp_path, [0, 1], Chunk(0, body(bytes(100_000)), 100_000, all_or_nothing=True)
     )
     assert hashlib.sha256(stored).hexdigest() == reported, "the file does not match the sha256 it was given"
-    assert stored == data
+    assert stored == data, "acknowledged bytes changed"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a chunk longer than it says overwrites the next, acknowledged chunk",
-                   raises=AssertionError)  # fmt: skip
 def test_a_chunk_longer_than_announced_does_not_overwrite_the_next_chunk(tmp_path: Path) -> None:
-    """Dropzone chunk 0 (dzchunksize 100000) whose file part has 150000 bytes: refused with 400 afterwards, but its
-    bytes were already written over chunk 1, which had been answered 200. The upload then completes with the right
-    sha256 of nothing: the file differs from what every chunk sent."""
+    """Dropzone chunk 0 (dzchunksize 100000) whose file part has 150000 bytes is refused with 400 at its
+    100001st byte, before anything reaches chunk 1, which had been answered 200."""
     data, reported, stored = _chunks_then(
         tmp_path, [1], Chunk(0, body(random.Random(1).randbytes(150_000)), 100_000, all_or_nothing=True)
     )
-    assert stored == data
+    assert stored == data, "acknowledged bytes changed"
     assert reported == hashlib.sha256(data).hexdigest()

@@ -45,3 +45,33 @@ class Leases:
         finally:
             del self._held[upload_id]
             lease.released.set()
+
+
+class RangeLocks:
+    """Byte ranges being written right now, per upload (Dropzone sends chunks in parallel, retries included).
+
+    A request for bytes another request is still writing waits for it, then looks again: usually the bytes are
+    there by then and the retry is answered without writing, so two bodies never race for the same bytes.
+    """
+
+    def __init__(self) -> None:
+        self._busy: dict[UploadId, list[tuple[int, int, asyncio.Event]]] = {}
+
+    def busy(self, upload_id: UploadId, start: int, end: int) -> asyncio.Event | None:
+        for s, e, done in self._busy.get(upload_id, ()):
+            if s < end and start < e:
+                return done
+        return None
+
+    @asynccontextmanager
+    async def hold(self, upload_id: UploadId, start: int, end: int) -> AsyncIterator[None]:
+        entry = (start, end, asyncio.Event())
+        self._busy.setdefault(upload_id, []).append(entry)
+        try:
+            yield
+        finally:
+            held = self._busy[upload_id]
+            held.remove(entry)
+            if not held:
+                del self._busy[upload_id]
+            entry[2].set()

@@ -8,8 +8,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from pyfiledrop.engine.model import UploadState
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.model import ConcatKind, UploadState
 from pyfiledrop.engine.service import UploadService
+from pyfiledrop.errors import UploadNotFound
 
 log = logging.getLogger("pyfiledrop.lifecycle")
 
@@ -43,8 +45,15 @@ class Lifecycle:
         stuck = await meta.in_state(UploadState.COMPLETING)
         for upload in stuck:
             await self.service.resume_completion(upload)
-        unfinished = {u.id for u in await meta.in_state(UploadState.RECEIVING)}
-        partial_orphans = [i for i in await storage.partial_ids() if i not in unfinished]
+        receiving = await meta.in_state(UploadState.RECEIVING)
+        # All bytes recorded, then killed before the completion began: finish it now, the client may never return.
+        ready = [upload for upload in receiving if upload.all_bytes_received]
+        for upload in ready:
+            await self.service.resume_receiving(upload)
+        unfinished = {u.id for u in receiving if not u.all_bytes_received}
+        partial_orphans = [
+            i for i in await storage.partial_ids() if i not in unfinished and not await self._awaits_concat(i)
+        ]
         for upload_id in partial_orphans:
             await storage.discard(upload_id)
         known = {blob.key for blob, _, _ in await meta.blobs()}
@@ -52,7 +61,15 @@ class Lifecycle:
         for key in blob_orphans:
             log.warning("removing %s: no upload refers to it (left by a crash during a delete)", key)
             await storage.delete_blob_key(key)
-        return StartupReport(len(stuck), len(partial_orphans), len(blob_orphans))
+        return StartupReport(len(stuck) + len(ready), len(partial_orphans), len(blob_orphans))
+
+    async def _awaits_concat(self, upload_id: UploadId) -> bool:
+        """A finished tus partial upload keeps its bytes in the partial folder until a final upload takes them."""
+        try:
+            upload = await self.service.meta.get(upload_id)
+        except UploadNotFound:
+            return False
+        return upload.concat is ConcatKind.PARTIAL and upload.state is UploadState.COMPLETE
 
     async def sweep(self, now: float | None = None) -> int:
         """Drop unfinished uploads without progress for stale_after seconds, and expired finished ones."""

@@ -49,6 +49,9 @@ class RangeSet:
     def covers(self, start: int, end: int) -> bool:
         return start == end or any(s <= start and end <= e for s, e in self.spans)
 
+    def overlaps(self, start: int, end: int) -> bool:
+        return any(s < end and start < e for s, e in self.spans)
+
     def is_complete(self, size: int) -> bool:
         return size == 0 or self.covers(0, size)
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field, replace
 from pyfiledrop.engine.checksum import Hasher, new_hasher
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
 from pyfiledrop.engine.ids import UploadId, new_upload_id
-from pyfiledrop.engine.leases import Leases
+from pyfiledrop.engine.leases import Leases, RangeLocks
 from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.names import display_name
 from pyfiledrop.errors import (
     BadRequest,
+    BlobGone,
     ChecksumMismatch,
     ClientDisconnected,
     Forbidden,
@@ -80,6 +81,7 @@ class UploadService:
         self.limits = limits
         self._hashes = PrefixHashes(storage)
         self._leases = Leases()
+        self._writing = RangeLocks()
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
 
     # -- creation -----------------------------------------------------------------------------------------------
@@ -186,17 +188,45 @@ class UploadService:
         return await self._write(upload_id, chunk)
 
     async def _write(self, upload_id: UploadId, chunk: Chunk) -> Upload:
-        upload = await self.meta.get(upload_id)
-        self._check_writable(upload, chunk)
-        if upload.state is not UploadState.RECEIVING:
-            await _drain(chunk.body)  # a retried chunk of a finished upload: accepted, nothing to do
-            return await self.wait_complete(upload)
+        while True:
+            upload = await self.meta.get(upload_id)
+            self._check_writable(upload, chunk)
+            if upload.state is not UploadState.RECEIVING:
+                await _drain(chunk.body)  # a retried chunk of a finished upload: accepted, nothing to do
+                return await self.wait_complete(upload)
+            start, end = chunk.offset, self._chunk_end(upload, chunk)
+            if chunk.length and upload.received.covers(start, end):
+                # A retry of bytes already kept: acknowledged bytes are never written twice, so a retry that
+                # differs cannot change a file whose prefix has already been hashed.
+                await _drain(_limited(chunk.body, chunk.length, True, self.limits.max_upload_bytes))
+                return upload
+            if upload.received.overlaps(start, end):
+                raise UploadConflict(
+                    f"bytes {start}-{end} overlap bytes already received ({upload.received.to_text()}): "
+                    "send only the missing ranges"
+                )
+            busy = None if chunk.exact_offset else self._writing.busy(upload_id, start, end)
+            if busy is None:
+                break
+            await busy.wait()
+        async with self._writing.hold(upload_id, start, end):
+            return await self._write_bytes(upload, chunk)
+
+    def _chunk_end(self, upload: Upload, chunk: Chunk) -> int:
+        if chunk.length is not None:
+            return chunk.offset + chunk.length
+        return upload.size if upload.size is not None else self.limits.max_upload_bytes
+
+    async def _write_bytes(self, upload: Upload, chunk: Chunk) -> Upload:
+        upload_id = upload.id
         end_limit = upload.size if upload.size is not None else self.limits.max_upload_bytes
         claim = None if upload.concat is ConcatKind.PARTIAL else self._hashes.claim(upload_id, chunk.offset)
         checksum = new_hasher(chunk.checksum[0]) if chunk.checksum else None
         hashers = _Hashers(claim, checksum)
         progress = WriteProgress()
-        body = _limited(chunk.body, end_limit - chunk.offset, upload.size is not None, self.limits.max_upload_bytes)
+        room = end_limit - chunk.offset if chunk.length is None else chunk.length  # never past what it announced
+        body = _limited(chunk.body, room, upload.size is not None or chunk.length is not None,
+                        self.limits.max_upload_bytes)  # fmt: skip
         failure: BaseException | None = None
         checkpoint = None if chunk.checksum or chunk.all_or_nothing else self._checkpointer(upload_id, chunk.offset)
         try:
@@ -296,10 +326,15 @@ class UploadService:
         self._hashes.forget(upload.id)
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
         same = await self._existing_blob(sha256, size)
+        done = None
         if same is not None:  # deduplicated: one more reference, the new copy goes
-            done = await self.meta.complete(upload.id, sha256, same, expires_at)
-            await self.storage.discard(upload.id)
-        else:
+            try:
+                done = await self.meta.complete(upload.id, sha256, same, expires_at, shared=True)
+            except BlobGone:  # its last other upload was deleted meanwhile: keep this copy after all
+                same = None
+            else:
+                await self.storage.discard(upload.id)
+        if done is None:
             blob = await self.storage.finalize(upload.id, upload.filename, size)
             done = await self.meta.complete(upload.id, sha256, blob, expires_at)
         log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
@@ -322,7 +357,13 @@ class UploadService:
     async def resume_completion(self, upload: Upload) -> Upload:
         """After a crash: finish an upload that had all its bytes but was cut off while completing."""
         upload = await self.meta.transition(upload.id, UploadState.RECEIVING, expect=UploadState.COMPLETING)
+        if upload.concat is not ConcatKind.PARTIAL:
+            await self.storage.unfinalize(upload.id, upload.filename)  # killed after the rename: hash it again
         return await self._complete(upload)
+
+    async def resume_receiving(self, upload: Upload) -> Upload:
+        """After a crash: finish an upload whose last bytes were recorded just before the kill."""
+        return await self._after_write(upload)
 
     # -- reading and removal ------------------------------------------------------------------------------------
 
@@ -371,7 +412,7 @@ async def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_
     async for piece in body:
         if len(piece) > room:
             if size_known:
-                raise BadRequest("the body goes past the end of the upload")
+                raise BadRequest("the body is longer than announced or goes past the end of the upload")
             raise TooLarge(max_bytes)
         room -= len(piece)
         yield piece

@@ -49,9 +49,13 @@ class MetadataStore(Protocol):
         ...
 
     async def complete(
-        self, upload_id: UploadId, sha256: str, blob: BlobRef | None, expires_at: float | None
+        self, upload_id: UploadId, sha256: str, blob: BlobRef | None, expires_at: float | None, *, shared: bool = False
     ) -> Upload:
-        """Record a verified, finished upload (COMPLETING → COMPLETE) and one more reference to its blob."""
+        """Record a verified, finished upload (COMPLETING → COMPLETE) and one more reference to its blob.
+
+        ``shared``: the blob is another upload's (deduplication); raises BlobGone, changing nothing, if its last
+        reference was dropped meanwhile, so the caller keeps its own copy instead.
+        """
         ...
 
     async def terminate(self, upload_id: UploadId) -> BlobRef | None:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.ranges import RangeSet
-from pyfiledrop.errors import StorageFull, UploadConflict, UploadNotFound
+from pyfiledrop.errors import BlobGone, StorageFull, UploadConflict, UploadNotFound
 from pyfiledrop.meta.base import Usage
 
 T = TypeVar("T")
@@ -186,14 +186,18 @@ class SQLiteMetadataStore:
         return await self._run(_transition)
 
     async def complete(
-        self, upload_id: UploadId, sha256: str, blob: BlobRef | None, expires_at: float | None
+        self, upload_id: UploadId, sha256: str, blob: BlobRef | None, expires_at: float | None, *, shared: bool = False
     ) -> Upload:
         def _complete(db: sqlite3.Connection) -> Upload:
             with _transaction(db):
                 upload = _fetch(db, upload_id)
                 if upload.state is not UploadState.COMPLETING:
                     raise UploadConflict(f"upload {upload_id} is {upload.state}, not completing")
-                if blob is not None:
+                if blob is not None and shared:
+                    added = db.execute("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0", (blob.key,))
+                    if added.rowcount == 0:
+                        raise BlobGone(f"blob {blob.key} was deleted")
+                elif blob is not None:
                     db.execute(
                         "INSERT INTO blobs (key, sha256, size, refs) VALUES (?, ?, ?, 1) "
                         "ON CONFLICT (key) DO UPDATE SET refs = refs + 1",

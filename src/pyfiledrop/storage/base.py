@@ -72,6 +72,9 @@ class Storage(Protocol):
         """Make the finished upload visible under its final name, whole or not at all."""
         ...
 
+    async def unfinalize(self, upload_id: UploadId, filename: str) -> None:
+        """After a crash between finalize and its record: put the bytes back where an unfinished upload's are."""
+
     def read(self, blob: BlobRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of a finished blob."""
         ...

@@ -106,9 +106,13 @@ class LocalStorage:
                 os.fdatasync(out.fileno())
 
     async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
-        blob = BlobRef(f"{upload_id}_{storage_name(filename)}", size)
+        blob = self._final_ref(upload_id, filename, size)
         await asyncio.to_thread(self._finalize, upload_id, blob)
         return blob
+
+    @staticmethod
+    def _final_ref(upload_id: UploadId, filename: str, size: int) -> BlobRef:
+        return BlobRef(f"{upload_id}_{storage_name(filename)}", size)
 
     def _finalize(self, upload_id: UploadId, blob: BlobRef) -> None:
         partial, final = self._partial(upload_id), self._blob_path(blob)
@@ -127,6 +131,11 @@ class LocalStorage:
             _copy_across_devices(partial, final)
         if self.fsync_files:
             _fsync_dir(final.parent)
+
+    async def unfinalize(self, upload_id: UploadId, filename: str) -> None:
+        partial, final = self._partial(upload_id), self._blob_path(self._final_ref(upload_id, filename, 0))
+        if not partial.exists() and final.exists():
+            await asyncio.to_thread(final.replace, partial)
 
     async def read(self, blob: BlobRef, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         async for block in _read_file(self._blob_path(blob), start, blob.size if end is None else end):
