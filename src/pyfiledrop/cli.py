@@ -61,6 +61,9 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("--behind-proxy", action="store_const", const=True,
         help="trust X-Forwarded-For/-Proto/-Host from a reverse proxy [PYFILEDROP_BEHIND_PROXY]")  # fmt: skip
     add("--create-rate", help="uploads one address may start per minute (default 600) [PYFILEDROP_CREATE_RATE]")
+    add("--password", help="uploading needs this password (or a hash from 'pyfiledrop hash-password'; better kept "
+        "in the config file or env than on the command line) [PYFILEDROP_PASSWORD]")  # fmt: skip
+    add("--login-rate", help="wrong passwords one address may try per minute (default 10) [PYFILEDROP_LOGIN_RATE]")
     add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
@@ -77,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("-s", "--storage", help="storage folder (default ./storage) [PYFILEDROP_STORAGE]")
     verify.add_argument("-c", "--chunks", help="partial uploads folder [PYFILEDROP_CHUNKS]")
     verify.add_argument("--config", help="TOML settings file [PYFILEDROP_CONFIG]")
+    hashing = commands.add_parser("hash-password", help="print the hash of a password, for the config file")
+    hashing.add_argument("password", nargs="?", help="the password (default: asked for, or read from stdin)")
     return parser
 
 
@@ -97,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _fail(str(exc))
         case "verify":
             return verify(vars(namespace))
+        case "hash-password":
+            return hash_password(namespace.password)
         case _:
             _fail(f"unknown command {namespace.command!r}")
 
@@ -132,6 +139,23 @@ def verify(flags: dict[str, object]) -> int:
         print(f"CHANGED {line}")
     print("all files match their sha256" if not problems else f"{len(problems)} file(s) changed or missing")
     return 1 if problems else 0
+
+
+def hash_password(given: str | None) -> int:
+    from pyfiledrop.passwords import hash_password as make_hash
+
+    if given is None and sys.stdin.isatty():
+        import getpass
+
+        given = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != given:
+            _fail("the two passwords differ")
+    elif given is None:
+        given = sys.stdin.readline().rstrip("\r\n")
+    if not given:
+        _fail("the password is empty")
+    print(make_hash(given))
+    return 0
 
 
 def serve(flags: dict[str, object]) -> int:
@@ -212,6 +236,7 @@ def banner(settings: Settings, admin_token: str) -> str:
         f"  Force chunking:   {str(not s.disable_force_chunking).lower()}",
         f"  Parallel chunks:  {str(not s.disable_parallel_chunks).lower()}",
         f"  Downloads:        {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
+        f"  Uploads:          {'password needed' if s.password else 'open to anyone who can reach it'}",
         f"  Durability:       {s.durability}",
         f"  Expire after:     {s.expire_after or 'never'}",
         f"  Quota:            {s.quota or 'none'}, per owner {s.owner_quota or 'none'}, keep free {s.min_free or '0'}",

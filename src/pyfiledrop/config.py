@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pyfiledrop import passwords
 from pyfiledrop.errors import ConfigError
 
 MIB = 1 << 20
@@ -44,6 +45,8 @@ class Settings:
     tls_cert: str | None = None  # serve HTTPS with this certificate (PEM) …
     tls_key: str | None = None  # … and this private key
     create_rate: int = 600  # uploads one address may create per minute (tus POST, PUT); bursts up to the same
+    password: str | None = None  # uploading needs it (plain, or a hash from `pyfiledrop hash-password`)
+    login_rate: int = 10  # wrong passwords one address may try per minute before 429
 
     @property
     def chunks_dir(self) -> Path:
@@ -103,7 +106,7 @@ def parse_duration(flag: str, value: object) -> float:
     return seconds
 
 
-_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate"}
+_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate"}
 _CHOICES = {"durability": ("chunk", "file", "none")}
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 
@@ -160,9 +163,21 @@ def _convert(name: str, value: Any) -> Any:
         parse_duration("--expire-after", value)  # checked now, used through the property
     if name in _SIZES:
         parse_size(_SIZES[name], value)
+    if name == "password":
+        _check_password(str(value))
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ConfigError(f"{flag} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
     return str(value)
+
+
+def _check_password(value: str) -> None:
+    if not value:
+        raise ConfigError("--password must not be empty")
+    if passwords.is_hash(value):
+        try:
+            passwords.check_hash_format(value)
+        except ValueError as exc:
+            raise ConfigError(f"--password: {exc}") from None
 
 
 def _to_int(flag: str, value: Any) -> int:

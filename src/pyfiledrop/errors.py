@@ -7,6 +7,8 @@ Tree::
     │   ├── InvalidUploadId
     │   └── ChecksumUnsupported
     ├── NotAuthorized         no or invalid token
+    │   ├── PasswordRequired
+    │   └── WrongPassword
     ├── Forbidden             valid token, not yours
     ├── UploadNotFound
     ├── UploadGone            was here, has been terminated or expired
@@ -17,6 +19,9 @@ Tree::
     ├── UploadLocked          another request holds the upload and did not let go
     ├── RequestTimeout        the client stopped sending
     ├── StorageFull
+    ├── QuotaExceeded
+    │   └── TooManyFiles
+    ├── DropNotFound / DropClosed   a drop link that is unknown / revoked or expired
     └── DownloadsDisabled
 """
 
@@ -140,6 +145,37 @@ class QuotaExceeded(PyfiledropError):
             f"({left} bytes left); delete something or ask the admin"
         )
         self.limit = limit
+
+
+class TooManyFiles(QuotaExceeded):
+    def __init__(self, which: str, limit: int) -> None:
+        PyfiledropError.__init__(self, f"quota reached: {which} takes at most {limit} file(s), and has them all")
+        self.limit = limit
+
+
+class PasswordRequired(NotAuthorized):
+    code = "ERR_PASSWORD_REQUIRED"
+
+
+class WrongPassword(NotAuthorized):
+    code = "ERR_WRONG_PASSWORD"
+
+    def __init__(self) -> None:
+        super().__init__("wrong password")
+
+
+class DropNotFound(PyfiledropError):
+    code = "ERR_DROP_NOT_FOUND"
+
+    def __init__(self) -> None:
+        super().__init__("this drop link does not exist; check that it was copied whole")
+
+
+class DropClosed(PyfiledropError):
+    code = "ERR_DROP_CLOSED"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"this drop link {why}; ask whoever sent it for a new one")
 
 
 class DownloadsDisabled(PyfiledropError):

@@ -30,6 +30,7 @@ from pyfiledrop.errors import (
     QuotaExceeded,
     StorageFull,
     TooLarge,
+    TooManyFiles,
     UploadConflict,
     UploadGone,
 )
@@ -49,6 +50,15 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Allowance:
+    """Limits of one creator beyond the server's, checked at creation (a drop link's)."""
+
+    what: str  # for messages: "this drop link"
+    max_bytes: int | None = None
+    max_files: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewUpload:
     filename: str | None
     owner: str
@@ -60,6 +70,7 @@ class NewUpload:
     concat: ConcatKind = ConcatKind.NONE
     parts: tuple[UploadId, ...] = ()
     expires_at: float | None = None
+    allowance: Allowance | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,7 @@ class UploadService:
         self._leases = Leases()
         self._writing = RangeLocks()
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
+        self._admitting = asyncio.Lock()  # allowance checks and inserts, one at a time: no two take the last slot
 
     # -- creation -----------------------------------------------------------------------------------------------
 
@@ -91,6 +103,13 @@ class UploadService:
         if request.alias is not None:
             with contextlib.suppress(PyfiledropError):
                 return await self.meta.get_by_alias(request.alias)
+        if request.allowance is None:
+            return await self._create(request)
+        async with self._admitting:
+            await self._check_allowance(request, request.allowance)
+            return await self._create(request)
+
+    async def _create(self, request: NewUpload) -> Upload:
         if request.concat is not ConcatKind.FINAL:  # a final upload's bytes were counted in its parts
             await self._check_quota(request.owner, request.size or 0)
         now = time.time()
@@ -118,6 +137,19 @@ class UploadService:
         free = self.storage.free_bytes()
         if free is not None and size > free - self.limits.min_free_bytes:
             raise StorageFull(f"{size} bytes do not fit: {max(free - self.limits.min_free_bytes, 0)} bytes are free")
+
+    async def _check_allowance(self, request: NewUpload, allowance: Allowance) -> None:
+        usage = await self.meta.usage(request.owner)
+        # A tus part is not a file yet, but is refused early when no file could be made of it.
+        files_after = usage.files + (0 if request.concat is ConcatKind.PARTIAL else 1)
+        if allowance.max_files is not None and files_after > allowance.max_files:
+            raise TooManyFiles(allowance.what, allowance.max_files)
+        if allowance.max_bytes is None or request.concat is ConcatKind.FINAL:
+            return
+        if request.size is None:
+            raise BadRequest(f"{allowance.what} has a size limit: say the upload's size when creating it")
+        if usage.owner + request.size > allowance.max_bytes:
+            raise QuotaExceeded(allowance.what, allowance.max_bytes, usage.owner, request.size)
 
     async def _check_quota(self, owner: str, size: int) -> None:
         limits = self.limits

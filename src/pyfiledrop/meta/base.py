@@ -14,6 +14,7 @@ from pyfiledrop.engine.model import BlobRef, Upload, UploadState
 class Usage:
     total: int  # unique stored bytes plus the declared sizes of unfinished uploads
     owner: int  # declared sizes of one owner's uploads (a deduplicated file still counts for each owner)
+    files: int = 0  # one owner's uploads that are files (not tus parts), finished or not
 
 
 class MetadataStore(Protocol):

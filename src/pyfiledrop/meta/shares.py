@@ -26,7 +26,7 @@ class Share:
         return not self.revoked and (self.expires_at is None or self.expires_at > time.time())
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -43,7 +43,7 @@ class ShareStore:
         def _insert(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO shares (id, token_sha256, upload_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (share.id, _digest(token), upload_id, share.created_at, expires_at),
+                (share.id, token_digest(token), upload_id, share.created_at, expires_at),
             )
 
         await self._db.run(_insert)
@@ -55,7 +55,7 @@ class ShareStore:
         def _find(db: sqlite3.Connection) -> Share | None:
             row = db.execute(
                 "SELECT id, upload_id, created_at, expires_at, revoked FROM shares WHERE token_sha256 = ?",
-                (_digest(token),),
+                (token_digest(token),),
             ).fetchone()
             return _share(row) if row else None
 

@@ -68,6 +68,20 @@ _SCHEMA = [
     );
     CREATE INDEX shares_upload ON shares (upload_id);
     """,
+    # Drop links: upload-only links made by the admin; their uploads are owned by "drop-<id>".
+    """
+    CREATE TABLE drops (
+        id TEXT PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        password_hash TEXT,
+        max_bytes INTEGER,
+        max_files INTEGER,
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        revoked INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 
 _COLUMNS = (
@@ -256,13 +270,14 @@ class SQLiteMetadataStore:
             (reserved,) = db.execute(
                 "SELECT COALESCE(SUM(COALESCE(size, 0)), 0) FROM uploads WHERE state IN ('receiving', 'completing')"
             ).fetchone()
-            owned = 0
+            owned = files = 0
             if owner is not None:
-                (owned,) = db.execute(
-                    "SELECT COALESCE(SUM(COALESCE(size, 0)), 0) FROM uploads WHERE owner = ? AND state != 'terminated'",
+                (owned, files) = db.execute(
+                    "SELECT COALESCE(SUM(COALESCE(size, 0)), 0), COUNT(*) FILTER (WHERE concat != 'partial') "
+                    "FROM uploads WHERE owner = ? AND state != 'terminated'",
                     (owner,),
                 ).fetchone()
-            return Usage(total=stored + reserved, owner=owned)
+            return Usage(total=stored + reserved, owner=owned, files=files)
 
         return await self._run(_usage)
 

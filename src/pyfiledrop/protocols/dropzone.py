@@ -15,8 +15,9 @@ from pyfiledrop.engine.model import Protocol, Upload
 from pyfiledrop.engine.service import Chunk, NewUpload
 from pyfiledrop.errors import BadRequest, TooLarge
 from pyfiledrop.protocols.multipart import Field, FilePart, PartEnd, iter_multipart, parse_boundary
+from pyfiledrop.web.access import Uploader
 from pyfiledrop.web.api import upload_json
-from pyfiledrop.web.auth import Identity, token_headers
+from pyfiledrop.web.auth import token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, timed_stream
 
@@ -65,7 +66,8 @@ async def upload(ctx: Context, request: Request) -> Response:
         raise TooLarge(ctx.settings.max_size_bytes, length)
     boundary = parse_boundary(request.header("content-type") or "")
     events = iter_multipart(timed_stream(request, ctx.idle_timeout), boundary)
-    identity = ctx.auth.identify_or_issue(request)
+    uploader = await ctx.access.uploader(request)
+    identity = uploader.identity
     fields: dict[str, str] = {}
     result: Upload | None = None
     async for event in events:
@@ -73,7 +75,7 @@ async def upload(ctx: Context, request: Request) -> Response:
             case Field(name=name, value=value):
                 fields[name] = value
             case FilePart(name="file", filename=filename, content_type=content_type) if result is None:
-                result = await _receive_file(ctx, identity, fields, filename, content_type, _file_bytes(events))
+                result = await _receive_file(ctx, uploader, fields, filename, content_type, _file_bytes(events))
             case FilePart() | bytes() | PartEnd():
                 pass  # other file parts are not ours to store
     if result is None:
@@ -83,17 +85,18 @@ async def upload(ctx: Context, request: Request) -> Response:
 
 
 async def _receive_file(
-    ctx: Context, identity: Identity, fields: dict[str, str], filename: str, content_type: str,
+    ctx: Context, uploader: Uploader, fields: dict[str, str], filename: str, content_type: str,
     data: AsyncIterator[bytes],
 ) -> Upload:  # fmt: skip
-    owner = identity.require_owner()
+    owner, allowance = uploader.owner, uploader.allowance
     if "dzuuid" not in fields:  # the seed's un-chunked single POST
-        new = NewUpload(filename, owner, None, Protocol.DROPZONE, content_type)
+        new = NewUpload(filename, owner, None, Protocol.DROPZONE, content_type, allowance=allowance)
         created = await ctx.service.create(new)
         written = await ctx.service.write(created.id, Chunk(0, data, exact_offset=True))
         return await ctx.service.declare_size(created.id, written.received.total)
     chunk = parse_chunk_fields(fields, ctx.settings.max_size_bytes)
-    new = NewUpload(filename, owner, chunk.total_size, Protocol.DROPZONE, content_type, alias=chunk.uuid)
+    new = NewUpload(filename, owner, chunk.total_size, Protocol.DROPZONE, content_type, alias=chunk.uuid,
+                    allowance=allowance)  # fmt: skip
     target = await ctx.service.create(new)  # the first chunk to arrive creates it; the others find it
     if target.size != chunk.total_size:
         raise BadRequest(f"dztotalfilesize {chunk.total_size} differs from the {target.size} bytes announced before")

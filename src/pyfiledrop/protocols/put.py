@@ -13,15 +13,17 @@ from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, text_response, timed_stream
 
 
-async def put(ctx: Context, request: Request, raw_name: str) -> Response:
+async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | None = None) -> Response:
     length = request.content_length
     if length is not None and length > ctx.settings.max_size_bytes:
         raise TooLarge(ctx.settings.max_size_bytes, length)  # before a byte is stored
-    identity = ctx.auth.identify_or_issue(request)
+    uploader = await ctx.access.uploader(request, drop_token=drop_token)
+    identity = uploader.identity
     name = unquote(raw_name) or request.header("x-filename") or "upload"
     new = NewUpload(
         filename=name,
-        owner=identity.require_owner(),
+        owner=uploader.owner,
+        allowance=uploader.allowance,
         size=length,
         protocol=Protocol.PUT,
         content_type=(request.header("content-type") or "application/octet-stream").split(";")[0].strip(),

@@ -24,7 +24,7 @@ from pyfiledrop.protocols.tus_headers import (
     parse_metadata,
     parse_non_negative,
 )
-from pyfiledrop.web.auth import Identity, token_headers
+from pyfiledrop.web.auth import token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.errors import Style, render
 from pyfiledrop.web.http import Headers, Request, Response, no_content, timed_stream
@@ -34,7 +34,7 @@ OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 CORS_ALLOW_HEADERS = (
     "Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, Content-Type, Upload-Length, "
     "Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum, "
-    "X-Pyfiledrop-Token"
+    "X-Pyfiledrop-Token, X-Pyfiledrop-Drop, X-Pyfiledrop-Password"
 )
 CORS_EXPOSE_HEADERS = (
     "Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, "
@@ -83,10 +83,15 @@ async def create(ctx: Context, request: Request) -> Response:
     size = _declared_length(request, final=concat == "final")
     with_upload = _has_body(request)
     checksum = _check_initial_chunk(request, size, final=concat == "final") if with_upload else None
-    identity, owner = _creator(ctx, request, partial=concat == "partial")
+    # A part is only raw material for a final upload. Sent without a token (tus-js-client in Node keeps no cookies),
+    # it is owned by nobody, so the final upload that names it can be made by whoever holds its URL, the same
+    # capability that lets them PATCH or DELETE it; sent with a token, only that owner may use it.
+    uploader = await ctx.access.uploader(request, issue=concat != "partial")
+    identity = uploader.identity
     new = NewUpload(
         filename=metadata.get("filename") or metadata.get("name"),
-        owner=owner,
+        owner=uploader.owner,
+        allowance=uploader.allowance,
         size=size,
         protocol=Protocol.TUS,
         content_type=metadata.get("filetype") or metadata.get("type") or "application/octet-stream",
@@ -121,17 +126,6 @@ def _check_initial_chunk(request: Request, size: int | None, *, final: bool) -> 
     if size is not None and length is not None and length > size:
         raise TooLarge(size, length)
     return _checksum(request)
-
-
-def _creator(ctx: Context, request: Request, *, partial: bool) -> tuple[Identity, str]:
-    if partial:
-        # A part is only raw material for a final upload. Sent without a token (tus-js-client in Node keeps no
-        # cookies), it is owned by nobody, so the final upload that names it can be made by whoever holds its URL,
-        # the same capability that lets them PATCH or DELETE it; sent with a token, only that owner may use it.
-        identity = ctx.auth.identify(request)
-        return identity, identity.owner or ""
-    identity = ctx.auth.identify_or_issue(request)
-    return identity, identity.require_owner()
 
 
 def _declared_length(request: Request, *, final: bool) -> int | None:

@@ -56,8 +56,21 @@ async def config(ctx: Context, request: Request) -> Response:
             "tus_endpoint": "/files/",
             "tus_extensions": list(ctx.tus_extensions),
             "stale_after_seconds": s.stale_after,
+            "password_required": ctx.access.password_required(request),
         }
     )
+
+
+async def login(ctx: Context, request: Request) -> Response:
+    """Unlock uploading in this browser with the server's --password: an HttpOnly cookie for 30 days."""
+    body = await request.json()
+    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(password, str) or not password:
+        raise BadRequest('send {"password": "..."}')
+    if ctx.access.password_hash is None:
+        return no_content(204)  # nothing to unlock
+    await ctx.access.verify(request, ctx.access.password_hash, password)
+    return no_content(204, [("set-cookie", ctx.access.pass_cookie(request.scheme == "https"))])
 
 
 async def session(ctx: Context, request: Request) -> Response:

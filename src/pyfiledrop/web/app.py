@@ -13,13 +13,15 @@ from pyfiledrop import config
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import Limits, UploadService
+from pyfiledrop.meta.drops import DropStore
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.local import LocalStorage
-from pyfiledrop.web import api, downloads, openapi, shares
+from pyfiledrop.web import api, downloads, drops, openapi, shares
+from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.errors import Style, render
@@ -98,8 +100,10 @@ class App:
         service = UploadService(storage, meta, limits)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
-        auth = Authenticator(load_secret(s.storage / ".pyfiledrop.secret"), admin_token or _unusable_token())
-        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta))
+        secret = load_secret(s.storage / ".pyfiledrop.secret")
+        auth = Authenticator(secret, admin_token or _unusable_token())
+        access = Access(s, auth, DropStore(meta), secret)
+        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access)
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
@@ -174,11 +178,13 @@ class App:
             case "POST", ["upload"]:
                 return await dropzone.upload(ctx, request)
             case "PUT", _:
-                return await put.put(ctx, request, request.raw_path.rsplit("/", 1)[-1])
+                return await self._put(ctx, request, parts)
             case _, ["api", *rest]:
                 return await self._api(ctx, request, method, rest)
             case "GET" | "HEAD", []:
                 return self._page(request, "index.html")
+            case "GET" | "HEAD", ["d", _]:
+                return self._page(request, "index.html", drop=True)
             case "GET" | "HEAD", ["favicon.ico"]:
                 return self._static("favicon.svg", cache=True)
             case "GET" | "HEAD", ["static", name]:
@@ -207,6 +213,10 @@ class App:
                 return await api.session(ctx, request)
             case "POST", ["forget"]:
                 return api.forget(request)
+            case "POST", ["login"]:
+                return await api.login(ctx, request)
+            case _, ["drops", *below]:
+                return await self._api_drops(ctx, request, method, below)
             case _, ["uploads", *below]:
                 return await self._api_uploads(ctx, request, method, below)
             case "DELETE", ["shares", share_id]:
@@ -217,6 +227,25 @@ class App:
                 return await api.admin_stats(ctx, request)
             case "GET", ["openapi.json"]:
                 return openapi.document()
+        return text_response("not found\n", 404)
+
+    async def _put(self, ctx: Context, request: Request, parts: list[str]) -> Response:
+        name = request.raw_path.rsplit("/", 1)[-1]  # raw: a %2F in the name stays in the name
+        match parts:
+            case ["d", token, *rest]:  # curl -T file https://host/d/TOKEN/name.ext: through a drop link
+                return await put.put(ctx, request, name if rest else "", drop_token=token)
+        return await put.put(ctx, request, name)
+
+    async def _api_drops(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
+        match method, below:
+            case "GET", ["current"]:
+                return await drops.current(ctx, request)
+            case "GET", []:
+                return await drops.list_drops(ctx, request)
+            case "POST", []:
+                return await drops.create(ctx, request)
+            case "DELETE", [drop_id]:
+                return await drops.revoke(ctx, request, drop_id)
         return text_response("not found\n", 404)
 
     async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
@@ -235,9 +264,11 @@ class App:
                 return await shares.list_shares(ctx, request, key)
         return text_response("not found\n", 404)
 
-    def _page(self, request: Request, name: str) -> Response:
+    def _page(self, request: Request, name: str, *, drop: bool = False) -> Response:
         response = self._static(name, cache=False)
         response.headers += _PAGE_HEADERS
+        if drop:
+            return response  # a drop link's holder gets no owner token: they are to see nothing but the drop
         assert self.ctx is not None
         identity = self.ctx.auth.identify_or_issue(request)  # the seed's page posts chunks right away
         response.headers += token_headers(identity, request.scheme == "https")

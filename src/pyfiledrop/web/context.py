@@ -9,6 +9,7 @@ from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import UploadService
 from pyfiledrop.meta.shares import ShareStore
+from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator
 from pyfiledrop.web.http import Request
 
@@ -21,6 +22,7 @@ class Context:
     tus_extensions: tuple[str, ...]
     lifecycle: Lifecycle
     shares: ShareStore
+    access: Access
 
     @property
     def idle_timeout(self) -> float:

@@ -22,6 +22,8 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.OffsetMismatch: 409,
     e.UploadConflict: 409,
     e.UploadGone: 410,
+    e.DropNotFound: 404,
+    e.DropClosed: 410,
     e.TooLarge: 413,
     e.UnsupportedMediaType: 415,
     e.RangeNotSatisfiable: 416,

@@ -53,6 +53,12 @@ class RateLimiter:
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def take(self, client: str, now: float | None = None) -> None:
+        """Spend one token; RateLimited (with the seconds until the next one) if there is none."""
+        self.check(client, now)
+        self._buckets[client].tokens -= 1
+
+    def check(self, client: str, now: float | None = None) -> None:
+        """RateLimited if ``client`` has no token left, without spending one."""
         now = time.monotonic() if now is None else now
         bucket = self._buckets.pop(client, None) or _Bucket(self.capacity, now)
         bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.updated) * self.rate)
@@ -63,7 +69,6 @@ class RateLimiter:
         if bucket.tokens < 1:
             retry_after = math.ceil((1 - bucket.tokens) / self.rate)
             raise RateLimited(self.what, retry_after)
-        bucket.tokens -= 1
 
 
 def client_address(request: Request, behind_proxy: bool) -> str:

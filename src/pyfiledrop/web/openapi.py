@@ -19,6 +19,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _json(_ERROR, "error") for status in statuses}
 
@@ -51,6 +55,50 @@ def _document() -> dict[str, Any]:
         },
     }  # fmt: skip
     security: list[dict[str, list[str]]] = [{"token": []}, {"bearer": []}, {"cookie": []}]
+    number_or_null = {"type": ["number", "null"], "exclusiveMinimum": 0}
+    expiry = {"type": "object", "properties": {"expires_in": number_or_null, "expires_at": number_or_null}}
+    share = {
+        "type": "object",
+        "required": ["id", "upload_id", "active"],
+        "properties": {
+            "id": {"type": "string"},
+            "upload_id": {"type": "string"},
+            "created_at": {"type": "number"},
+            "expires_at": {"type": ["number", "null"]},
+            "active": {"type": "boolean"},
+            "token": {"type": "string"},
+            "url": {"type": "string"},
+        },
+    }
+    drop = {
+        "type": "object",
+        "required": ["id", "label", "files_used", "bytes_used", "password_required"],
+        "properties": {
+            "id": {"type": "string"},
+            "label": {"type": "string"},
+            "max_bytes": {"type": ["integer", "null"]},
+            "max_files": {"type": ["integer", "null"]},
+            "files_used": {"type": "integer"},
+            "bytes_used": {"type": "integer"},
+            "created_at": {"type": "number"},
+            "expires_at": {"type": ["number", "null"]},
+            "password_required": {"type": "boolean"},
+            "revoked": {"type": "boolean"},
+            "token": {"type": "string"},
+            "url": {"type": "string"},
+        },
+    }
+    whole_or_null = {"type": ["integer", "null"], "minimum": 1}
+    new_drop = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "maxLength": 200},
+            "password": {"type": ["string", "null"], "minLength": 1},
+            "max_bytes": whole_or_null,
+            "max_files": whole_or_null,
+            "expires_in": number_or_null,
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "pyfiledrop", "version": __version__},
@@ -74,7 +122,53 @@ def _document() -> dict[str, Any]:
                                       **_errors(400, 401, 403, 404, 410)}},
                 "delete": {"summary": "Delete an upload", "parameters": [_UPLOAD_ID], "security": security,
                            "responses": {"204": {"description": "deleted"}, **_errors(400, 401, 403, 404, 410)}},
+                "patch": {"summary": "Set or extend a finished upload's expiry", "parameters": [_UPLOAD_ID],
+                          "security": security, "requestBody": _body(expiry),
+                          "responses": {"200": _json({"$ref": "#/components/schemas/Upload"}, "the upload"),
+                                        **_errors(400, 401, 403, 404, 409, 410)}},
             },
+            "/api/uploads/{upload_id}/shares": {
+                "post": {"summary": "Make a share link (token shown once)", "parameters": [_UPLOAD_ID],
+                         "security": security, "requestBody": _body({"type": "object", "properties": {
+                             "expires_in": {"type": ["number", "null"], "exclusiveMinimum": 0}}}),
+                         "responses": {"201": _json(share, "the share link"), **_errors(400, 401, 403, 404, 409, 410)}},
+                "get": {"summary": "The upload's share links", "parameters": [_UPLOAD_ID], "security": security,
+                        "responses": {"200": _json({"type": "object", "properties": {
+                            "shares": {"type": "array", "items": share}}}, "share links"),
+                            **_errors(400, 401, 403, 404, 410)}},
+            },
+            "/api/shares/{share_id}": {"delete": {
+                "summary": "Revoke a share link", "security": security,
+                "parameters": [{"name": "share_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "revoked"}, **_errors(401, 403, 404)}}},
+            "/api/login": {"post": {
+                "summary": "Unlock uploading in this browser with the server's password (sets an HttpOnly cookie)",
+                "requestBody": _body({"type": "object", "required": ["password"], "properties": {
+                    "password": {"type": "string", "minLength": 1}}}),
+                "responses": {"204": {"description": "unlocked"}, **_errors(400, 401, 429)}}},
+            "/api/drops": {
+                "get": {"summary": "All drop links (admin)", "security": security, "responses": {
+                    "200": _json({"type": "object", "properties": {"drops": {"type": "array", "items": drop}}},
+                                 "drop links"), **_errors(403)}},
+                "post": {"summary": "Make a drop link (admin); its token and URL are shown once",
+                         "security": security, "requestBody": _body(new_drop),
+                         "responses": {"201": _json(drop, "the drop link"), **_errors(400, 403)}},
+            },
+            "/api/drops/current": {"get": {
+                "summary": "The drop link named by X-Pyfiledrop-Drop: label, limits, use",
+                "parameters": [{"name": "X-Pyfiledrop-Drop", "in": "header", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json(drop, "the drop link"), **_errors(400, 404, 410)}}},
+            "/api/drops/{drop_id}": {"delete": {
+                "summary": "Revoke a drop link (admin)", "security": security,
+                "parameters": [{"name": "drop_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "revoked"}, **_errors(403, 404)}}},
+            "/api/admin/stats": {"get": {"summary": "Counts and disk use (admin)", "security": security,
+                                         "responses": {"200": _json({"type": "object"}, "stats"), **_errors(403)}}},
+            "/api/admin/verify": {"post": {
+                "summary": "Re-hash every stored file (admin)", "security": security,
+                "responses": {"200": _json({"type": "object", "required": ["checked", "ok", "problems"]}, "report"),
+                              **_errors(403)}}},
         },
         "components": {
             "schemas": {

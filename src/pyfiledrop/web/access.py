@@ -1,0 +1,134 @@
+"""Who may create uploads: anyone (the seed's open drop), whoever knows ``--password``, or a drop link's holder.
+
+Only creating an upload is gated: once made, its unguessable tus URL is the capability to send its bytes, as for
+any tus client. Wrong passwords are rate-limited per address (``--login-rate``), with 429 and Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from pyfiledrop import passwords
+from pyfiledrop.config import Settings
+from pyfiledrop.engine.service import Allowance
+from pyfiledrop.errors import PasswordRequired, WrongPassword
+from pyfiledrop.meta.drops import Drop, DropStore
+from pyfiledrop.web.auth import Authenticator, Identity
+from pyfiledrop.web.guard import RateLimiter, client_address
+from pyfiledrop.web.http import Request
+
+PASS_COOKIE = "pyfiledrop_pass"  # noqa: S105 - a cookie name
+DROP_HEADER = "x-pyfiledrop-drop"
+PASSWORD_HEADER = "x-pyfiledrop-password"  # noqa: S105 - a header name
+_REMEMBERED_CHECKS = 256  # verified (hash, password) pairs: scrypt costs ~40 ms, a Dropzone chunk comes every 100
+
+
+@dataclass(frozen=True, slots=True)
+class Uploader:
+    """Who is creating an upload, and within which limits."""
+
+    identity: Identity  # its new_token, if any, goes back to the client
+    owner: str
+    allowance: Allowance | None = None
+
+
+class Access:
+    def __init__(self, settings: Settings, auth: Authenticator, drops: DropStore, secret: bytes) -> None:
+        self.auth = auth
+        self.drops = drops
+        self.password_hash = passwords.as_hash(settings.password) if settings.password else None
+        self.behind_proxy = settings.behind_proxy
+        self._secret = secret
+        self._failures = RateLimiter(settings.login_rate, "wrong passwords")
+        self._checked: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    # -- the gate -----------------------------------------------------------------------------------------------
+
+    async def uploader(self, request: Request, *, drop_token: str | None = None, issue: bool = True) -> Uploader:
+        """The creator of a new upload, or PasswordRequired / WrongPassword / DropNotFound / DropClosed.
+
+        ``issue``: an anonymous sender gets an owner token on the spot (not for tus parts, which are owned by
+        nobody when sent without one: see protocols/tus.py).
+        """
+        token = drop_token or request.header(DROP_HEADER)
+        if token:
+            drop = await self.drops.resolve(token)
+            if drop.password_hash is not None:
+                await self.check_password(request, drop.password_hash, "this drop link needs its password")
+            return Uploader(Identity(None), drop.owner, drop_allowance(drop))
+        identity = self.auth.identify_or_issue(request) if issue else self.auth.identify(request)
+        if self.password_required(request, identity):
+            assert self.password_hash is not None
+            await self.check_password(
+                request, self.password_hash,
+                "uploading to this server needs its password: unlock the page, or send it with "
+                "curl -u :PASSWORD or the X-Pyfiledrop-Password header",
+            )  # fmt: skip
+        owner = identity.require_owner() if issue else identity.owner or ""
+        return Uploader(identity, owner)
+
+    def password_required(self, request: Request, identity: Identity | None = None) -> bool:
+        """Whether this request still needs the server's password (not admin, not unlocked by a login)."""
+        if self.password_hash is None:
+            return False
+        identity = identity or self.auth.identify(request)
+        return not identity.admin and not self._has_pass(request)
+
+    async def check_password(self, request: Request, stored_hash: str, missing: str) -> None:
+        candidate = _presented_password(request)
+        if candidate is None:
+            raise PasswordRequired(missing)
+        await self.verify(request, stored_hash, candidate)
+
+    async def verify(self, request: Request, stored_hash: str, candidate: str) -> None:
+        client = client_address(request, self.behind_proxy)
+        self._failures.check(client)  # a blocked address is refused before any guess is tried
+        key = (stored_hash, hashlib.sha256(candidate.encode()).hexdigest())
+        if key in self._checked:
+            self._checked.move_to_end(key)
+            return
+        if not await asyncio.to_thread(passwords.verify_password, stored_hash, candidate):
+            self._failures.take(client)
+            raise WrongPassword()
+        self._checked[key] = None
+        while len(self._checked) > _REMEMBERED_CHECKS:
+            self._checked.popitem(last=False)
+
+    # -- the unlocked browser -------------------------------------------------------------------------------------
+
+    def pass_cookie(self, secure: bool) -> str:
+        """Set after a right password: HttpOnly, bound to the password (changing it locks every browser again)."""
+        value = f"{PASS_COOKIE}={self._pass_value()}; Path=/; Max-Age={30 * 24 * 3600}; HttpOnly; SameSite=Strict"
+        return value + ("; Secure" if secure else "")
+
+    def _has_pass(self, request: Request) -> bool:
+        presented = request.cookies.get(PASS_COOKIE)
+        return presented is not None and hmac.compare_digest(presented.encode(), self._pass_value().encode())
+
+    def _pass_value(self) -> str:
+        mac = hmac.new(self._secret, b"upload-pass:" + (self.password_hash or "").encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(mac.digest()[:18]).decode()
+
+
+def drop_allowance(drop: Drop) -> Allowance:
+    return Allowance("this drop link", drop.max_bytes, drop.max_files)
+
+
+def _presented_password(request: Request) -> str | None:
+    given = request.header(PASSWORD_HEADER)
+    if given is not None:
+        return given
+    authorization = request.header("authorization") or ""
+    if authorization[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]  # curl -u :PASSWORD (any user name)
+    return None
