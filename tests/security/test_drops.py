@@ -130,3 +130,24 @@ def test_only_the_admin_manages_drop_links(server: ServerProcess) -> None:
         httpx.delete(f"{server.url}/api/drops/{drop['id']}", headers={"x-pyfiledrop-token": owner}).status_code == 403
     )
     assert httpx.delete(f"{server.url}/api/drops/nope", headers=ADMIN).status_code == 404
+
+
+def test_the_upload_client_sends_through_a_drop_link(server: ServerProcess, tmp_path: Path) -> None:
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    drop = _drop(server, password="pw", max_files=1)
+    source = tmp_path / "footage.bin"
+    source.write_bytes(os.urandom(3 << 20))
+    command = [sys.executable, "-m", "pyfiledrop", "upload", str(source), "--url", drop["url"], "--json", "-q",
+               "--state", str(tmp_path / "state.json")]  # fmt: skip
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "password" in (refused.stderr + refused.stdout).lower()
+    done = subprocess.run([*command, "--password", "pw", "-j", "2"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    listed = httpx.get(f"{server.url}/api/uploads?all=1", headers=ADMIN).json()["uploads"]
+    assert [(u["filename"], u["owner"]) for u in listed] == [("footage.bin", f"drop-{drop['id']}")]

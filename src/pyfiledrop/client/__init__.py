@@ -34,12 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("files", nargs="+", metavar="FILE", help="files to upload; - reads standard input")
     add("--url", default=os.environ.get("PYFILEDROP_URL"),
-        help="the server, e.g. http://host:16273 [PYFILEDROP_URL]")  # fmt: skip
+        help="the server (http://host:16273) or a drop link (http://host:16273/d/TOKEN) [PYFILEDROP_URL]")  # fmt: skip
     add("-j", "--jobs", type=int, default=1, help="parallel streams per file (tus concatenation; default 1)")
     add("--retries", type=int, default=6, help="tries after a transient failure, with backoff (default 6)")
     add("--timeout", type=float, default=60.0, help="seconds a connection may stall (default 60)")
     add("--token", default=os.environ.get("PYFILEDROP_TOKEN"),
         help="owner token (default: the one remembered for this server, else new) [PYFILEDROP_TOKEN]")  # fmt: skip
+    add("--password", default=os.environ.get("PYFILEDROP_PASSWORD"),
+        help="the server's or the drop link's upload password [PYFILEDROP_PASSWORD]")  # fmt: skip
     add("--name", help="file name to store standard input under (default stdin)")
     add("--state", help="resume state file [PYFILEDROP_STATE] (default ~/.cache/pyfiledrop/uploads.json)")
     add("--limit-rate", default="0", help="cap the speed, bytes/s with optional K/M/G suffix (default: none)")
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("standard input (-) can be given only once")
     store = StateStore(Path(args.state).expanduser() if args.state else None)
     try:
-        session = Session(args.url, None, args.timeout)
+        session = Session(args.url, None, args.timeout, args.password)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     session.token = args.token or store.token(session.base_url)

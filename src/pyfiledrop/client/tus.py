@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pyfiledrop.client.http import UNLIMITED, Connection, HttpError, RateLimiter
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 TOKEN_HEADER = "X-Pyfiledrop-Token"  # noqa: S105 - a header name
+DROP_HEADER = "X-Pyfiledrop-Drop"
+PASSWORD_HEADER = "X-Pyfiledrop-Password"  # noqa: S105 - a header name
 
 
 class UploadGone(HttpError):
@@ -35,10 +38,17 @@ class Offset:
 class Session:
     """What every stream to one server shares: its base URL and the owner token (thread-safe)."""
 
-    def __init__(self, url: str, token: str | None, timeout: float) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float, password: str | None = None) -> None:
         self.base = normalize_url(url)
         self.token = token
         self.timeout = timeout
+        self.headers: dict[str, str] = {}  # sent with every request
+        drop = re.fullmatch(r"(.*)/d/([A-Za-z0-9_-]+)", self.base.path)
+        if drop:  # a drop link's URL: upload through it, to the server it names
+            self.base = self.base._replace(path=drop.group(1))
+            self.headers[DROP_HEADER] = drop.group(2)
+        if password:
+            self.headers[PASSWORD_HEADER] = password
         self._lock = threading.Lock()
 
     @property
@@ -86,8 +96,8 @@ class TusClient:
     # -- helpers ------------------------------------------------------------------------------------------------
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        headers = {"Tus-Resumable": TUS_VERSION, "User-Agent": "pyfiledrop-upload"}
-        if self.session.token:
+        headers = {"Tus-Resumable": TUS_VERSION, "User-Agent": "pyfiledrop-upload", **self.session.headers}
+        if self.session.token and DROP_HEADER not in headers:
             headers[TOKEN_HEADER] = self.session.token
         headers.update(extra or {})
         return headers
@@ -160,9 +170,8 @@ class TusClient:
         """The upload's JSON record (sha256, download_url, …) from /api/uploads/{id}."""
         upload_id = self._path(url).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         path = f"{self.session.base.path}/api/uploads/{upload_id}"
-        headers = {"User-Agent": "pyfiledrop-upload", "Accept": "application/json"}
-        if self.session.token:
-            headers[TOKEN_HEADER] = self.session.token
+        headers = self._headers({"Accept": "application/json"})
+        del headers["Tus-Resumable"]
         response = self._check(self.conn.request("GET", path, headers), 200)
         data: dict[str, Any] = json.loads(response.body)
         return data

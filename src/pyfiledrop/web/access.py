@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pyfiledrop import passwords
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.service import Allowance
-from pyfiledrop.errors import PasswordRequired, WrongPassword
+from pyfiledrop.errors import PasswordRequired, PyfiledropError, WrongPassword
 from pyfiledrop.meta.drops import Drop, DropStore
 from pyfiledrop.web.auth import Authenticator, Identity
 from pyfiledrop.web.guard import RateLimiter, client_address
@@ -72,6 +72,17 @@ class Access:
             )  # fmt: skip
         owner = identity.require_owner() if issue else identity.owner or ""
         return Uploader(identity, owner)
+
+    async def sent_through_drop(self, request: Request, owner: str) -> bool:
+        """Whether the request holds the open drop link that made uploads of ``owner`` (to see their status)."""
+        token = request.header(DROP_HEADER)
+        if not token:
+            return False
+        try:
+            drop = await self.drops.resolve(token)
+        except PyfiledropError:
+            return False
+        return hmac.compare_digest(drop.owner, owner)
 
     def password_required(self, request: Request, identity: Identity | None = None) -> bool:
         """Whether this request still needs the server's password (not admin, not unlocked by a login)."""

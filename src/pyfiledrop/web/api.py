@@ -99,7 +99,7 @@ async def list_uploads(ctx: Context, request: Request) -> Response:
 async def get_upload(ctx: Context, request: Request, raw_id: str) -> Response:
     upload = await ctx.service.status(parse_upload_id(raw_id))
     identity = ctx.auth.identify(request)
-    if upload.state is UploadState.COMPLETE:
+    if upload.state is UploadState.COMPLETE and not await ctx.access.sent_through_drop(request, upload.owner):
         identity.check_manage(upload.owner)  # unfinished: the id is the capability, as for tus HEAD
     return json_response(upload_json(ctx, request, upload, identity))
 
