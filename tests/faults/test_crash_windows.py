@@ -100,8 +100,8 @@ def test_crash_while_completing_is_finished_at_start_up(tmp_path: Path, target: 
 def test_crash_after_the_rename_before_the_record_is_finished_at_start_up(tmp_path: Path) -> None:
     """storage.finalize renamed .partial/ID.part to ID_name, then the process died before meta.complete committed.
 
-    Start-up resumes the 'completing' upload and hashes .partial/ID.part, which is gone: FileNotFoundError out of
-    Lifecycle.on_startup, the lifespan fails and the server never starts again.
+    Start-up must put the file back (storage.unfinalize) before it hashes it again; it once failed here with
+    FileNotFoundError and the server never started again.
     """
     (c,) = contents(300_000)
 
@@ -126,9 +126,9 @@ def test_crash_after_the_rename_before_the_record_is_finished_at_start_up(tmp_pa
 
 def test_crash_after_the_last_bytes_are_recorded_before_completing_is_completed_at_start_up(tmp_path: Path) -> None:
     """UploadService._write records the last range (meta.record_range), then _after_write → _complete marks it
-    completing in a second transaction. A crash between the two leaves a *receiving* upload with every byte. Start-up
-    only resumes *completing* uploads, and a tus client is done once HEAD says Upload-Offset == Upload-Length, so
-    nobody completes it: no sha256, no download, and the stale sweep deletes it after --stale-after."""
+    completing in a second transaction. A crash between the two leaves a *receiving* upload with every byte; a tus
+    client is done once HEAD says Upload-Offset == Upload-Length, so start-up must complete it (it once did not:
+    no sha256, no download, and the stale sweep deleted it)."""
     (c,) = contents(300_000)
 
     async def crash() -> str:
@@ -223,8 +223,8 @@ def test_crash_between_allocating_and_recording_a_new_upload_leaves_no_orphan(tm
 
 def test_finished_concatenation_parts_survive_a_restart(tmp_path: Path) -> None:
     """A finished partial upload keeps its bytes in .partial/ID.part until a final upload uses it. Start-up
-    (Lifecycle.on_startup) treats every .part file without a *receiving* upload as an orphan and deletes it, so
-    after any restart, even a clean one, concatenating the parts fails (FileNotFoundError → 500)."""
+    must not take it for an orphan (it once deleted every .part file without a *receiving* upload, so after any
+    restart concatenating the parts failed with a 500)."""
     part1, part2, final = contents(70_000, 50_000, 0)
     final = Content(2, part1.data + part2.data, sha256(part1.data + part2.data))
 
@@ -250,8 +250,8 @@ def test_finished_concatenation_parts_survive_a_restart(tmp_path: Path) -> None:
 def test_deduplicating_against_a_file_deleted_meanwhile_keeps_the_new_copy(tmp_path: Path) -> None:
     """UploadService._finish finds a blob with the same sha256 (_existing_blob), then records the new reference
     (meta.complete) in a second transaction. A DELETE or the expiry sweep of the blob's last other upload that runs
-    between the two removes the blobs row and the file; complete then inserts a fresh row (refs 1) for the deleted
-    file and the new upload's own copy is discarded: it was answered 2xx with its sha256, and its bytes are gone."""
+    between the two removes the blobs row and the file; the reference must then fail (BlobGone) and the new upload
+    keep its own copy, not point at the deleted file."""
     (c,) = contents(100_000)
 
     async def race() -> str:
@@ -307,8 +307,9 @@ def test_a_finished_partial_upload_can_be_concatenated_after_a_clean_restart(
 def test_an_empty_secret_file_left_by_a_crash_does_not_make_tokens_forgeable(
     make_server: type[ServerProcess], tmp_path: Path
 ) -> None:
-    """web/auth.py load_secret: ``path.touch()`` then ``path.write_bytes(secret)``; a kill between the two (the very
-    first start) leaves an empty file, and every later start signs and checks owner tokens with the empty key."""
+    """A kill while the very first start writes the signing secret once left an empty file, and every later start
+    signed owner tokens with the empty key; now the key is written under a temporary name and renamed, and a
+    short file is replaced."""
     storage = tmp_path / "s"
     storage.mkdir()
     (storage / ".pyfiledrop.secret").write_bytes(b"")  # what the crash leaves
