@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import httpx
 import pytest
@@ -39,8 +40,12 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0, scheme: str = "http") -> ServerProcess:
-        args = [sys.executable, "-m", "pyfiledrop", "serve", "--host", "127.0.0.1", "-p", str(self.port),
+    def launcher(self) -> list[str]:
+        """The command that starts ``pyfiledrop serve`` (a subclass may start it another way)."""
+        return [sys.executable, "-m", "pyfiledrop"]
+
+    def start(self, timeout: float = 20.0, scheme: str = "http") -> Self:
+        args = [*self.launcher(), "serve", "--host", "127.0.0.1", "-p", str(self.port),
                 "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
         logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
         logs.mkdir(exist_ok=True)

@@ -28,13 +28,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import os
 import random
 import re
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -68,26 +65,8 @@ class SweepingServer(ServerProcess):
 
     sweep_interval: float = SWEEP_INTERVAL
 
-    def start(self, timeout: float = 20.0) -> SweepingServer:
-        args = [sys.executable, str(LAUNCHER), str(self.sweep_interval), "serve", "--host", "127.0.0.1", "-p",
-                str(self.port), "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
-        logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
-        logs.mkdir(exist_ok=True)
-        self.log_path = logs / f"server-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYFILEDROP_")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/config", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not start:\n{self.log()[-4000:]}")
+    def launcher(self) -> list[str]:
+        return [sys.executable, str(LAUNCHER), str(self.sweep_interval)]
 
 
 # -- contents and the ledger --------------------------------------------------------------------------------------
