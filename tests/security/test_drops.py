@@ -151,3 +151,16 @@ def test_the_upload_client_sends_through_a_drop_link(server: ServerProcess, tmp_
     assert result["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     listed = httpx.get(f"{server.url}/api/uploads?all=1", headers=ADMIN).json()["uploads"]
     assert [(u["filename"], u["owner"]) for u in listed] == [("footage.bin", f"drop-{drop['id']}")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"label": "\\ud800"}', b'{"max_bytes": 1e300}', b'{"expires_in": Infinity}', b'{"max_files": NaN}',
+     b'{"max_bytes": 99999999999999999999999}'],
+)  # fmt: skip
+def test_json_that_cannot_be_stored_is_400_not_500(server: ServerProcess, raw: bytes) -> None:
+    """Found by schemathesis: a lone surrogate in a label or a number past 64 bits once answered 500."""
+    response = httpx.post(f"{server.url}/api/drops", content=raw,
+                          headers={**ADMIN, "content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert httpx.get(f"{server.url}/api/drops", headers=ADMIN).json()["drops"] == []

@@ -3,6 +3,7 @@ which is the page in drop mode, and uploads with the token in X-Pyfiledrop-Drop 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
 
 _MAX_LABEL = 200
+_LARGEST = 2**62  # SQLite integers are 64-bit
 
 
 async def drop_json(ctx: Context, drop: Drop) -> dict[str, Any]:
@@ -80,13 +82,15 @@ def _positive(body: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise BadRequest(f"{name} must be a positive number, or null for no limit")
+    if not math.isfinite(value) or value > _LARGEST:
+        raise BadRequest(f"{name} is too large")
     return float(value)
 
 
 def _whole(body: dict[str, Any], name: str) -> int | None:
     value = _positive(body, name)
-    if value is not None and not value.is_integer():
-        raise BadRequest(f"{name} must be a whole number, or null for no limit")
+    if value is not None and (not value.is_integer() or value > _LARGEST):
+        raise BadRequest(f"{name} must be a whole number up to {_LARGEST}, or null for no limit")
     return None if value is None else int(value)
 
 

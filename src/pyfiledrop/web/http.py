@@ -105,9 +105,16 @@ class Request:
     async def json(self, limit: int = 64 * 1024) -> Any:
         raw = await self.body(limit)
         try:
-            return json.loads(raw or b"{}")
-        except ValueError as exc:
+            value = json.loads(raw or b"{}", parse_constant=_no_constants)
+            # JSON may escape lone surrogates ("\ud800"): not text, and nothing downstream can store them.
+            json.dumps(value, ensure_ascii=False).encode()
+        except ValueError as exc:  # UnicodeError is a ValueError
             raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+        return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 async def timed_stream(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:

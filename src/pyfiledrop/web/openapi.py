@@ -185,5 +185,15 @@ def _document() -> dict[str, Any]:
     }  # fmt: skip
 
 
+@cache
+def _with_malformed_request_answers() -> dict[str, Any]:
+    """The HTTP server itself answers 400 (empty body) to a request it cannot parse, before the app sees it."""
+    doc = _document()
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            operation["responses"].setdefault("400", {"description": "malformed request"})
+    return doc
+
+
 def document() -> Response:
-    return json_response(_document())
+    return json_response(_with_malformed_request_answers())
