@@ -1,10 +1,20 @@
 // The page: wires the DOM to the uploader and the JSON API. User text only ever goes in via textContent.
-import { TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
+// Three ways in: the open page, the page of a server started with --password (unlock first), and a drop link
+// /d/TOKEN ("drop mode": the holder may upload and sees nothing else).
+import { PASSWORD_CODES, TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
 
 const $ = (id) => document.getElementById(id);
 const uploads = [];
 let config = null;
 let adminToken = sessionStorage.getItem("pyfiledrop:admin");
+
+const dropToken = (location.pathname.match(/^\/d\/([A-Za-z0-9_-]+)\/?$/) || [])[1] || null;
+const dropHeaders = dropToken ? { "X-Pyfiledrop-Drop": dropToken } : {}; // on every request in drop mode
+let drop = null; // GET /api/drops/current
+let dropPassword = null; // a drop link's password: in memory only, sent on tus creations
+let locked = true; // no uploading until the config (and, if asked for, a password) says so
+let closed = false; // a drop link that is unknown, revoked or expired
+if (dropToken) adminToken = null; // a drop link's page is for its holder only
 
 function el(tag, text = "", className = "") {
   const node = document.createElement(tag);
@@ -20,14 +30,29 @@ function banner(text, kind = "warn") {
   node.classList.toggle("error", kind === "error");
 }
 
+class ApiError extends Error {
+  constructor(message, status, code = "", retryAfter = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
 async function api(path, { method = "GET", admin = false, body } = {}) {
-  const headers = admin && adminToken ? { "X-Pyfiledrop-Token": adminToken } : {};
+  const headers = { ...dropHeaders };
+  if (admin && adminToken) headers["X-Pyfiledrop-Token"] = adminToken;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!response.ok && response.status !== 204) {
     let detail = `HTTP ${response.status}`;
-    try { detail = (await response.json()).detail || detail; } catch { /* not JSON */ }
-    throw new Error(detail);
+    let code = "";
+    try {
+      const problem = await response.json();
+      detail = problem.detail || detail;
+      code = problem.error || "";
+    } catch { /* not JSON */ }
+    throw new ApiError(detail, response.status, code, response.headers.get("Retry-After"));
   }
   return response.status === 204 ? null : response.json();
 }
@@ -35,11 +60,16 @@ async function api(path, { method = "GET", admin = false, body } = {}) {
 async function loadConfig() {
   for (let attempt = 0; ; attempt++) {
     try {
-      config = await api("/api/config");
-      await api("/api/session"); // an owner cookie for this browser, before the first upload
+      config = await api("/api/config", { admin: true }); // the admin needs no --password
+      // An owner cookie for this browser, before the first upload; a drop link's holder is given none.
+      if (!dropToken) await api("/api/session");
       banner("");
       return;
-    } catch {
+    } catch (error) {
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) {
+        banner(`The server refused the page: ${error.message}`, "error");
+        throw error;
+      }
       const wait = Math.min(30, 2 ** attempt);
       banner(`Server unreachable — retrying in ${wait} s`, "error");
       await new Promise((resolve) => setTimeout(resolve, wait * 1000));
@@ -50,19 +80,182 @@ async function loadConfig() {
 function showLimits() {
   const parts = [`Up to ${formatBytes(config.max_size_bytes)} per file`, `${formatBytes(config.chunk_size)} chunks`];
   parts.push(config.parallel_chunks ? "parallel" : "one chunk at a time");
-  if (!config.allow_downloads) parts.push("downloads for the uploader only");
+  if (!config.allow_downloads && !dropToken) parts.push("downloads for the uploader only");
   $("limits").textContent = parts.join(" · ");
+}
+
+// -- unlocking: the server's --password, or a drop link's own ----------------------------------------------------
+
+function canUpload() {
+  return config !== null && !locked && !closed;
+}
+
+function setLocked(value) {
+  locked = value;
+  for (const id of ["file-input", "folder-input"]) $(id).disabled = value || closed;
+  $("drop").classList.toggle("locked", value || closed);
+  for (const label of $("drop").querySelectorAll("label.button")) label.setAttribute("aria-disabled", String(value || closed));
+}
+
+function showUnlock(message = "") {
+  setLocked(true);
+  $("unlock-title").textContent = dropToken ? "This drop link needs its password" : "This server needs a password to upload";
+  $("unlock-section").hidden = false;
+  $("unlock-error").textContent = message;
+  $("unlock-error").hidden = !message;
+  $("unlock-password").value = "";
+  if (message || document.activeElement === document.body) $("unlock-password").focus();
+}
+
+function hideUnlock() {
+  $("unlock-section").hidden = true;
+  $("unlock-error").hidden = true;
+  setLocked(false);
+  // Files refused for want of the password go on, with the parts already made.
+  for (const upload of uploads) if (upload.state === "failed" && PASSWORD_CODES.has(upload.code)) upload.start();
+}
+
+async function unlock(password) {
+  if (dropToken) {
+    dropPassword = password; // checked by the server on the next creation; a refusal brings the form back
+    hideUnlock();
+    return;
+  }
+  const button = $("unlock-button");
+  button.disabled = true;
+  try {
+    await api("/api/login", { method: "POST", body: { password } });
+    config = await api("/api/config", { admin: true });
+    if (config.password_required) {
+      showUnlock("The password was right, but this browser did not keep the login cookie; allow cookies for this site.");
+    } else {
+      hideUnlock();
+    }
+  } catch (error) {
+    if (error.status === 401) showUnlock("Wrong password");
+    else if (error.status === 429) showUnlock(`Too many attempts — try again in ${Number.parseInt(error.retryAfter, 10) || 60} s`);
+    else showUnlock(`Could not unlock: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setUpUnlock() {
+  $("unlock-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const password = $("unlock-password").value;
+    if (!password) {
+      showUnlock("Type the password first");
+      return;
+    }
+    unlock(password);
+  });
+}
+
+// A refusal from the server while uploading: ask for the password again, or say the drop link is closed.
+function noticeFailure(upload) {
+  if (upload.state !== "failed") {
+    upload.noticed = false;
+    return;
+  }
+  if (upload.noticed) return;
+  upload.noticed = true;
+  if (PASSWORD_CODES.has(upload.code)) {
+    if (dropToken) dropPassword = null;
+    showUnlock(upload.code === "ERR_WRONG_PASSWORD" ? "Wrong password" : "Uploading needs the password (again)");
+  } else if (dropToken && ["ERR_DROP_CLOSED", "ERR_DROP_NOT_FOUND"].includes(upload.code)) {
+    loadDrop();
+  } else if (dropToken) {
+    refreshDrop();
+  }
+}
+
+// -- drop mode ---------------------------------------------------------------------------------------------------
+
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+function showDrop() {
+  const limits = [];
+  if (drop.max_files != null) limits.push(`up to ${plural(drop.max_files, "file")}`);
+  if (drop.max_bytes != null) limits.push(`${formatBytes(drop.max_bytes)} in all`);
+  if (drop.expires_at != null) limits.push(`until ${date(drop.expires_at)}`);
+  const text = limits.length ? limits.join(", ") : "no limits";
+  $("drop-limits").textContent = text.charAt(0).toUpperCase() + text.slice(1);
+  let used = `Used so far: ${plural(drop.files_used, "file")}, ${formatBytes(drop.bytes_used)}`;
+  if (drop.max_files != null) used += ` · ${plural(Math.max(0, drop.max_files - drop.files_used), "file")} left`;
+  if (drop.max_bytes != null) used += ` · ${formatBytes(Math.max(0, drop.max_bytes - drop.bytes_used))} left`;
+  $("drop-used").textContent = used;
+  $("drop-info").hidden = false;
+}
+
+function showClosed(message) {
+  closed = true;
+  setLocked(true);
+  $("drop").hidden = true;
+  $("unlock-section").hidden = true;
+  $("drop-closed").hidden = false;
+  $("drop-closed-detail").textContent = message;
+}
+
+async function loadDrop() {
+  try {
+    drop = await api("/api/drops/current");
+  } catch (error) {
+    if (error.status === 404 || error.status === 410) showClosed(error.message);
+    else showClosed(`This drop link cannot be used right now: ${error.message}`);
+    return;
+  }
+  document.title = `${drop.label} · pyfiledrop`;
+  $("drop-title").textContent = `Upload to: ${drop.label}`;
+  showDrop();
+  if (drop.password_required && dropPassword === null) showUnlock();
+  else setLocked(false);
+}
+
+async function refreshDrop() {
+  try {
+    drop = await api("/api/drops/current");
+    showDrop();
+  } catch (error) {
+    if (error.status === 404 || error.status === 410) showClosed(error.message);
+  }
+}
+
+function uploadOptions() {
+  if (!dropToken) {
+    // The admin's page creates uploads with the admin token too, so --password does not stop it (they stay owned
+    // by this browser's owner cookie).
+    const admin = adminToken ? { "X-Pyfiledrop-Token": adminToken } : {};
+    return { onChange, creationHeaders: () => admin };
+  }
+  return {
+    onChange,
+    headers: dropHeaders,
+    creationHeaders: () => (dropPassword === null ? {} : { "X-Pyfiledrop-Password": dropPassword }),
+    scope: `drop:${drop.id}`,
+  };
+}
+
+function onChange(upload) {
+  noticeFailure(upload);
+  render();
 }
 
 // -- adding files ------------------------------------------------------------------------------------------------
 
 function addFiles(files) {
+  if (!canUpload()) {
+    if (files.length && !closed) banner("Unlock uploading with the password first.", "error");
+    return;
+  }
   for (const file of files) {
     if (file.size > config.max_size_bytes) {
       banner(`“${file.name}” is too large: ${formatBytes(file.size)}, the limit is ${formatBytes(config.max_size_bytes)}.`, "error");
       continue;
     }
-    const upload = new TusUpload(file, config, { onChange: render });
+    const upload = new TusUpload(file, config, uploadOptions());
     upload.row = buildRow(upload);
     uploads.push(upload);
     upload.start();
@@ -96,7 +289,7 @@ async function droppedFiles(dataTransfer) {
 function setUpDropping() {
   let depth = 0;
   const overlay = $("drop-overlay");
-  document.addEventListener("dragenter", (event) => { event.preventDefault(); depth++; overlay.hidden = false; });
+  document.addEventListener("dragenter", (event) => { event.preventDefault(); depth++; overlay.hidden = !canUpload(); });
   document.addEventListener("dragleave", () => { depth = Math.max(0, depth - 1); overlay.hidden = depth === 0; });
   document.addEventListener("dragover", (event) => event.preventDefault());
   document.addEventListener("drop", async (event) => {
@@ -163,7 +356,12 @@ function render() {
       row.querySelector(".resume").hidden = !["paused", "failed"].includes(upload.state);
       row.querySelector(".cancel").hidden = ["done", "cancelled"].includes(upload.state);
       if (upload.state !== "cancelled") { sent += upload.uploaded; total += upload.file.size; }
-      if (upload.state === "done" && !upload.listed) { upload.listed = true; refreshMine(); showUnfinished(); }
+      if (upload.state === "done" && !upload.listed) {
+        upload.listed = true;
+        if (dropToken) refreshDrop();
+        else refreshMine();
+        showUnfinished();
+      }
     }
     $("overall-bar").value = total ? sent / total : 0;
     $("overall-text").textContent = `${formatBytes(sent)} of ${formatBytes(total)}`;
@@ -172,20 +370,27 @@ function render() {
 
 function showUnfinished() {
   const active = new Set(uploads.map((upload) => upload.key));
-  const records = unfinishedRecords().filter((record) => !active.has(record.key));
+  const scope = dropToken ? (drop ? `drop:${drop.id}` : null) : "";
+  const records = scope === null ? [] : unfinishedRecords(scope).filter((record) => !active.has(record.key));
   $("resume-section").hidden = records.length === 0;
   $("resume-list").replaceChildren(...records.map((record) => el("li", `${record.name} · ${formatBytes(record.size)}`)));
 }
 
 // -- my uploads and admin ----------------------------------------------------------------------------------------
 
-function copyButton(label, text) {
+function copyButton(label, text, { ariaLabel = "", onFail = null } = {}) {
   const button = el("button", label, "button subtle");
   button.type = "button";
+  if (ariaLabel) button.setAttribute("aria-label", ariaLabel);
   button.addEventListener("click", async () => {
-    await navigator.clipboard?.writeText(text).catch(() => {});
-    button.textContent = "Copied";
-    setTimeout(() => { button.textContent = label; }, 1500);
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      copied = true;
+    } catch { /* no clipboard here (plain http on another host), or not allowed */ }
+    button.textContent = copied ? "Copied" : "Copy failed — select and copy";
+    if (!copied) onFail?.();
+    setTimeout(() => { button.textContent = label; }, 2500);
   });
   return button;
 }
@@ -265,7 +470,127 @@ async function refreshAdmin() {
     }));
   } catch (error) {
     banner(`Admin view unavailable: ${error.message}`, "error");
+    return;
   }
+  await refreshDrops();
+}
+
+// -- admin: drop links -------------------------------------------------------------------------------------------
+
+const DROP_UNITS = { MiB: 2 ** 20, GiB: 2 ** 30 };
+
+function dropState(link) {
+  if (link.revoked) return "Revoked";
+  if (link.expires_at != null && link.expires_at * 1000 <= Date.now()) return "Expired";
+  return "Active";
+}
+
+function dropLimits(link) {
+  const limits = [];
+  if (link.max_files != null) limits.push(plural(link.max_files, "file"));
+  if (link.max_bytes != null) limits.push(formatBytes(link.max_bytes));
+  if (link.password_required) limits.push("password");
+  return limits.length ? limits.join(", ") : "none";
+}
+
+function dropRow(link) {
+  const row = el("tr");
+  row.dataset.id = link.id;
+  const state = dropState(link);
+  const actions = el("td", "", "actions");
+  if (state === "Active") {
+    const revoke = el("button", "Revoke", "button subtle danger");
+    revoke.type = "button";
+    revoke.setAttribute("aria-label", `Revoke ${link.label}`);
+    revoke.addEventListener("click", async () => {
+      if (!confirm(`Revoke the drop link “${link.label}”? Whoever holds it can no longer upload; files already sent stay.`)) return;
+      try {
+        await api(`/api/drops/${encodeURIComponent(link.id)}`, { method: "DELETE", admin: true });
+      } catch (error) {
+        banner(`Could not revoke: ${error.message}`, "error");
+      }
+      refreshDrops();
+    });
+    actions.append(revoke);
+  }
+  row.append(
+    el("td", link.label, "name"),
+    el("td", `${plural(link.files_used, "file")}, ${formatBytes(link.bytes_used)}`),
+    el("td", dropLimits(link)),
+    el("td", link.expires_at != null ? date(link.expires_at) : "never"),
+    el("td", state, `state ${state.toLowerCase()}`),
+    actions,
+  );
+  return row;
+}
+
+async function refreshDrops() {
+  try {
+    const { drops } = await api("/api/drops", { admin: true });
+    $("drops-section").hidden = false;
+    $("drops-body").replaceChildren(...drops.map(dropRow));
+    $("drops-table").hidden = drops.length === 0;
+    $("drops-empty").hidden = drops.length > 0;
+  } catch (error) {
+    banner(`Drop links unavailable: ${error.message}`, "error");
+  }
+}
+
+function readDropForm() {
+  const label = $("newdrop-label").value.trim();
+  const password = $("newdrop-password").value;
+  const filesText = $("newdrop-max-files").value.trim();
+  const sizeText = $("newdrop-max-size").value.trim();
+  const expiry = $("newdrop-expiry").value;
+  const maxFiles = filesText ? Number(filesText) : null;
+  if (maxFiles !== null && !(Number.isInteger(maxFiles) && maxFiles > 0)) throw new Error("Max files must be a whole number above 0.");
+  const size = sizeText ? Number(sizeText) : null;
+  if (size !== null && !(Number.isFinite(size) && size > 0)) throw new Error("Max size must be a number above 0.");
+  return {
+    label,
+    password: password || null,
+    max_files: maxFiles,
+    max_bytes: size === null ? null : Math.max(1, Math.round(size * DROP_UNITS[$("newdrop-max-unit").value])),
+    expires_in: expiry ? Number(expiry) : null,
+  };
+}
+
+function showCreatedDrop(link) {
+  $("newdrop-created-label").textContent = link.label;
+  const input = $("newdrop-url");
+  input.value = link.url;
+  const select = () => { input.focus(); input.select(); };
+  $("newdrop-copy").replaceChildren(copyButton("Copy link", link.url, { ariaLabel: "Copy the drop link", onFail: select }));
+  $("newdrop-created").hidden = false;
+}
+
+function setUpDropForm() {
+  $("newdrop-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = $("newdrop-error");
+    error.hidden = true;
+    let body;
+    try {
+      body = readDropForm();
+    } catch (problem) {
+      error.textContent = problem.message;
+      error.hidden = false;
+      return;
+    }
+    const button = $("newdrop-submit");
+    button.disabled = true;
+    try {
+      const link = await api("/api/drops", { method: "POST", admin: true, body });
+      $("newdrop-form").reset();
+      showCreatedDrop(link);
+      await refreshDrops();
+    } catch (problem) {
+      error.textContent = `Could not create the link: ${problem.message}`;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
 }
 
 function takeAdminTokenFromUrl() {
@@ -289,14 +614,34 @@ function setUpForget() {
 }
 
 async function main() {
-  takeAdminTokenFromUrl();
+  if (dropToken) {
+    document.body.classList.add("drop-mode");
+  } else {
+    takeAdminTokenFromUrl();
+    $("mine-section").hidden = false;
+  }
+  setLocked(true);
   setUpDropping();
   setUpForget();
-  await loadConfig();
+  setUpUnlock();
+  setUpDropForm();
+  try {
+    await loadConfig();
+  } catch {
+    document.body.dataset.ready = "true";
+    return;
+  }
   showLimits();
-  showUnfinished();
-  await refreshMine();
-  if (adminToken) await refreshAdmin();
+  if (dropToken) {
+    await loadDrop();
+    showUnfinished();
+  } else {
+    if (config.password_required) showUnlock();
+    else setLocked(false);
+    showUnfinished();
+    await refreshMine();
+    if (adminToken) await refreshAdmin();
+  }
   document.body.dataset.ready = "true";
 }
 

@@ -6,19 +6,23 @@ const MAX_PARTS = 4;
 const STORE_PREFIX = "pyfiledrop:upload:";
 
 export class UploadError extends Error {
-  constructor(message, { fatal = true, status = 0 } = {}) {
+  constructor(message, { fatal = true, status = 0, code = "", retryAfter = 0 } = {}) {
     super(message);
     this.fatal = fatal;
     this.status = status;
+    this.code = code; // the server's ERR_… code, when it sent one
+    this.retryAfter = retryAfter;
   }
 }
 
-export function fingerprint(file) {
+// scope: "" for the page's own uploads, "drop:<id>" for a drop link's, so that a file sent through a drop link
+// never resumes an upload made on the main page (it would land with another owner), nor the other way round.
+export function fingerprint(file, scope = "") {
   const path = file.webkitRelativePath || file.name;
-  return `${STORE_PREFIX}${location.origin}:${path}:${file.size}:${file.lastModified}`;
+  return `${STORE_PREFIX}${scope ? `${scope}:` : ""}${location.origin}:${path}:${file.size}:${file.lastModified}`;
 }
 
-export function unfinishedRecords() {
+function allRecords() {
   const found = [];
   for (let i = 0; i < localStorage.length; i++) {
     const key = localStorage.key(i);
@@ -33,8 +37,12 @@ export function unfinishedRecords() {
   return found;
 }
 
+export function unfinishedRecords(scope = "") {
+  return allRecords().filter((record) => (record.scope || "") === scope);
+}
+
 export function forgetAllRecords() {
-  for (const record of unfinishedRecords()) localStorage.removeItem(record.key);
+  for (const record of allRecords()) localStorage.removeItem(record.key);
 }
 
 function encodeMetadata(values) {
@@ -50,16 +58,34 @@ function sleep(ms, signal) {
   });
 }
 
-function describeFailure(status, body) {
-  const detail = (body || "").replace(/^ERR_[A-Z_]+: /, "").trim();
+export const PASSWORD_CODES = new Set(["ERR_PASSWORD_REQUIRED", "ERR_WRONG_PASSWORD"]);
+
+function describeFailure(status, body, retryAfterHeader = null) {
+  const text = (body || "").trim();
+  const code = (text.match(/^ERR_[A-Z_]+/) || [""])[0];
+  const detail = text.replace(/^ERR_[A-Z_]+: /, "");
+  const sentence = (words) => words.charAt(0).toUpperCase() + words.slice(1);
   switch (status) {
-    case 413: return new UploadError(`Too large: ${detail}`);
-    case 507: return new UploadError(detail.startsWith("quota") ? `Quota reached: ${detail}` : `Server disk full: ${detail}`, { fatal: false, status });
-    case 401: case 403: return new UploadError(`Not allowed: ${detail}`);
+    case 413: return new UploadError(`Too large: ${detail}`, { status, code });
+    case 507:
+      if (code === "ERR_QUOTA_EXCEEDED" || detail.startsWith("quota")) {
+        // Sending it again will not help until something is deleted: the row says why and offers Resume.
+        return new UploadError(sentence(detail), { status, code });
+      }
+      return new UploadError(`Server disk full: ${detail}`, { fatal: false, status, code });
+    case 401:
+      if (code === "ERR_WRONG_PASSWORD") return new UploadError("Wrong password", { status, code });
+      if (code === "ERR_PASSWORD_REQUIRED") return new UploadError("The password is needed to upload", { status, code });
+      return new UploadError(`Not allowed: ${detail}`, { status, code });
+    case 403: return new UploadError(`Not allowed: ${detail}`, { status, code });
+    case 429: {
+      const wait = Math.max(1, Math.min(600, Number.parseInt(retryAfterHeader, 10) || 30));
+      return new UploadError("Too many attempts", { fatal: false, status, code, retryAfter: wait });
+    }
     case 460: return new UploadError("Checksum mismatch, sending that chunk again", { fatal: false, status });
     case 0: return new UploadError("Server unreachable", { fatal: false, status });
     default:
-      return new UploadError(detail || `HTTP ${status}`, { fatal: status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 423, status });
+      return new UploadError(detail || `HTTP ${status}`, { fatal: status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 423, status, code });
   }
 }
 
@@ -88,14 +114,19 @@ async function sha256Header(blob) {
 }
 
 export class TusUpload {
-  constructor(file, config, { onChange = () => {}, headers = {} } = {}) {
+  // headers: sent with every request (a drop link's token); creationHeaders(): read again for each creation
+  // (a password, which the page may be given anew after a refusal).
+  constructor(file, config, { onChange = () => {}, headers = {}, creationHeaders = () => ({}), scope = "" } = {}) {
     this.file = file;
     this.config = config;
     this.onChange = onChange;
     this.headers = headers;
-    this.key = fingerprint(file);
+    this.creationHeaders = creationHeaders;
+    this.scope = scope;
+    this.key = fingerprint(file, scope);
     this.state = "queued"; // queued | uploading | paused | retrying | finishing | done | failed | cancelled
     this.message = "";
+    this.code = ""; // the server's ERR_… code of the last failure
     this.parts = [];
     this.inFlight = new Map();
     this.result = null;
@@ -124,9 +155,11 @@ export class TusUpload {
   async start() {
     if (["uploading", "finishing", "done", "retrying"].includes(this.state)) return;
     this.abort = new AbortController();
+    this.code = "";
     this.set("uploading");
     try {
-      if (!this.parts.length) await this.prepare();
+      if (!this.parts.length) this.parts = await this.plan();
+      await this.createMissing();
       await Promise.all(this.parts.map((part) => this.runPart(part)));
       if (this.abort.signal.aborted) return;
       this.set("finishing");
@@ -135,6 +168,7 @@ export class TusUpload {
       this.set("done");
     } catch (error) {
       if (this.abort.signal.aborted) return;
+      this.code = error.code || "";
       this.set("failed", error.message);
     }
   }
@@ -154,19 +188,28 @@ export class TusUpload {
     this.set("cancelled");
   }
 
-  async prepare() {
+  // The parts of a saved upload that the server still has, or a new split of the file (not yet created).
+  async plan() {
     const saved = JSON.parse(localStorage.getItem(this.key) || "null");
-    if (saved && (await this.reuse(saved))) return;
+    const reused = saved ? await this.reuse(saved) : null;
+    if (reused) return reused;
     const { chunk_size: chunk, parallel_chunks: parallel, max_size_bytes: max } = this.config;
     if (this.file.size > max) throw new UploadError(`Too large: the limit is ${formatBytes(max)}`);
     const chunks = Math.max(1, Math.ceil(this.file.size / chunk));
     const count = parallel ? Math.min(MAX_PARTS, chunks) : 1;
     const per = Math.ceil(chunks / count) * chunk;
-    this.parts = [];
-    for (let start = 0; start < this.file.size || this.parts.length === 0; start += per) {
-      this.parts.push({ start, end: Math.min(start + per, this.file.size), offset: 0, url: null });
+    const parts = [];
+    for (let start = 0; start < this.file.size || parts.length === 0; start += per) {
+      parts.push({ start, end: Math.min(start + per, this.file.size), offset: 0, url: null });
     }
-    for (const part of this.parts) part.url = await this.create(part, this.parts.length > 1);
+    return parts;
+  }
+
+  // Creation may be refused half-way (a password, a quota): the parts made so far are kept for the next try.
+  async createMissing() {
+    const missing = this.parts.filter((part) => !part.url);
+    if (!missing.length) return;
+    for (const part of missing) part.url = await this.create(part, this.parts.length > 1);
     this.save();
   }
 
@@ -174,17 +217,18 @@ export class TusUpload {
     const parts = [];
     for (const part of saved.parts) {
       const head = await send("HEAD", part.url, { headers: this.headers });
-      if (head.status !== 200) return false;
+      if (head.status !== 200) return null;
       parts.push({ ...part, offset: Number(head.header("Upload-Offset")) });
     }
-    this.parts = parts;
-    this.resumedFrom = this.confirmed;
-    return true;
+    this.resumedFrom = parts.reduce((sum, part) => sum + part.offset, 0);
+    return parts;
   }
 
   save() {
     const parts = this.parts.map(({ start, end, url }) => ({ start, end, url }));
-    localStorage.setItem(this.key, JSON.stringify({ name: this.file.name, size: this.file.size, parts, savedAt: Date.now() }));
+    const record = { name: this.file.name, size: this.file.size, parts, savedAt: Date.now() };
+    if (this.scope) record.scope = this.scope;
+    localStorage.setItem(this.key, JSON.stringify(record));
   }
 
   metadata() {
@@ -192,7 +236,7 @@ export class TusUpload {
   }
 
   async create(part, partial) {
-    const headers = { ...this.headers, "Upload-Length": String(part.end - part.start) };
+    const headers = { ...this.headers, ...this.creationHeaders(), "Upload-Length": String(part.end - part.start) };
     if (partial) headers["Upload-Concat"] = "partial";
     else headers["Upload-Metadata"] = this.metadata();
     const response = await this.retrying(() => send("POST", this.config.tus_endpoint, { headers, signal: this.abort.signal }));
@@ -205,6 +249,7 @@ export class TusUpload {
     }
     const headers = {
       ...this.headers,
+      ...this.creationHeaders(),
       "Upload-Concat": `final;${this.parts.map((part) => new URL(part.url).pathname).join(" ")}`,
       "Upload-Metadata": this.metadata(),
     };
@@ -242,9 +287,9 @@ export class TusUpload {
         localStorage.removeItem(this.key);
         throw new UploadError("The server no longer has this upload; start it again");
       }
-      const error = describeFailure(result.status, result.text);
+      const error = describeFailure(result.status, result.text, result.header("Retry-After"));
       if (error.fatal) throw error;
-      const wait = Math.min(30, 2 ** attempt++);
+      const wait = error.retryAfter || Math.min(30, 2 ** attempt++);
       this.set("retrying", `${error.message} — retrying in ${wait} s`);
       await sleep(wait * 1000, this.abort.signal);
       await this.resync(part);
@@ -265,9 +310,9 @@ export class TusUpload {
         if (this.state === "retrying") this.set("uploading");
         return response;
       }
-      const error = describeFailure(response.status, response.text);
+      const error = describeFailure(response.status, response.text, response.header("Retry-After"));
       if (error.fatal) throw error;
-      const wait = Math.min(30, 2 ** attempt);
+      const wait = error.retryAfter || Math.min(30, 2 ** attempt);
       this.set("retrying", `${error.message} — retrying in ${wait} s`);
       await sleep(wait * 1000, this.abort.signal);
     }
