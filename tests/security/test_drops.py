@@ -164,3 +164,13 @@ def test_json_that_cannot_be_stored_is_400_not_500(server: ServerProcess, raw: b
                           headers={**ADMIN, "content-type": "application/json"})  # fmt: skip
     assert response.status_code == 400, response.text
     assert httpx.get(f"{server.url}/api/drops", headers=ADMIN).json()["drops"] == []
+
+
+def test_a_full_drop_link_refuses_tus_parts_before_their_bytes(server: ServerProcess) -> None:
+    """Found by the page's tests: parts of a parallel upload were accepted after the file limit was reached,
+    so the whole file went up only for the final request to be refused."""
+    drop = _drop(server, max_files=1)
+    assert _tus_upload(server, drop["token"], b"first").status_code == 204
+    part = httpx.post(f"{server.url}/files/", headers={**TUS, "upload-length": "100", "upload-concat": "partial",
+                                                       "x-pyfiledrop-drop": drop["token"]})  # fmt: skip
+    assert part.status_code == 507 and "1 file(s)" in part.text

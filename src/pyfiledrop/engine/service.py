@@ -140,9 +140,9 @@ class UploadService:
 
     async def _check_allowance(self, request: NewUpload, allowance: Allowance) -> None:
         usage = await self.meta.usage(request.owner)
-        # A tus part is not a file yet, but is refused early when no file could be made of it.
-        files_after = usage.files + (0 if request.concat is ConcatKind.PARTIAL else 1)
-        if allowance.max_files is not None and files_after > allowance.max_files:
+        # A tus part is not a file yet (usage.files does not count parts), but it is refused as early when no
+        # file could be made of it: the whole file is not sent only to be refused at the final request.
+        if allowance.max_files is not None and usage.files + 1 > allowance.max_files:
             raise TooManyFiles(allowance.what, allowance.max_files)
         if allowance.max_bytes is None or request.concat is ConcatKind.FINAL:
             return
