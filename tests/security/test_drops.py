@@ -174,3 +174,16 @@ def test_a_full_drop_link_refuses_tus_parts_before_their_bytes(server: ServerPro
     part = httpx.post(f"{server.url}/files/", headers={**TUS, "upload-length": "100", "upload-concat": "partial",
                                                        "x-pyfiledrop-drop": drop["token"]})  # fmt: skip
     assert part.status_code == 507 and "1 file(s)" in part.text
+
+
+def test_revoking_a_link_stops_its_unfinished_uploads(server: ServerProcess) -> None:
+    drop = _drop(server)
+    created = httpx.post(f"{server.url}/files/", headers={**TUS, "upload-length": "10",
+                                                          "x-pyfiledrop-drop": drop["token"]})  # fmt: skip
+    patch = {**TUS, "content-type": "application/offset+octet-stream"}
+    location = created.headers["location"]
+    assert httpx.patch(location, content=b"12345", headers={**patch, "upload-offset": "0"}).status_code == 204
+    assert httpx.delete(f"{server.url}/api/drops/{drop['id']}", headers=ADMIN).status_code == 204
+    late = httpx.patch(location, content=b"67890", headers={**patch, "upload-offset": "5"})
+    assert late.status_code == 410 and "revoked" in late.text
+    assert httpx.head(location, headers=TUS).headers["upload-offset"] == "5"

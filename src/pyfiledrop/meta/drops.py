@@ -15,6 +15,7 @@ from pyfiledrop.errors import DropClosed, DropNotFound
 from pyfiledrop.meta.shares import token_digest
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 
+DROP_OWNER_PREFIX = "drop-"  # web/auth.py never issues an owner id that starts so
 _COLUMNS = "id, label, password_hash, max_bytes, max_files, created_at, expires_at, revoked"
 
 
@@ -31,7 +32,7 @@ class Drop:
 
     @property
     def owner(self) -> str:
-        return f"drop-{self.id}"
+        return DROP_OWNER_PREFIX + self.id
 
     def check_open(self, now: float | None = None) -> None:
         if self.revoked:

@@ -178,6 +178,7 @@ async def patch(ctx: Context, request: Request, raw_id: str) -> Response:
     if upload.concat is ConcatKind.FINAL:
         # 'The Server MUST respond with the 403 Forbidden status to PATCH requests against a final upload URL.'
         raise Forbidden("a final concatenated upload cannot be modified")
+    await ctx.access.check_still_open(upload.owner)
     if offset != upload.offset:
         raise OffsetMismatch(upload.offset, offset)  # before Upload-Length is applied: a refused PATCH changes nothing
     length = parse_non_negative("Upload-Length", request.header("upload-length"))

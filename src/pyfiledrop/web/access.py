@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pyfiledrop import passwords
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.service import Allowance
-from pyfiledrop.errors import PasswordRequired, PyfiledropError, WrongPassword
-from pyfiledrop.meta.drops import Drop, DropStore
+from pyfiledrop.errors import DropNotFound, PasswordRequired, PyfiledropError, WrongPassword
+from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, Drop, DropStore
 from pyfiledrop.web.auth import Authenticator, Identity
 from pyfiledrop.web.guard import RateLimiter, client_address
 from pyfiledrop.web.http import Request
@@ -83,6 +83,15 @@ class Access:
         except PyfiledropError:
             return False
         return hmac.compare_digest(drop.owner, owner)
+
+    async def check_still_open(self, owner: str) -> None:
+        """An upload made through a drop link takes no more bytes once the link is revoked or expired."""
+        if owner.startswith(DROP_OWNER_PREFIX):
+            try:
+                drop = await self.drops.get(owner.removeprefix(DROP_OWNER_PREFIX))
+            except DropNotFound:
+                return  # an owner token that happens to start so (auth.issue never makes one)
+            drop.check_open()
 
     def password_required(self, request: Request, identity: Identity | None = None) -> bool:
         """Whether this request still needs the server's password (not admin, not unlocked by a login)."""
