@@ -244,19 +244,19 @@ def test_drop_link_with_a_password_asks_for_it(make_server: type[ServerProcess],
     expect(page.locator("#file-input")).to_be_disabled()
 
     page.fill("#unlock-password", "not it")
-    page.click("#unlock-button")  # no way to check it before the first upload: the server says so then
-    source, data = _write(tmp_path, "private.txt", 4_000)
-    page.set_input_files("#file-input", str(source))
+    page.click("#unlock-button")  # checked at once (POST /api/drops/current), before any file is chosen
     expect(page.locator("#unlock-error")).to_have_text("Wrong password")
     expect(page.locator("#unlock-section")).to_be_visible()
     expect(page.locator("#file-input")).to_be_disabled()
-    assert not any(p.name.endswith("_private.txt") for p in server.storage.iterdir())
 
     page.fill("#unlock-password", "pw-42")
     page.press("#unlock-password", "Enter")
-    page.wait_for_selector("#active-list .upload.done")  # the refused file went on by itself
+    expect(page.locator("#unlock-section")).to_be_hidden()
+    source, data = _write(tmp_path, "private.txt", 4_000)
+    page.set_input_files("#file-input", str(source))
+    page.wait_for_selector("#active-list .upload.done")
     assert _stored(server, "private.txt") == data
-    assert [r.headers.get("x-pyfiledrop-password") for r in creations] == ["not it", "pw-42"]
+    assert [r.headers.get("x-pyfiledrop-password") for r in creations] == ["pw-42"]
     stored = page.evaluate("JSON.stringify([{...localStorage}, {...sessionStorage}, document.cookie])")
     assert "pw-42" not in stored  # kept in memory only
 

@@ -187,3 +187,14 @@ def test_revoking_a_link_stops_its_unfinished_uploads(server: ServerProcess) -> 
     late = httpx.patch(location, content=b"67890", headers={**patch, "upload-offset": "5"})
     assert late.status_code == 410 and "revoked" in late.text
     assert httpx.head(location, headers=TUS).headers["upload-offset"] == "5"
+
+
+def test_a_holder_can_check_the_links_password_before_uploading(server: ServerProcess) -> None:
+    drop = _drop(server, password="right")
+    holder = {"x-pyfiledrop-drop": drop["token"]}
+    check = f"{server.url}/api/drops/current"
+    assert httpx.post(check, json={"password": "right"}, headers=holder).status_code == 204
+    wrong = httpx.post(check, json={"password": "wrong"}, headers=holder)
+    assert wrong.status_code == 401 and wrong.json()["error"] == "ERR_WRONG_PASSWORD"
+    assert httpx.post(check, json={}, headers=holder).status_code == 400
+    assert httpx.post(check, json={"password": "right"}).status_code == 400  # which link?

@@ -240,6 +240,8 @@ class App:
         match method, below:
             case "GET", ["current"]:
                 return await drops.current(ctx, request)
+            case "POST", ["current"]:
+                return await drops.check_password(ctx, request)
             case "GET", []:
                 return await drops.list_drops(ctx, request)
             case "POST", []:

@@ -45,6 +45,21 @@ async def current(ctx: Context, request: Request) -> Response:
     return json_response(data)
 
 
+async def check_password(ctx: Context, request: Request) -> Response:
+    """Let a holder's page check the link's password before the first upload (204, or 401 / 429)."""
+    token = request.header(DROP_HEADER)
+    if not token:
+        raise BadRequest("send the drop link's token in the X-Pyfiledrop-Drop header")
+    drop = await ctx.access.drops.resolve(token)
+    body = await request.json()
+    password = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(password, str) or not password:
+        raise BadRequest('send {"password": "..."}')
+    if drop.password_hash is not None:
+        await ctx.access.verify(request, drop.password_hash, password)
+    return no_content(204)
+
+
 def _require_admin(ctx: Context, request: Request) -> None:
     if not ctx.auth.identify(request).admin:
         raise Forbidden("drop links are made and managed with the admin token")

@@ -158,7 +158,14 @@ def _document() -> dict[str, Any]:
                 "summary": "The drop link named by X-Pyfiledrop-Drop: label, limits, use",
                 "parameters": [{"name": "X-Pyfiledrop-Drop", "in": "header", "required": True,
                                 "schema": {"type": "string"}}],
-                "responses": {"200": _json(drop, "the drop link"), **_errors(400, 404, 410)}}},
+                "responses": {"200": _json(drop, "the drop link"), **_errors(400, 404, 410)}},
+                "post": {"summary": "Check the drop link's password (nothing is stored)",
+                         "parameters": [{"name": "X-Pyfiledrop-Drop", "in": "header", "required": True,
+                                         "schema": {"type": "string"}}],
+                         "requestBody": _body({"type": "object", "required": ["password"], "properties": {
+                             "password": {"type": "string", "minLength": 1}}}),
+                         "responses": {"204": {"description": "right (or the link has none)"},
+                                       **_errors(400, 401, 404, 410, 429)}}},
             "/api/drops/{drop_id}": {"delete": {
                 "summary": "Revoke a drop link (admin)", "security": security,
                 "parameters": [{"name": "drop_id", "in": "path", "required": True, "schema": {"type": "string"}}],

@@ -116,14 +116,15 @@ function hideUnlock() {
 }
 
 async function unlock(password) {
-  if (dropToken) {
-    dropPassword = password; // checked by the server on the next creation; a refusal brings the form back
-    hideUnlock();
-    return;
-  }
   const button = $("unlock-button");
   button.disabled = true;
   try {
+    if (dropToken) {
+      await api("/api/drops/current", { method: "POST", body: { password } }); // checks it, stores nothing
+      dropPassword = password; // sent again on each creation
+      hideUnlock();
+      return;
+    }
     await api("/api/login", { method: "POST", body: { password } });
     config = await api("/api/config", { admin: true });
     if (config.password_required) {
