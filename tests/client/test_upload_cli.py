@@ -127,10 +127,11 @@ def test_resume_after_the_client_is_killed_resends_less(server: ServerProcess, t
 
 
 def _server_bytes(server: ServerProcess, parts: list[list[Any]]) -> int:
+    """Bytes the server holds for these parts (tus parts, or regions of one upload: count each upload once)."""
     total = 0
-    for url, _start, _length in parts:
-        head = httpx.head(f"{server.url}{url}", headers={"Tus-Resumable": "1.0.0"}, timeout=10)
-        total += int(head.headers.get("upload-offset", 0))
+    for url in {url for url, _start, _length in parts}:
+        status = httpx.get(f"{server.url}/api/uploads/{url.rsplit('/', 1)[-1]}", timeout=10)
+        total += int(status.json().get("received_bytes", 0)) if status.status_code == 200 else 0
     return total
 
 
@@ -243,3 +244,38 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> N
     assert result.returncode == 2
     assert message in result.stderr.decode()
     assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("extension", [True, False], ids=["parallel-write", "concatenation"])
+def test_parallel_streams_with_and_without_the_parallel_write_extension(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extension: bool
+) -> None:
+    """With the extension: one upload, its regions written at once; without (another tus server): tus parts
+    joined by concatenation. Both give the exact file."""
+    import threading as _threading
+
+    from pyfiledrop.client.state import StateStore
+    from pyfiledrop.client.tus import Session, TusClient
+    from pyfiledrop.client.upload import Options, upload_file
+
+    if not extension:
+        monkeypatch.setattr(TusClient, "supports_parallel_write", lambda self: False)
+    creations: list[str | None] = []
+    original_create = TusClient.create
+
+    def counting_create(self: TusClient, *args: Any, **kwargs: Any) -> str:
+        creations.append(kwargs.get("concat"))
+        return original_create(self, *args, **kwargs)
+
+    monkeypatch.setattr(TusClient, "create", counting_create)
+    source = tmp_path / "pair.bin"
+    digest = _random_file(source, 5 * 1024 * 1024 + 3)
+    session = Session(server.url, None, 30)
+    options = Options(url=server.url, jobs=3, state=StateStore(tmp_path / "state.json"))
+    result = upload_file(str(source), options, session, _threading.Event())
+    assert result.sha256 == digest and result.streams == 3
+    if extension:
+        assert creations == [None], "one upload, written in three regions"
+    else:
+        assert creations[:3] == ["partial"] * 3 and str(creations[3]).startswith("final;")
+    assert hashlib.sha256(httpx.get(result.download_url, timeout=30).content).hexdigest() == digest

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import SplitResult, urljoin, urlsplit
 
-from pyfiledrop.client.http import UNLIMITED, Connection, HttpError, RateLimiter, Response
+from pyfiledrop.client.http import UNLIMITED, Connection, HttpError, RateLimiter, Response, TransportError
 
 TUS_VERSION = "1.0.0"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 TOKEN_HEADER = "X-Pyfiledrop-Token"  # noqa: S105 - a header name
 DROP_HEADER = "X-Pyfiledrop-Drop"
 PASSWORD_HEADER = "X-Pyfiledrop-Password"  # noqa: S105 - a header name
+PARALLEL_WRITE_HEADER = "X-Pyfiledrop-Parallel-Write"
 
 
 class UploadGone(HttpError):
@@ -147,9 +148,17 @@ class TusClient:
         return Offset(int(offset), int(length) if length and length.isdigit() else None)
 
     def patch_file(self, url: str, file: BinaryIO, file_offset: int, upload_offset: int, count: int,
-                   on_sent: Callable[[int], None], limiter: RateLimiter = UNLIMITED) -> int:  # fmt: skip
-        """Send ``count`` bytes of ``file`` from ``file_offset`` to the upload at ``upload_offset``."""
-        headers = self._headers({"Upload-Offset": str(upload_offset), "Content-Type": OFFSET_CONTENT_TYPE})
+                   on_sent: Callable[[int], None], limiter: RateLimiter = UNLIMITED, *,
+                   anywhere: bool = False) -> int:  # fmt: skip
+        """Send ``count`` bytes of ``file`` from ``file_offset`` to the upload at ``upload_offset``.
+
+        ``anywhere``: pyfiledrop's parallel-write extension (the offset may be any byte not yet received; the
+        answer is where the received run from it ends).
+        """
+        extra = {"Upload-Offset": str(upload_offset), "Content-Type": OFFSET_CONTENT_TYPE}
+        if anywhere:
+            extra[PARALLEL_WRITE_HEADER] = "1"
+        headers = self._headers(extra)
         response = self.conn.send_file("PATCH", self._path(url), headers, file, file_offset, count, on_sent, limiter)
         return _new_offset(self._check(response, 204, 200))
 
@@ -165,6 +174,15 @@ class TusClient:
         self._check(self.conn.request("DELETE", self._path(url), self._headers()), 204, 404, 410)
 
     # -- pyfiledrop ---------------------------------------------------------------------------------------------
+
+    def supports_parallel_write(self) -> bool:
+        """Whether the server is a pyfiledrop that takes parallel PATCHes into one upload (GET /api/config)."""
+        headers = {"User-Agent": "pyfiledrop-upload", "Accept": "application/json", **self.session.headers}
+        try:
+            response = self.conn.request("GET", f"{self.session.base.path}/api/config", headers)
+            return response.status == 200 and json.loads(response.body).get("parallel_write") is True
+        except (HttpError, TransportError, ValueError, AttributeError):
+            return False
 
     def info(self, url: str) -> dict[str, Any]:
         """The upload's JSON record (sha256, download_url, …) from /api/uploads/{id}."""

@@ -89,9 +89,10 @@ class Result:
 @dataclass
 class _Part:
     url: str
-    start: int  # position in the local file
+    start: int  # position in the local file (and, for a region, in the upload)
     length: int
     offset: int = 0  # bytes the server has confirmed
+    region: bool = False  # a region of one upload written in parallel (pyfiledrop's extension), not a tus part
 
 
 class _Stats:
@@ -180,7 +181,9 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
             final_url = ""
         stats = _Stats()
         _send_parts(abspath, parts, session, options, progress, stats, cancel)
-        if len(parts) > 1:
+        if parts and parts[0].region:
+            final_url = parts[0].url  # one upload all along: nothing to join
+        elif len(parts) > 1:
             final_url = _concatenate(client, retrier, parts, name, size, options, key)
         elif parts:
             final_url = parts[0].url
@@ -208,6 +211,10 @@ def _create(client: TusClient, retrier: Retrier, name: str, size: int, options: 
     if streams == 1:
         url = retrier.call("create", lambda: client.create(size, metadata))
         parts = [_Part(url, 0, size)]
+    elif client.supports_parallel_write():  # one upload, its regions written at once: no concatenation pass
+        url = retrier.call("create", lambda: client.create(size, metadata))
+        bounds = [size * i // streams for i in range(streams + 1)]
+        parts = [_Part(url, start, end - start, region=True) for start, end in itertools.pairwise(bounds)]
     else:
         bounds = [size * i // streams for i in range(streams + 1)]
         parts = []
@@ -215,8 +222,17 @@ def _create(client: TusClient, retrier: Retrier, name: str, size: int, options: 
             url = retrier.call("create", partial(client.create, end - start, metadata, concat="partial"))
             parts.append(_Part(url, start, end - start))
     _remember_token(options, client)
-    options.state.put(key, {"parts": [[p.url, p.start, p.length] for p in parts], "token": client.session.token})
+    options.state.put(key, {"parts": [[p.url, p.start, p.length] for p in parts], "token": client.session.token,
+                            "regions": parts[0].region})  # fmt: skip
     return parts
+
+
+def _region_offset(info: dict[str, Any], part: _Part) -> int:
+    """How far the server's received bytes run from the region's start, within the region."""
+    for start, end in info.get("received", []):
+        if int(start) <= part.start <= int(end):
+            return min(int(end), part.start + part.length) - part.start
+    return 0
 
 
 def _remember_token(options: Options, client: TusClient) -> None:
@@ -237,9 +253,12 @@ def _resume(entry: dict[str, Any], client: TusClient, retrier: Retrier, progress
         except UploadFailed as exc:
             if not isinstance(exc.__cause__, UploadGone):
                 raise
-    parts = [_Part(str(url), int(start), int(length)) for url, start, length in entry.get("parts", [])]
+    regions = bool(entry.get("regions"))
+    parts = [_Part(str(url), int(start), int(length), region=regions) for url, start, length in entry.get("parts", [])]
     if not parts:
         return None
+    if regions:
+        return _resume_regions(parts, client, retrier, progress)
     for part in parts:
         try:
             got = retrier.call("resume", partial(client.head, part.url))
@@ -251,6 +270,24 @@ def _resume(entry: dict[str, Any], client: TusClient, retrier: Retrier, progress
         if got.length is not None and got.length != part.length:
             return None
         part.offset = got.offset
+    return parts
+
+
+def _resume_regions(
+    parts: list[_Part], client: TusClient, retrier: Retrier, progress: Progress
+) -> list[_Part] | str | None:
+    """Regions of one upload: how far each got, from the server's received ranges."""
+    try:
+        info = retrier.call("resume", partial(client.info, parts[0].url))
+    except UploadFailed as exc:
+        if isinstance(exc.__cause__, UploadGone):
+            progress.note("the server no longer has the unfinished upload; starting over")
+            return None
+        raise
+    if info.get("complete"):
+        return parts[0].url
+    for part in parts:
+        part.offset = _region_offset(info, part)
     return parts
 
 
@@ -303,7 +340,9 @@ def _send_part(path: str, part: _Part, session: Session, options: Options, progr
             while part.offset < part.length:
                 try:
                     if ask:
-                        got = client.head(part.url).offset
+                        got = (
+                            _region_offset(client.info(part.url), part) if part.region else client.head(part.url).offset
+                        )
                         if got > part.offset:
                             retrier.reset()
                         part.offset, ask = got, False
@@ -312,7 +351,12 @@ def _send_part(path: str, part: _Part, session: Session, options: Options, progr
                         continue
                     count = part.length - part.offset
                     position = part.start + part.offset
-                    new = client.patch_file(part.url, file, position, part.offset, count, on_sent, limiter)
+                    if part.region:
+                        end = client.patch_file(part.url, file, position, position, count, on_sent, limiter,
+                                                anywhere=True)  # fmt: skip
+                        new = min(end, part.start + part.length) - part.start
+                    else:
+                        new = client.patch_file(part.url, file, position, part.offset, count, on_sent, limiter)
                     if new <= part.offset:
                         raise TransportError(f"the server did not advance past {part.offset}")
                     part.offset = new

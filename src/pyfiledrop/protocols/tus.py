@@ -31,10 +31,11 @@ from pyfiledrop.web.http import Headers, Request, Response, no_content, timed_st
 
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
+PARALLEL_WRITE_HEADER = "x-pyfiledrop-parallel-write"
 CORS_ALLOW_HEADERS = (
     "Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, Content-Type, Upload-Length, "
     "Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum, "
-    "X-Pyfiledrop-Token, X-Pyfiledrop-Drop, X-Pyfiledrop-Password"
+    "X-Pyfiledrop-Token, X-Pyfiledrop-Drop, X-Pyfiledrop-Password, X-Pyfiledrop-Parallel-Write"
 )
 CORS_EXPOSE_HEADERS = (
     "Upload-Offset, Location, Upload-Length, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, "
@@ -179,6 +180,8 @@ async def patch(ctx: Context, request: Request, raw_id: str) -> Response:
         # 'The Server MUST respond with the 403 Forbidden status to PATCH requests against a final upload URL.'
         raise Forbidden("a final concatenated upload cannot be modified")
     await ctx.access.check_still_open(upload.owner)
+    if _parallel_write(request):
+        return await _patch_anywhere(ctx, request, upload, offset, checksum)
     if offset != upload.offset:
         raise OffsetMismatch(upload.offset, offset)  # before Upload-Length is applied: a refused PATCH changes nothing
     length = parse_non_negative("Upload-Length", request.header("upload-length"))
@@ -201,14 +204,35 @@ def _checksum(request: Request) -> tuple[str, bytes] | None:
     return parse_checksum_header(value) if value is not None else None
 
 
+def _parallel_write(request: Request) -> bool:
+    return (request.header(PARALLEL_WRITE_HEADER) or "").strip() == "1"
+
+
+async def _patch_anywhere(
+    ctx: Context, request: Request, upload: Upload, offset: int, checksum: tuple[str, bytes] | None
+) -> Response:
+    """pyfiledrop's extension (``X-Pyfiledrop-Parallel-Write: 1``, advertised in /api/config): several PATCHes
+    write disjoint regions of one upload at once, so parallel streams need no concatenation pass. Upload-Offset
+    may be any byte not yet received; the answer's Upload-Offset is where the received run from it now ends."""
+    if upload.size is None or upload.concat is not ConcatKind.NONE:
+        raise BadRequest("parallel writes need an upload of known length that is not a concatenation part")
+    upload = await _write(ctx, request, upload.id, offset, checksum, exact=False)
+    run_end = next((end for start, end in upload.received if start <= offset <= end), offset)
+    if upload.state is not UploadState.RECEIVING:
+        run_end = upload.size or 0
+    headers = [(name, value) for name, value in _offset_headers(ctx, upload) if name != "upload-offset"]
+    return no_content(204, [("upload-offset", str(run_end)), *headers])
+
+
 async def _write(
-    ctx: Context, request: Request, upload_id: UploadId, offset: int, checksum: tuple[str, bytes] | None
-) -> Upload:
+    ctx: Context, request: Request, upload_id: UploadId, offset: int, checksum: tuple[str, bytes] | None,
+    *, exact: bool = True,
+) -> Upload:  # fmt: skip
     chunk = Chunk(
         offset=offset,
         body=timed_stream(request, ctx.idle_timeout),
         length=request.content_length,
-        exact_offset=True,  # the engine checks the offset again while it holds the upload
+        exact_offset=exact,  # the engine checks the offset again while it holds the upload
         checksum=checksum,
     )
     return await ctx.service.write(upload_id, chunk)

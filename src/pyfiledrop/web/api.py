@@ -57,6 +57,7 @@ async def config(ctx: Context, request: Request) -> Response:
             "tus_extensions": list(ctx.tus_extensions),
             "stale_after_seconds": s.stale_after,
             "password_required": ctx.access.password_required(request),
+            "parallel_write": True,  # tus PATCH with X-Pyfiledrop-Parallel-Write: 1 (protocols/tus.py)
         }
     )
 
