@@ -51,7 +51,7 @@ def test_two_files_by_input_and_one_by_drop_arrive_byte_identical(
         }""",
         list(dropped),
     )
-    page.wait_for_function("document.querySelectorAll('#mine-body tr').length === 3")
+    page.wait_for_function("document.querySelectorAll('#mine-body tr code').length === 3")  # all three complete
     assert sorted(_mine_names(page)) == ["dropped.dat", "first.bin", "second video.mp4"]
     assert _stored(server, "first.bin") == first
     assert _stored(server, "second video.mp4") == second
@@ -96,7 +96,7 @@ def test_reload_half_way_resumes_with_less_than_10_percent_resent(
     page.wait_for_selector("body[data-ready=true]")
     assert "big.bin" in page.locator("#resume-list").inner_text()  # the page knows there is something to resume
     page.set_input_files("#file-input", str(source))
-    page.wait_for_function("document.querySelectorAll('#mine-body tr').length === 1", timeout=90_000)
+    page.wait_for_function("document.querySelectorAll('#mine-body tr code').length === 1", timeout=90_000)  # complete
     resent = sum(sent) - len(data)
     assert resent < 0.10 * len(data), f"resent {resent} bytes"
     assert _stored(server, "big.bin") == data
@@ -195,3 +195,67 @@ def test_admin_view_shows_everyone_and_disk_usage(shared_server: ServerProcess, 
     page.wait_for_selector("#admin-section:not([hidden])")
     assert "free of" in page.locator("#admin-stats").inner_text()
     assert "admin=" not in page.url
+
+
+def test_parallel_parts_go_into_one_upload_without_concatenation(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page
+) -> None:
+    # 12 chunks: 4 regions of one upload, each written by its own worker with the parallel-write extension.
+    server = make_server(tmp_path / "s", ["--chunk-size", "262144"]).start()
+    data = os.urandom(12 * 262144 - 1000)
+    (tmp_path / "regions.bin").write_bytes(data)
+    requests: list[Request] = []
+    page.on("request", lambda r: requests.append(r) if r.url.startswith(server.url) else None)
+    _open(page, server)
+    assert page.evaluate("fetch('/api/config').then(r => r.json()).then(c => c.parallel_write)") is True
+    page.set_input_files("#file-input", str(tmp_path / "regions.bin"))
+    page.wait_for_selector("#active-list .upload.done")
+    assert _stored(server, "regions.bin") == data
+    assert [r for r in requests if "upload-concat" in r.headers] == []
+    creations = [r for r in requests if r.method == "POST" and "/files/" in r.url]
+    assert len(creations) == 1 and creations[0].headers["upload-length"] == str(len(data))
+    patches = [r for r in requests if r.method == "PATCH"]
+    assert len(patches) == 12 and all(r.headers.get("x-pyfiledrop-parallel-write") == "1" for r in patches)
+    assert len({r.url for r in patches}) == 1  # all into the one upload
+    offsets = sorted(int(r.headers["upload-offset"]) for r in patches)
+    assert offsets == [i * 262144 for i in range(12)]  # every chunk once, the 4 regions' starts among them
+
+
+def test_a_record_saved_by_the_concatenating_uploader_still_resumes_that_way(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page
+) -> None:
+    # What the page before parallel writes left in localStorage: 4 partial uploads, each with its first chunk.
+    server = make_server(tmp_path / "s", ["--chunk-size", "262144"]).start()
+    size = 12 * 262144 - 1000
+    data = bytes((i * 31 + (i >> 8)) & 255 for i in range(size))
+    requests: list[Request] = []
+    page.on("request", lambda r: requests.append(r) if r.url.startswith(server.url) else None)
+    _open(page, server)
+    page.evaluate(
+        """async (size) => {
+            const chunk = 262144, per = 3 * chunk, tus = {"Tus-Resumable": "1.0.0"};
+            const bytes = new Uint8Array(size).map((_, i) => (i * 31 + (i >> 8)) & 255);
+            const parts = [];
+            for (let start = 0; start < size; start += per) {
+                const end = Math.min(start + per, size);
+                const made = await fetch("/files/", {method: "POST",
+                    headers: {...tus, "Upload-Length": String(end - start), "Upload-Concat": "partial"}});
+                const url = new URL(made.headers.get("Location"), location.href).href;
+                await fetch(url, {method: "PATCH", body: bytes.slice(start, start + chunk),
+                    headers: {...tus, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}});
+                parts.push({start, end, url});
+            }
+            const key = `pyfiledrop:upload:${location.origin}:old.bin:${size}:1700000000000`;
+            localStorage.setItem(key, JSON.stringify({name: "old.bin", size, parts, savedAt: Date.now()}));
+            const data = new DataTransfer();
+            data.items.add(new File([bytes], "old.bin", {type: "text/plain", lastModified: 1700000000000}));
+            document.body.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+        }""",
+        size,
+    )
+    page.wait_for_selector("#active-list .upload.done")
+    assert _stored(server, "old.bin") == data
+    concat = [r.headers.get("upload-concat", "") for r in requests if r.method == "POST" and "/files/" in r.url]
+    assert concat[:4] == ["partial"] * 4 and len(concat) == 5 and concat[4].startswith("final;")
+    patches = [r for r in requests if r.method == "PATCH"]
+    assert len(patches) == 4 + 8 and not any("x-pyfiledrop-parallel-write" in r.headers for r in patches)

@@ -1,9 +1,11 @@
-// A small tus 1.0 client for the page: parallel parts joined by concatenation, one PATCH per chunk,
-// retry with backoff, and resume after a reload from a record kept in localStorage.
+// A small tus 1.0 client for the page: one PATCH per chunk, retry with backoff, and resume after a reload from a
+// record kept in localStorage. A big file goes as parallel regions of ONE upload when the server offers pyfiledrop's
+// parallel-write extension (config.parallel_write), else as parallel tus parts joined by concatenation.
 
 const TUS = { "Tus-Resumable": "1.0.0" };
 const MAX_PARTS = 4;
 const STORE_PREFIX = "pyfiledrop:upload:";
+const PARALLEL_WRITE = { "X-Pyfiledrop-Parallel-Write": "1" };
 
 export class UploadError extends Error {
   constructor(message, { fatal = true, status = 0, code = "", retryAfter = 0 } = {}) {
@@ -127,7 +129,9 @@ export class TusUpload {
     this.state = "queued"; // queued | uploading | paused | retrying | finishing | done | failed | cancelled
     this.message = "";
     this.code = ""; // the server's ERR_… code of the last failure
-    this.parts = [];
+    this.parts = []; // {start, end, offset, url}: concatenation parts, or the regions of one upload
+    this.regions = false; // true: every part is a region [start, end) of the single upload at this.url
+    this.url = null;
     this.inFlight = new Map();
     this.result = null;
     this.resumedFrom = 0;
@@ -159,6 +163,7 @@ export class TusUpload {
     this.set("uploading");
     try {
       if (!this.parts.length) this.parts = await this.plan();
+      else if (this.regions && this.url) await this.syncRegions(); // again after a pause or a failure
       await this.createMissing();
       await Promise.all(this.parts.map((part) => this.runPart(part)));
       if (this.abort.signal.aborted) return;
@@ -184,7 +189,7 @@ export class TusUpload {
     this.abort?.abort();
     this.inFlight.clear();
     localStorage.removeItem(this.key);
-    for (const part of this.parts) if (part.url) await send("DELETE", part.url, { headers: this.headers });
+    for (const url of new Set(this.parts.map((part) => part.url))) if (url) await send("DELETE", url, { headers: this.headers });
     this.set("cancelled");
   }
 
@@ -202,6 +207,8 @@ export class TusUpload {
     for (let start = 0; start < this.file.size || parts.length === 0; start += per) {
       parts.push({ start, end: Math.min(start + per, this.file.size), offset: 0, url: null });
     }
+    this.regions = parts.length > 1 && this.config.parallel_write === true;
+    this.url = null;
     return parts;
   }
 
@@ -209,11 +216,18 @@ export class TusUpload {
   async createMissing() {
     const missing = this.parts.filter((part) => !part.url);
     if (!missing.length) return;
+    if (this.regions) {
+      this.url = await this.create({ start: 0, end: this.file.size }, false);
+      for (const part of this.parts) part.url = this.url;
+      this.save();
+      return;
+    }
     for (const part of missing) part.url = await this.create(part, this.parts.length > 1);
     this.save();
   }
 
   async reuse(saved) {
+    if (saved.mode === "regions") return this.reuseRegions(saved);
     const parts = [];
     for (const part of saved.parts) {
       const head = await send("HEAD", part.url, { headers: this.headers });
@@ -224,7 +238,49 @@ export class TusUpload {
     return parts;
   }
 
+  // A saved region upload: each region goes on from the end of the received run that holds its start.
+  async reuseRegions(saved) {
+    if (!saved.url || !Array.isArray(saved.regions)) return null;
+    const received = await this.received(saved.url);
+    if (!received) return null;
+    this.regions = true;
+    this.url = saved.url;
+    const parts = saved.regions.map(([start, end]) => ({ start, end, url: saved.url, offset: regionOffset(received, start, end) }));
+    this.resumedFrom = parts.reduce((sum, part) => sum + part.offset, 0);
+    return parts;
+  }
+
+  // The server's received byte ranges of the single upload, or null when it cannot say.
+  async received(url) {
+    const id = new URL(url).pathname.split("/").filter(Boolean).pop();
+    const response = await send("GET", `/api/uploads/${encodeURIComponent(id)}`, { headers: { ...this.headers, Accept: "application/json" }, signal: this.abort?.signal });
+    if (response.status !== 200) {
+      // Not shown to this browser (a finished upload can be its owner's only): HEAD still says if it is complete.
+      const head = await send("HEAD", url, { headers: this.headers, signal: this.abort?.signal });
+      return head.status === 200 && Number(head.header("Upload-Offset")) === this.file.size ? [[0, this.file.size]] : null;
+    }
+    try {
+      const body = JSON.parse(response.text);
+      if (body.complete) return [[0, this.file.size]];
+      return Array.isArray(body.received) ? body.received : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async syncRegions(only = null) {
+    const received = await this.received(this.url);
+    if (!received) return;
+    for (const part of only ? [only] : this.parts) part.offset = regionOffset(received, part.start, part.end);
+  }
+
   save() {
+    if (this.regions) {
+      const record = { name: this.file.name, size: this.file.size, mode: "regions", url: this.url, regions: this.parts.map(({ start, end }) => [start, end]), savedAt: Date.now() };
+      if (this.scope) record.scope = this.scope;
+      localStorage.setItem(this.key, JSON.stringify(record));
+      return;
+    }
     const parts = this.parts.map(({ start, end, url }) => ({ start, end, url }));
     const record = { name: this.file.name, size: this.file.size, parts, savedAt: Date.now() };
     if (this.scope) record.scope = this.scope;
@@ -244,6 +300,7 @@ export class TusUpload {
   }
 
   async finish() {
+    if (this.regions) return { url: this.url }; // the server completed it with the last byte
     if (this.parts.length === 1) {
       return { url: this.parts[0].url };
     }
@@ -258,6 +315,7 @@ export class TusUpload {
   }
 
   // One PATCH per chunk; after any failure the offset is asked again, so no byte the server has is resent.
+  // In region mode part.offset counts from part.start, and the PATCH carries the parallel-write header.
   async runPart(part) {
     const size = part.end - part.start;
     let attempt = 0;
@@ -266,7 +324,13 @@ export class TusUpload {
       const blob = this.file.slice(part.start + part.offset, part.start + end);
       const checksum = await sha256Header(blob);
       const result = await send("PATCH", part.url, {
-        headers: { ...this.headers, ...checksum, "Upload-Offset": String(part.offset), "Content-Type": "application/offset+octet-stream" },
+        headers: {
+          ...this.headers,
+          ...checksum,
+          ...(this.regions ? PARALLEL_WRITE : {}),
+          "Upload-Offset": String(this.regions ? part.start + part.offset : part.offset),
+          "Content-Type": "application/offset+octet-stream",
+        },
         body: blob,
         timeout: this.config.timeout_ms,
         signal: this.abort.signal,
@@ -277,7 +341,9 @@ export class TusUpload {
       this.sentBytes += blob.size;
       if (result.status >= 200 && result.status < 300) {
         attempt = 0;
-        part.offset = Number(result.header("Upload-Offset"));
+        const offset = Number(result.header("Upload-Offset"));
+        // The received run may go on into the next region (or the server has every byte): never past this one.
+        part.offset = this.regions ? Math.max(end, Math.min(size, offset - part.start)) : offset;
         if (this.state === "retrying") this.set("uploading");
         this.onChange(this);
         continue;
@@ -297,6 +363,7 @@ export class TusUpload {
   }
 
   async resync(part) {
+    if (this.regions) return this.syncRegions(part);
     const head = await send("HEAD", part.url, { headers: this.headers });
     if (head.status === 200) part.offset = Number(head.header("Upload-Offset"));
   }
@@ -317,6 +384,12 @@ export class TusUpload {
       await sleep(wait * 1000, this.abort.signal);
     }
   }
+}
+
+// How much of the region [start, end) is done: up to where the received run holding its start ends.
+function regionOffset(received, start, end) {
+  for (const [from, to] of received) if (from <= start && start < to) return Math.min(to, end) - start;
+  return 0;
 }
 
 export function formatBytes(bytes) {
