@@ -325,7 +325,7 @@ function describe(upload) {
     case "cancelled": return "Cancelled";
     case "paused": return `Paused at ${percent(done, upload.file.size)}`;
     case "retrying": return upload.message;
-    case "finishing": return "Checking and joining the parts…";
+    case "finishing": return "Checking the sha256…";
     default: {
       const speed = upload.speed();
       const left = speed ? (upload.file.size - done) / speed : NaN;
