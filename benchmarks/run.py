@@ -255,34 +255,10 @@ class Case:
     def client(self, server: Server, data: Path) -> list[str]:
         bench_py = str(BENCH_BIN / "python")
         match self.name:
-            case "pfd-tus-1":
-                return [
-                    PROJECT_PYTHON,
-                    "-m",
-                    "pyfiledrop",
-                    "upload",
-                    str(data),
-                    "--url",
-                    server.url,
-                    "-j",
-                    "1",
-                    "--json",
-                    "-q",
-                ]
-            case "pfd-tus-4":
-                return [
-                    PROJECT_PYTHON,
-                    "-m",
-                    "pyfiledrop",
-                    "upload",
-                    str(data),
-                    "--url",
-                    server.url,
-                    "-j",
-                    "4",
-                    "--json",
-                    "-q",
-                ]
+            case "pfd-tus-1" | "pfd-tus-4":
+                jobs = self.name.rsplit("-", 1)[-1]
+                return [PROJECT_PYTHON, "-m", "pyfiledrop", "upload", str(data), "--url", server.url, "-j", jobs,
+                        "--json", "-q"]  # fmt: skip
             case "pfd-curl" | "granian-sink" | "uvicorn-sink" | "copyparty-curl":
                 return ["curl", "-sS", "-f", "-T", str(data), f"{server.url}/{data.name}"]
             case "pfd-dropzone":

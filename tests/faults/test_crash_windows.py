@@ -69,6 +69,10 @@ def test_crash_mid_write_keeps_what_was_recorded_and_the_upload_resumes(tmp_path
 @pytest.mark.parametrize(
     ("target", "method", "before"),
     [
+        # Every byte recorded, killed before the transition to completing: a tus client is done once HEAD says
+        # Upload-Offset == Upload-Length, so start-up must complete it (it once did not: no sha256, no download,
+        # and the stale sweep deleted it).
+        ("meta", "transition", True),
         ("meta", "transition", False),  # marked completing, nothing else done
         ("storage", "finalize", True),  # hashed, not yet moved into place
         # Moved into place, not yet recorded: start-up puts the file back (storage.unfinalize) before it hashes it
@@ -76,7 +80,13 @@ def test_crash_mid_write_keeps_what_was_recorded_and_the_upload_resumes(tmp_path
         ("meta", "complete", True),
         ("meta", "complete", False),  # recorded complete, the partial file not yet removed
     ],
-    ids=["after-marking-completing", "before-the-rename", "after-the-rename-before-the-record", "after-the-record"],
+    ids=[
+        "after-the-last-bytes-before-completing",
+        "after-marking-completing",
+        "before-the-rename",
+        "after-the-rename-before-the-record",
+        "after-the-record",
+    ],
 )
 def test_crash_while_completing_is_finished_at_start_up(tmp_path: Path, target: str, method: str, before: bool) -> None:
     (c,) = contents(300_000)
@@ -85,32 +95,6 @@ def test_crash_while_completing_is_finished_at_start_up(tmp_path: Path, target: 
         async with running(tmp_path) as e:
             upload = await e.service.create(new(0, len(c.data)))
             crash_at(getattr(e, target), method, before=before)
-            with pytest.raises(Crash):
-                await e.service.write(upload.id, whole(c.data))
-            return upload.id
-
-    async def restart(upload_id: str) -> None:
-        async with running(tmp_path) as e:
-            upload = await e.service.status(upload_id)  # type: ignore[arg-type]
-            assert upload.state is UploadState.COMPLETE
-            assert upload.sha256 == c.sha256
-
-    upload_id = asyncio.run(crash())
-    asyncio.run(restart(upload_id))
-    assert check_storage(tmp_path, [c]) == []
-
-
-def test_crash_after_the_last_bytes_are_recorded_before_completing_is_completed_at_start_up(tmp_path: Path) -> None:
-    """UploadService._write records the last range (meta.record_range), then _after_write → _complete marks it
-    completing in a second transaction. A crash between the two leaves a *receiving* upload with every byte; a tus
-    client is done once HEAD says Upload-Offset == Upload-Length, so start-up must complete it (it once did not:
-    no sha256, no download, and the stale sweep deleted it)."""
-    (c,) = contents(300_000)
-
-    async def crash() -> str:
-        async with running(tmp_path) as e:
-            upload = await e.service.create(new(0, len(c.data)))
-            crash_at(e.meta, "transition")
             with pytest.raises(Crash):
                 await e.service.write(upload.id, whole(c.data))
             return upload.id
