@@ -1,4 +1,4 @@
-"""Fixtures: a real pyfiledrop server (the shipped CLI, granian, a real socket) in a subprocess."""
+"""Fixtures: a real pyfiledrop server (the shipped CLI and its own HTTP server, a real socket) in a subprocess."""
 
 from __future__ import annotations
 

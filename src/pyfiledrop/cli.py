@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from pyfiledrop import __version__, config
@@ -169,26 +168,18 @@ def serve(flags: dict[str, object]) -> int:
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve_embedded(settings))
+    asyncio.run(_serve(settings))
     print("pyfiledrop stopped; unfinished uploads resume where they left off.", flush=True)
     return 0
 
 
-async def _serve_embedded(settings: Settings) -> None:
-    """granian's server in this very process: no supervisor process (its import alone costs ~27 MiB of RSS),
-    and the settings reach the app as an object, not through the environment."""
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-    from granian.server.embed import Server
-
+async def _serve(settings: Settings) -> None:
+    """pyfiledrop's own HTTP/1.1 server, in this very process (see web/server.py for why not granian)."""
     from pyfiledrop.web.app import App
+    from pyfiledrop.web.server import HttpServer, ServerOptions
 
-    server = Server(
-        lambda: App(settings), address=settings.host, port=settings.port, interface=Interfaces.ASGI, factory=True,
-        log_level=LogLevels.error, backlog=2048,
-        ssl_cert=Path(settings.tls_cert) if settings.tls_cert else None,
-        ssl_key=Path(settings.tls_key) if settings.tls_key else None,
-    )  # fmt: skip
+    options = ServerOptions(settings.host, settings.port, tls_cert=settings.tls_cert, tls_key=settings.tls_key)
+    server = HttpServer(App(settings), options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.stop)

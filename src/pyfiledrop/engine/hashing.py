@@ -9,6 +9,7 @@ contiguous prefix, while they are still in the page cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,9 +71,11 @@ class PrefixHashes:
                 return state.upto
             state.busy = True
             try:
-                async for block in self._storage.read_partial(upload_id, state.upto, prefix):
-                    await asyncio.to_thread(state.hasher.update, block)
-                    state.upto += len(block)
+                # aclosing: a cancelled catch-up closes the file now, not whenever the generator is collected
+                async with contextlib.aclosing(self._storage.read_partial(upload_id, state.upto, prefix)) as blocks:
+                    async for block in blocks:
+                        await asyncio.to_thread(state.hasher.update, block)
+                        state.upto += len(block)
             finally:
                 state.busy = False
             return state.upto

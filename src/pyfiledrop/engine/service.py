@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from pyfiledrop.engine.checksum import Hasher, new_hasher
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
@@ -35,7 +36,7 @@ from pyfiledrop.errors import (
     UploadGone,
 )
 from pyfiledrop.meta.base import MetadataStore
-from pyfiledrop.storage.base import ProgressCallback, Storage, WriteProgress
+from pyfiledrop.storage.base import Fillable, ProgressCallback, Storage, WriteProgress
 
 log = logging.getLogger("pyfiledrop.engine")
 
@@ -439,15 +440,53 @@ class _Hashers:
                 self.checksum.update(piece)
 
 
-async def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int) -> AsyncIterator[bytes]:
+def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int) -> AsyncIterator[bytes]:
     """Pass the body through, refusing to write past the end of the upload."""
+    if isinstance(body, Fillable):
+        return _LimitedFill(body, room, size_known, max_bytes)
+    return _limited_pieces(body, room, size_known, max_bytes)
+
+
+def _too_long(size_known: bool, max_bytes: int) -> PyfiledropError:
+    if size_known:
+        return BadRequest("the body is longer than announced or goes past the end of the upload")
+    return TooLarge(max_bytes)
+
+
+async def _limited_pieces(
+    body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int
+) -> AsyncIterator[bytes]:
     async for piece in body:
         if len(piece) > room:
-            if size_known:
-                raise BadRequest("the body is longer than announced or goes past the end of the upload")
-            raise TooLarge(max_bytes)
+            raise _too_long(size_known, max_bytes)
         room -= len(piece)
         yield piece
+
+
+class _LimitedFill:
+    """``_limited`` for a body that fills buffers: the storage keeps its fast path."""
+
+    def __init__(self, body: Fillable, room: int, size_known: bool, max_bytes: int) -> None:
+        self.body = body
+        self.room = room
+        self.size_known = size_known
+        self.max_bytes = max_bytes
+        self.pieces = _limited_pieces(cast(AsyncIterator[bytes], body), room, size_known, max_bytes)
+
+    def __aiter__(self) -> _LimitedFill:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await anext(self.pieces)
+
+    async def readinto(self, view: memoryview) -> int:
+        if self.room == 0:
+            if len(view) and await self.body.readinto(memoryview(bytearray(1))):
+                raise _too_long(self.size_known, self.max_bytes)  # the body goes on past the room it has
+            return 0
+        n = await self.body.readinto(view[: self.room])
+        self.room -= n
+        return n
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:

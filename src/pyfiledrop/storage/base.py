@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef
@@ -15,6 +15,16 @@ from pyfiledrop.engine.model import BlobRef
 BatchObserver = Callable[[Sequence[bytes]], None]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
+
+
+@runtime_checkable
+class Fillable(Protocol):
+    """A body that can fill a caller's buffer: storage that offers one skips a Python object per piece."""
+
+    async def readinto(self, view: memoryview) -> int:
+        """Read into ``view``; the count may be short of it at any time; 0 at the end of the body. Bytes read
+        before a failure are returned first: the failure is raised by the next call."""
+        ...
 
 
 @dataclass
@@ -61,7 +71,7 @@ class Storage(Protocol):
         """
         ...
 
-    def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncIterator[bytes]:
+    def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncGenerator[bytes, None]:
         """Bytes of an unfinished upload, for hashing what was written out of order."""
         ...
 

@@ -13,14 +13,14 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from pyfiledrop.engine.ids import UploadId, is_upload_id
 from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.errors import StorageFull
-from pyfiledrop.storage.base import BatchObserver, Capability, ProgressCallback, WriteProgress
+from pyfiledrop.storage.base import BatchObserver, Capability, Fillable, ProgressCallback, WriteProgress
 
 _BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
 _BATCH_PIECES = 512  # below IOV_MAX (1024)
@@ -79,8 +79,8 @@ class LocalStorage:
             progress = progress or WriteProgress()
             writer = (
                 _PipelinedWriter(fd, offset, observe, progress, self.fsync_chunks)
-                if direct_fd is None
-                else _DirectWriter(fd, direct_fd, offset, observe, progress, self.fsync_chunks)
+                if direct_fd is None and not isinstance(body, Fillable)
+                else _BufferWriter(fd, direct_fd, offset, observe, progress, self.fsync_chunks)
             )
             return await writer.run(body, checkpoint)
         finally:
@@ -88,7 +88,7 @@ class LocalStorage:
             if direct_fd is not None:
                 os.close(direct_fd)
 
-    async def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncIterator[bytes]:
+    async def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncGenerator[bytes, None]:
         async for block in _read_file(self._partial(upload_id), start, end):
             yield block
 
@@ -251,57 +251,83 @@ class _PipelinedWriter:
         await checkpoint(self.progress.written)
 
 
-class _DirectWriter(_PipelinedWriter):
-    """The body is copied into two reused, page-aligned buffers; while one fills, the other is written with
-    O_DIRECT (in one thread) and hashed (in another). The bytes never enter the page cache: no fresh page per
+class _BufferWriter(_PipelinedWriter):
+    """The body lands in two reused, page-aligned buffers; while one fills, the other is written (in one thread)
+    and hashed (in another). A body that can fill buffers itself (``Fillable``: pyfiledrop's own server reads
+    the socket straight into them) costs one copy in all; others are copied in piece by piece.
+
+    With ``direct_fd`` the buffers are written with O_DIRECT and never enter the page cache: no fresh page per
     4 KiB to allocate and fill (the largest kernel cost of the buffered path, and a very variable one in a VM),
     no dirty pages left for the fsync at completion. A tail shorter than a block goes through the plain fd."""
 
-    def __init__(self, fd: int, direct_fd: int, offset: int, observe: BatchObserver | None, progress: WriteProgress,
-                 sync: bool) -> None:  # fmt: skip
+    def __init__(self, fd: int, direct_fd: int | None, offset: int, observe: BatchObserver | None,
+                 progress: WriteProgress, sync: bool) -> None:  # fmt: skip
         super().__init__(fd, offset, observe, progress, sync)
         self.direct_fd = direct_fd
+        self.buffers = [mmap.mmap(-1, _DIRECT_BUFFER), mmap.mmap(-1, _DIRECT_BUFFER)]
+        self.current = 0
+        self.fill = 0
 
     async def run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
         loop = asyncio.get_running_loop()
-        buffers = [mmap.mmap(-1, _DIRECT_BUFFER), mmap.mmap(-1, _DIRECT_BUFFER)]
-        current, fill = 0, 0
-        reported = loop.time()
+        self.reported = loop.time()
         try:
             try:
-                async for piece in body:
-                    view = memoryview(piece)
-                    while view:
-                        take = min(len(view), _DIRECT_BUFFER - fill)
-                        buffers[current][fill : fill + take] = view[:take]
-                        fill += take
-                        view = view[take:]
-                        if fill == _DIRECT_BUFFER:
-                            await self._finish_in_flight()
-                            if checkpoint is not None and loop.time() - reported >= _PROGRESS_EVERY:
-                                await self._checkpoint(checkpoint)
-                                reported = loop.time()
-                            self._start_buffer(buffers[current], fill)
-                            current, fill = current ^ 1, 0
+                if isinstance(body, Fillable):
+                    await self._fill_from(body, checkpoint)
+                else:
+                    await self._copy_from(body, checkpoint)
             except Exception:
                 # The sender went away or stalled: what did arrive is written, the caller decides what to keep.
-                await self._finish_in_flight()
-                if fill:
-                    self._start_buffer(buffers[current], fill)
-                    await self._finish_in_flight()
+                await self._flush()
                 if self.sync:
                     await loop.run_in_executor(None, os.fdatasync, self.fd)
                 raise
-            await self._finish_in_flight()
-            if fill:
-                self._start_buffer(buffers[current], fill)
-                await self._finish_in_flight()
+            await self._flush()
             if self.sync and self.position > self.offset:
                 await loop.run_in_executor(None, os.fdatasync, self.fd)
         finally:
             if self.in_flight:  # never reuse a buffer or close the fd under a running write
                 await asyncio.shield(asyncio.wait(self.in_flight))
         return self.position - self.offset
+
+    async def _fill_from(self, body: Fillable, checkpoint: ProgressCallback | None) -> None:
+        while True:
+            view = memoryview(self.buffers[self.current])
+            n = await body.readinto(view[self.fill :])  # while the other buffer is written and hashed
+            if n == 0:
+                return
+            self.fill += n
+            if self.fill == _DIRECT_BUFFER:
+                await self._swap(checkpoint)
+
+    async def _copy_from(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> None:
+        async for piece in body:
+            view = memoryview(piece)
+            while view:
+                take = min(len(view), _DIRECT_BUFFER - self.fill)
+                self.buffers[self.current][self.fill : self.fill + take] = view[:take]
+                self.fill += take
+                view = view[take:]
+                if self.fill == _DIRECT_BUFFER:
+                    await self._swap(checkpoint)
+
+    async def _swap(self, checkpoint: ProgressCallback | None) -> None:
+        """The current buffer is full: wait for the other one to be free, start this one, fill the other."""
+        await self._finish_in_flight()
+        loop = asyncio.get_running_loop()
+        if checkpoint is not None and loop.time() - self.reported >= _PROGRESS_EVERY:
+            await self._checkpoint(checkpoint)
+            self.reported = loop.time()
+        self._start_buffer(self.buffers[self.current], self.fill)
+        self.current, self.fill = self.current ^ 1, 0
+
+    async def _flush(self) -> None:
+        await self._finish_in_flight()
+        if self.fill:
+            self._start_buffer(self.buffers[self.current], self.fill)
+            self.fill = 0
+            await self._finish_in_flight()
 
     def _start_buffer(self, buffer: mmap.mmap, size: int) -> None:
         loop = asyncio.get_running_loop()
@@ -323,11 +349,11 @@ def _open_direct(path: Path) -> int | None:
         return None
 
 
-def _write_direct(fd: int, direct_fd: int, position: int, data: memoryview) -> None:
+def _write_direct(fd: int, direct_fd: int | None, position: int, data: memoryview) -> None:
     aligned = len(data) // _ALIGN * _ALIGN
     done = 0
     try:
-        while done < aligned:
+        while direct_fd is not None and done < aligned:
             try:
                 done += os.pwrite(direct_fd, data[done:aligned], position + done)
             except OSError as exc:

@@ -117,13 +117,77 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-async def timed_stream(request: Request, idle_timeout: float) -> AsyncIterator[bytes]:
-    """``request.stream`` with the idle timeout turned into the domain error."""
-    try:
-        async for piece in request.stream(idle_timeout):
-            yield piece
-    except TimeoutError:
-        raise RequestTimeout(idle_timeout) from None
+def timed_stream(request: Request, idle_timeout: float) -> RequestBody:
+    """The request body, with the idle timeout turned into the domain error."""
+    return RequestBody(request, idle_timeout)
+
+
+class RequestBody:
+    """The request body, read once: iterate its pieces, or fill buffers with ``readinto``.
+
+    ``readinto`` uses the server's ``pyfiledrop.readinto`` extension when there is one (the socket is read
+    straight into the buffer by a worker thread); under any other ASGI server it copies the pieces.
+    """
+
+    def __init__(self, request: Request, idle_timeout: float) -> None:
+        self.request = request
+        self.idle_timeout = idle_timeout
+        self._pieces: AsyncIterator[bytes] | None = None
+        self._left = b""  # the rest of a piece that did not fit the last buffer
+        self._error: BaseException | None = None  # raised by the next readinto: bytes before it went out first
+        extension = request.scope.get("extensions", {}).get("pyfiledrop.readinto")
+        self._fill: Callable[[memoryview, float], Awaitable[int]] | None = extension["readinto"] if extension else None
+
+    def __aiter__(self) -> RequestBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._left:
+            piece, self._left = self._left, b""
+            return piece
+        if self._pieces is None:
+            self._pieces = self._stream()
+        return await anext(self._pieces)
+
+    async def _stream(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self.request.stream(self.idle_timeout):
+                yield piece
+        except TimeoutError:
+            raise RequestTimeout(self.idle_timeout) from None
+
+    async def readinto(self, view: memoryview) -> int:
+        """Read into ``view``: 0 at the end of the body (see ``storage.base.Fillable``)."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self._fill is None or self._pieces is not None:
+            return await self._copy_into(view)
+        self.request.body_consumed = True
+        try:
+            return await self._fill(view, self.idle_timeout)
+        except TimeoutError:
+            raise RequestTimeout(self.idle_timeout) from None
+        except ConnectionError:
+            raise ClientDisconnected() from None
+
+    async def _copy_into(self, view: memoryview) -> int:
+        filled = 0
+        while filled < len(view):
+            try:
+                piece = await self.__anext__()
+            except StopAsyncIteration:
+                break
+            except Exception as exc:
+                if not filled:
+                    raise
+                self._error = exc
+                break
+            take = min(len(piece), len(view) - filled)
+            view[filled : filled + take] = piece[:take]
+            self._left = piece[take:]
+            filled += take
+        return filled
 
 
 @dataclass

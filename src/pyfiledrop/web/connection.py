@@ -1,0 +1,582 @@
+"""One HTTP/1.1 connection: read request heads, hand each request to the ASGI app, frame its response.
+
+Request bodies reach the app two ways. ``receive()`` gives pieces as asyncio read them (plain ASGI). The
+``pyfiledrop.readinto`` extension fills a caller's buffer instead: with reading paused, a worker thread
+reads the socket straight into that buffer (one kernel copy, no Python object per piece, no wake-up of the
+event loop per piece) — the reason this server exists; granian and uvicorn cannot offer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyfiledrop.web.wire import (
+    MAX_CHUNK_LINE,
+    MAX_HEAD_BYTES,
+    RequestHead,
+    WireError,
+    chunk_size,
+    parse_head,
+    response_head,
+    status_body,
+)
+
+if TYPE_CHECKING:
+    from pyfiledrop.web.server import HttpServer
+
+log = logging.getLogger("pyfiledrop.http")
+
+_PIECE = 1 << 20  # largest piece receive() hands out
+_HIGH_WATER = 4 << 20  # pause reading the socket when this much is buffered and nobody takes it
+_DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped to keep the connection
+_POLL_SLICE_MS = 200  # a socket-reading thread looks up this often to see whether it should stop
+_LINGER_S = 2.0  # after an early answer, keep reading (and dropping) so the client sees the answer, not a reset
+_NO_BODY_STATUS = frozenset({204, 304})
+
+App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
+               Awaitable[None]]  # fmt: skip
+
+
+class _Gone(Exception):
+    """The client closed the connection."""
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: HttpServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self.data_waiter: asyncio.Future[None] | None = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self.reading_paused = False
+        self.fd = -1  # the socket, when the fast body path may read it (not under TLS)
+        self.socket_read: concurrent.futures.Future[tuple[int, BaseException | None]] | None = None
+        self.idle = True  # between requests: may be closed at once on shutdown
+        self.task: asyncio.Task[None] | None = None
+        self.client: tuple[str, int] | None = None
+        self.sockname: tuple[str, int] | None = None
+
+    # -- asyncio callbacks --------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None:
+            self.fd = sock.fileno()
+        peer = transport.get_extra_info("peername")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        local = transport.get_extra_info("sockname")
+        self.sockname = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
+        self.server.connections.add(self)
+        self.task = self.loop.create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True  # keep the writing side open: the answer may still be on its way
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._wake()
+        self.resume_writing()
+        self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drain_waiter is not None and not self.drain_waiter.done():
+            self.drain_waiter.set_result(None)
+
+    def _wake(self) -> None:
+        if self.data_waiter is not None and not self.data_waiter.done():
+            self.data_waiter.set_result(None)
+
+    # -- the request loop ---------------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            first = True
+            while not self.server.stopping:
+                timeout = self.server.head_timeout if first else self.server.keepalive_timeout
+                try:
+                    raw = await self._read_head(timeout)
+                except WireError as exc:
+                    await self._refuse(exc)
+                    return
+                if raw is None:
+                    return
+                first = False
+                try:
+                    head = parse_head(raw)
+                except WireError as exc:
+                    await self._refuse(exc)
+                    return
+                self.idle = False
+                keep = await _Exchange(self, head).run()
+                self.idle = True
+                if not keep:
+                    return
+        except Exception:  # one connection's failure must never reach the server
+            log.exception("connection failed")
+            self.abort()
+        finally:
+            await self._join_socket_read()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+    async def _read_head(self, timeout: float) -> bytes | None:  # noqa: ASYNC109 - a deadline over several waits
+        """The bytes before the blank line, or None when the client closes (or idles) between requests."""
+        deadline = self.loop.time() + timeout
+        started = False
+        while True:
+            if self.chunks:
+                if len(self.chunks) > 1:
+                    joined = b"".join(self.chunks)
+                    self.chunks.clear()
+                    self.chunks.append(joined)
+                data = self.chunks[0].lstrip(b"\r\n")  # stray line ends between requests are allowed
+                self.buffered -= len(self.chunks[0]) - len(data)
+                self.chunks[0] = data
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    self._unshift(data[end + 4 :], len(data))
+                    return data[:end]
+                if len(data) > MAX_HEAD_BYTES:
+                    raise WireError(431, f"the request head is larger than {MAX_HEAD_BYTES // 1024} KiB")
+                started = started or bool(data)
+                if not data:
+                    self.chunks.clear()
+            if self.eof:
+                if started:
+                    raise WireError(400, "the connection closed in the middle of a request head")
+                return None
+            if self.server.stopping and not started:
+                return None
+            try:
+                await self._wait_data(deadline - self.loop.time())
+            except TimeoutError:
+                if started:
+                    raise WireError(408, "the request head did not arrive in time") from None
+                return None
+
+    def _unshift(self, rest: bytes, consumed_from: int) -> None:
+        self.chunks.popleft()
+        self.buffered -= consumed_from - len(rest)
+        if rest:
+            self.chunks.appendleft(rest)
+
+    async def _wait_data(self, timeout: float | None) -> None:  # noqa: ASYNC109 - the caller's deadline
+        if self.reading_paused and self.socket_read is None and self.transport is not None:
+            self.transport.resume_reading()
+            self.reading_paused = False
+        self.data_waiter = self.loop.create_future()
+        try:
+            if timeout is None:
+                await self.data_waiter
+            else:
+                async with asyncio.timeout(max(timeout, 0)):
+                    await self.data_waiter
+        finally:
+            self.data_waiter = None
+
+    def take(self, limit: int) -> bytes:
+        """Up to ``limit`` buffered bytes (the caller checked there are some)."""
+        first = self.chunks[0]
+        if len(first) <= limit:
+            self.chunks.popleft()
+        else:
+            self.chunks[0] = first[limit:]
+            first = first[:limit]
+        self.buffered -= len(first)
+        return first
+
+    async def take_some(self, limit: int) -> bytes:
+        while not self.buffered:
+            if self.eof:
+                raise _Gone()
+            await self._wait_data(None)
+        return self.take(limit)
+
+    async def read_line(self) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            piece = await self.take_some(MAX_CHUNK_LINE)
+            end = piece.find(b"\n")
+            if end >= 0:
+                parts.append(piece[: end + 1])
+                if end + 1 < len(piece):
+                    self.chunks.appendleft(piece[end + 1 :])
+                    self.buffered += len(piece) - end - 1
+                line = b"".join(parts)
+                if not line.endswith(b"\r\n"):
+                    raise WireError(400, "a line of a chunked body does not end with CRLF")
+                return line[:-2]
+            parts.append(piece)
+            size += len(piece)
+            if size > MAX_CHUNK_LINE:
+                raise WireError(400, "a line of a chunked body is too long")
+
+    # -- the fast body path: a thread reads the socket into the caller's buffer ---------------------------------
+
+    async def read_socket_into(self, view: memoryview, idle_timeout: float) -> tuple[int, BaseException | None]:
+        assert self.transport is not None
+        if not self.reading_paused:
+            self.transport.pause_reading()  # asyncio must not read the socket under the thread
+            self.reading_paused = True
+        stop = threading.Event()
+        job = self.server.executor.submit(_read_socket, self.fd, view, idle_timeout, stop)
+        self.socket_read = job
+        try:
+            return await asyncio.wrap_future(job)
+        except asyncio.CancelledError:
+            stop.set()  # the thread sees it within a poll slice; the connection waits for it before going on
+            raise
+        finally:
+            if job.done():
+                self.socket_read = None
+
+    async def _join_socket_read(self) -> None:
+        job = self.socket_read
+        if job is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(job))
+            self.socket_read = None
+
+    # -- writing ------------------------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.lost.done():
+            raise _Gone()
+        if self.write_paused:
+            self.drain_waiter = self.loop.create_future()
+            try:
+                await self.drain_waiter
+            finally:
+                self.drain_waiter = None
+            if self.lost.done():
+                raise _Gone()
+
+    async def _refuse(self, exc: WireError) -> None:
+        self.write(status_body(exc.status, exc.message))
+        await self.linger_close()
+
+    async def linger_close(self) -> None:
+        """Close after an answer sent before the request was read: first say we are done writing, then read
+        and drop what the client still sends for a moment, so its socket gets our answer and not a reset."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        await self._join_socket_read()
+        with contextlib.suppress(OSError, RuntimeError):
+            if transport.can_write_eof():
+                transport.write_eof()
+        deadline = self.loop.time() + _LINGER_S
+        while not self.eof and self.loop.time() < deadline:
+            self.chunks.clear()
+            self.buffered = 0
+            with contextlib.suppress(TimeoutError):
+                await self._wait_data(deadline - self.loop.time())
+        transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+def _read_socket(
+    fd: int, view: memoryview, idle_timeout: float, stop: threading.Event
+) -> tuple[int, BaseException | None]:
+    """Fill ``view`` from a non-blocking socket. Returns what arrived and why it stopped short, if it did."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    got = 0
+    last = time.monotonic()
+    while got < len(view):
+        if stop.is_set():
+            return got, _Gone()
+        try:
+            n = os.readv(fd, [view[got:]])
+        except BlockingIOError:
+            if not poller.poll(_POLL_SLICE_MS) and time.monotonic() - last > idle_timeout:
+                return got, TimeoutError()
+            continue
+        except OSError as exc:
+            return got, _Gone(str(exc))
+        if n == 0:
+            return got, _Gone()
+        got += n
+        last = time.monotonic()
+    return got, None
+
+
+class _Exchange:
+    """One request and its response on a connection."""
+
+    def __init__(self, conn: Connection, head: RequestHead) -> None:
+        self.conn = conn
+        self.head = head
+        self.left = head.content_length or 0  # body bytes not read yet (Content-Length framing)
+        self.chunk_left = 0  # bytes left in the current chunk (chunked framing)
+        self.body_done = not head.chunked and self.left == 0
+        self.body_error: WireError | None = None
+        self.pending_error: BaseException | None = None  # from the socket thread, raised at the next read
+        self.last_given = False  # receive() has said more_body=False
+        self.continue_sent = False
+        self.started = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_sent = False
+        self.chunked_response = False
+        self.finished = False
+        self.keep_alive = head.keep_alive
+
+    async def run(self) -> bool:
+        conn, server = self.conn, self.conn.server
+        scope = server.scope(conn, self.head, self._readinto)
+        try:
+            await server.app(scope, self._receive, self._send)
+        except _Gone:
+            conn.abort()
+            return False
+        except Exception:  # the app's own error boundary should have answered; this is the last one
+            log.exception("unhandled error in %s %s", self.head.method, self.head.path)
+            if self.head_sent:
+                conn.abort()
+                return False
+            self._fallback(500, "internal server error")
+        if not self.finished:
+            if self.head_sent:  # the app stopped in the middle of its answer
+                conn.abort()
+                return False
+            error = self.body_error or WireError(500, "the server did not answer")
+            self._fallback(error.status, error.message)
+        if conn.lost.done():
+            return False
+        if not self.body_done and (not self.keep_alive or not await self._drop_rest()):
+            await conn.linger_close()
+            return False
+        await conn._join_socket_read()
+        return self.keep_alive and not conn.server.stopping
+
+    def _fallback(self, status: int, message: str) -> None:
+        self.keep_alive = False
+        self.conn.write(status_body(status, message))
+        self.finished = True
+
+    async def _drop_rest(self) -> bool:
+        """The app answered without reading the whole body: read and drop a small rest to keep the connection."""
+        if self.head.chunked or self.left > _DRAIN_LIMIT or (self.head.expect_continue and not self.continue_sent):
+            return False
+        try:
+            async with asyncio.timeout(5):
+                while not self.body_done:
+                    await self._next_piece()
+        except (TimeoutError, _Gone, WireError):
+            return False
+        return True
+
+    # -- the request body ---------------------------------------------------------------------------------------
+
+    def _send_continue(self) -> None:
+        if self.head.expect_continue and not self.continue_sent and not self.head_sent:
+            self.conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.continue_sent = True
+
+    async def _next_piece(self, limit: int = _PIECE) -> bytes:
+        if self.pending_error is not None:
+            raise self.pending_error
+        if self.body_done:
+            return b""
+        self._send_continue()
+        conn = self.conn
+        if not self.head.chunked:
+            piece = await conn.take_some(min(limit, self.left))
+            self.left -= len(piece)
+            self.body_done = self.left == 0
+            return piece
+        while self.chunk_left == 0:
+            size = chunk_size(await conn.read_line())
+            if size == 0:
+                while await conn.read_line():  # trailers: read and ignored
+                    pass
+                self.body_done = True
+                return b""
+            self.chunk_left = size
+        piece = await conn.take_some(min(limit, self.chunk_left))
+        self.chunk_left -= len(piece)
+        if self.chunk_left == 0 and await conn.read_line() != b"":
+            raise WireError(400, "a chunk of a chunked body is longer than its size line says")
+        return piece
+
+    async def _receive(self) -> dict[str, Any]:
+        if self.finished or self.body_error is not None:
+            return {"type": "http.disconnect"}
+        if self.body_done:
+            if not self.last_given:
+                self.last_given = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.shield(self.conn.lost)  # ASGI: after the body, receive() waits for the client to leave
+            return {"type": "http.disconnect"}
+        try:
+            piece = await self._next_piece()
+        except _Gone:
+            return {"type": "http.disconnect"}
+        except WireError as exc:
+            self.body_error = exc
+            return {"type": "http.disconnect"}
+        self.last_given = self.body_done
+        return {"type": "http.request", "body": piece, "more_body": not self.body_done}
+
+    async def _readinto(self, view: memoryview, idle_timeout: float) -> int:
+        """Fill ``view``; fewer bytes only at the end of the body. Raises ConnectionError when the client left
+        (or sent a malformed body), TimeoutError when it sent nothing for ``idle_timeout`` seconds."""
+        try:
+            return await self._fill(view, idle_timeout)
+        except _Gone as exc:
+            raise ConnectionError("the client closed the connection") from exc
+        except WireError as exc:
+            self.body_error = exc
+            raise ConnectionError(exc.message) from exc
+
+    async def _fill(self, view: memoryview, idle_timeout: float) -> int:
+        conn = self.conn
+        if self.head.chunked or conn.fd < 0:  # chunked framing or TLS: copy pieces into the buffer
+            filled = 0
+            while filled < len(view):
+                async with asyncio.timeout(idle_timeout):
+                    piece = await self._next_piece(len(view) - filled)
+                if not piece:
+                    break
+                view[filled : filled + len(piece)] = piece
+                filled += len(piece)
+            return filled
+        if self.pending_error is not None:
+            raise self.pending_error
+        if self.body_done:
+            return 0
+        self._send_continue()
+        want = min(len(view), self.left)
+        filled = 0
+        if not conn.reading_paused and conn.transport is not None:
+            conn.transport.pause_reading()
+            conn.reading_paused = True
+        while filled < want and conn.buffered:  # what asyncio had read already comes first
+            piece = conn.take(want - filled)
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        if filled < want:
+            if conn.eof:
+                self.pending_error = _Gone()
+            else:
+                got, error = await conn.read_socket_into(view[filled:want], idle_timeout)
+                filled += got
+                self.pending_error = error
+        self.left -= filled
+        self.body_done = self.left == 0
+        if filled == 0 and self.pending_error is not None:
+            raise self.pending_error
+        return filled
+
+    # -- the response -------------------------------------------------------------------------------------------
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        match message["type"]:
+            case "http.response.start":
+                if self.started:
+                    raise RuntimeError("http.response.start sent twice")
+                self.started = True
+                self.status = int(message["status"])
+                self.headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])]
+            case "http.response.body":
+                body: bytes = message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                if not self.head_sent:
+                    self._send_head(None if more else len(body))
+                if body and self._has_body():
+                    conn.write(b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_response else body)
+                if not more:
+                    if self.chunked_response:
+                        conn.write(b"0\r\n\r\n")
+                    self.finished = True
+                await conn.drain()
+            case "http.response.pathsend":
+                if not self.head_sent:
+                    self._send_head(None)
+                await conn.drain()
+                await self._send_file(str(message["path"]))
+                self.finished = True
+            case other:
+                raise RuntimeError(f"unexpected ASGI message {other!r}")
+
+    def _has_body(self) -> bool:
+        return self.head.method != "HEAD" and self.status not in _NO_BODY_STATUS and self.status >= 200
+
+    def _send_head(self, length: int | None) -> None:
+        if not self.started:
+            raise RuntimeError("http.response.body before http.response.start")
+        names = {name for name, _ in self.headers}
+        headers = self.headers
+        if self._has_body() and b"content-length" not in names and b"transfer-encoding" not in names:
+            if length is not None:
+                headers.append((b"content-length", b"%d" % length))
+            elif self.head.version == "1.1":
+                headers.append((b"transfer-encoding", b"chunked"))
+                self.chunked_response = True
+            else:
+                self.keep_alive = False  # HTTP/1.0 without a length: the end of the body is the close
+        if not self.body_done and (
+            self.head.chunked or self.left > _DRAIN_LIMIT or (self.head.expect_continue and not self.continue_sent)
+        ):
+            self.keep_alive = False  # too much unread body to drop: this answer ends the connection
+        if self.conn.server.stopping:
+            self.keep_alive = False
+        if not self.keep_alive and b"connection" not in names:
+            headers.append((b"connection", b"close"))
+        elif self.keep_alive and self.head.version == "1.0":
+            headers.append((b"connection", b"keep-alive"))
+        self.conn.write(response_head(self.status, headers))
+        self.head_sent = True
+
+    async def _send_file(self, path: str) -> None:
+        transport = self.conn.transport
+        assert transport is not None
+        with Path(path).open("rb") as handle:  # noqa: ASYNC230 - opening is quick; sendfile does the long part
+            try:
+                await self.conn.loop.sendfile(transport, handle)
+            except (ConnectionError, RuntimeError) as exc:
+                raise _Gone() from exc

@@ -1,0 +1,143 @@
+"""HTTP/1.1 on the wire, pure: parse a request head, frame a response head. No sockets, no asyncio.
+
+Strict where leniency lets one request be read two ways (request smuggling): a Content-Length that is not
+one number, Content-Length beside Transfer-Encoding, folded header lines, spaces before a header's colon.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import unquote
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 128
+MAX_CHUNK_LINE = 4096
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP/(\d)\.(\d)")
+_VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?")
+
+
+class WireError(Exception):
+    """A request the server answers itself (the app never sees it), then closes the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    method: str
+    raw_target: bytes
+    path: str
+    query: bytes
+    version: str  # "1.1" or "1.0"
+    headers: list[tuple[bytes, bytes]]  # names lower-cased, values as sent
+    content_length: int | None
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+
+
+def parse_head(head: bytes) -> RequestHead:
+    """``head`` is everything before the blank line that ends the header section."""
+    lines = head.split(b"\r\n")
+    match = _REQUEST_LINE.fullmatch(lines[0])
+    if match is None:
+        raise WireError(400, "the request line is not 'METHOD /path HTTP/1.1'")
+    method, target, major, minor = match.groups()
+    if major != b"1":
+        raise WireError(505, f"HTTP/{major.decode()}.{minor.decode()} is not supported: use HTTP/1.1")
+    version = "1.1" if minor != b"0" else "1.0"
+    if len(lines) - 1 > MAX_HEADERS:
+        raise WireError(431, f"more than {MAX_HEADERS} header lines")
+    headers = [_header(line) for line in lines[1:]]
+    path, query = _split_target(target)
+    content_length, chunked = _framing(headers)
+    connection = b",".join(v for n, v in headers if n == b"connection").lower()
+    keep_alive = b"close" not in connection if version == "1.1" else b"keep-alive" in connection
+    expect = b",".join(v for n, v in headers if n == b"expect").strip().lower()
+    if expect and expect != b"100-continue":
+        raise WireError(417, f"Expect: {expect.decode('latin-1')} is not supported")
+    return RequestHead(
+        method=method.decode("ascii"), raw_target=target, path=path, query=query, version=version,
+        headers=headers, content_length=content_length, chunked=chunked, keep_alive=keep_alive,
+        expect_continue=bool(expect) and version == "1.1",
+    )  # fmt: skip
+
+
+def _header(line: bytes) -> tuple[bytes, bytes]:
+    name, colon, value = line.partition(b":")
+    if not colon or not _TOKEN.fullmatch(name):
+        if line[:1] in (b" ", b"\t"):
+            raise WireError(400, "folded header lines are not allowed")
+        raise WireError(400, f"malformed header line {line[:80]!r}")
+    value = value.strip(b" \t")
+    if _VALUE_BAD.search(value):
+        raise WireError(400, f"header {name.decode('ascii')} has control characters")
+    return name.lower(), value
+
+
+def _split_target(target: bytes) -> tuple[str, bytes]:
+    if target.startswith((b"http://", b"https://")):  # absolute form: keep the path
+        slash = target.find(b"/", target.find(b"//") + 2)
+        target = target[slash:] if slash >= 0 else b"/"
+    if target == b"*":
+        return "*", b""
+    if not target.startswith(b"/"):
+        raise WireError(400, "the request target must start with /")
+    raw_path, _, query = target.partition(b"?")
+    path = unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="replace")
+    return path, query
+
+
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    lengths = {v for n, v in headers if n == b"content-length"}
+    codings = [v for n, v in headers if n == b"transfer-encoding"]
+    if codings:
+        if lengths:
+            raise WireError(400, "Content-Length and Transfer-Encoding together: send one of them")
+        coding = b",".join(codings).replace(b" ", b"").lower()
+        if coding != b"chunked":
+            raise WireError(501, f"Transfer-Encoding {coding.decode('latin-1')!r} is not supported (only chunked)")
+        return None, True
+    if not lengths:
+        return None, False
+    values = {part.strip() for value in lengths for part in value.split(b",")}
+    if len(values) != 1:
+        raise WireError(400, "several different Content-Length values")
+    (value,) = values
+    if not value.isdigit() or len(value) > 19:
+        raise WireError(400, f"Content-Length {value[:40].decode('latin-1')!r} is not a non-negative integer")
+    return int(value), False
+
+
+def chunk_size(line: bytes) -> int:
+    """The size on a chunk line of a chunked body (extensions ignored)."""
+    match = _CHUNK_SIZE.fullmatch(line)
+    if match is None:
+        raise WireError(400, "malformed chunk size in a chunked body")
+    return int(match.group(1), 16)
+
+
+def response_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+    try:
+        reason = HTTPStatus(status).phrase.encode()
+    except ValueError:
+        reason = b""
+    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
+    lines += [name + b": " + value for name, value in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def status_body(status: int, message: str) -> bytes:
+    """A response for requests the server refuses on its own: plain text a person can read."""
+    text = (message + "\n").encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(text)),
+               (b"connection", b"close")]  # fmt: skip
+    return response_head(status, headers) + text
