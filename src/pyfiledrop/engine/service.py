@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -20,6 +21,7 @@ from pyfiledrop.engine.ids import UploadId, new_upload_id
 from pyfiledrop.engine.leases import Leases, RangeLocks
 from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.names import display_name
+from pyfiledrop.engine.ranges import RangeSet
 from pyfiledrop.errors import (
     BadRequest,
     BlobGone,
@@ -37,8 +39,12 @@ from pyfiledrop.errors import (
 )
 from pyfiledrop.meta.base import MetadataStore
 from pyfiledrop.storage.base import Fillable, ProgressCallback, Storage, WriteProgress
+from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 
 log = logging.getLogger("pyfiledrop.engine")
+
+WHOLE_MAX_BYTES = BUFFER_BYTES  # a body up to this size may be held whole in memory and stored in one go
+_WHOLE_BUDGET_BYTES = 64 << 20  # all such bodies together: more wait their turn on the streaming path
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class UploadService:
         self._writing = RangeLocks()
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
         self._admitting = asyncio.Lock()  # allowance checks and inserts, one at a time: no two take the last slot
+        self._whole_bytes = 0  # bodies held whole in memory for create_whole
 
     # -- creation -----------------------------------------------------------------------------------------------
 
@@ -127,6 +134,53 @@ class UploadService:
         elif upload.size == 0:
             stored = await self._complete(stored)
         return stored
+
+    @contextlib.contextmanager
+    def whole_buffer(self, size: int) -> Iterator[memoryview | None]:
+        """Room to hold a small body whole (for ``create_whole``), or None: too big, or too many held already."""
+        if size > WHOLE_MAX_BYTES or self._whole_bytes + size > _WHOLE_BUDGET_BYTES:
+            yield None
+            return
+        self._whole_bytes += size
+        try:
+            with POOL.borrow() as buffer, memoryview(buffer) as view:
+                yield view[:size]
+        finally:
+            self._whole_bytes -= size
+
+    async def create_whole(self, request: NewUpload, data: memoryview) -> Upload:
+        """A small upload that arrived whole in its first request (PUT, tus creation-with-upload of the whole
+        file): stored, hashed and renamed into place in one worker-thread job, recorded in one transaction — a
+        third of the thread hand-offs of create/write/complete, which is what small files cost. A crash before
+        the record leaves only a file that start-up removes; the client had no answer, so it sends again."""
+        size = len(data)
+        self._check_size(size)
+        if request.allowance is not None:
+            raise ValueError("an upload with an allowance is created with create(): its check needs the record")
+        await self._check_quota(request.owner, size)
+        now = time.time()
+        upload = Upload(
+            id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=size,
+            protocol=request.protocol, created_at=now, updated_at=now, content_type=request.content_type,
+            metadata=dict(request.metadata), expires_at=request.expires_at, received=RangeSet().add(0, size),
+        )  # fmt: skip
+        hasher = hashlib.sha256()
+        blob = await self.storage.store_whole(upload.id, upload.filename, data, hasher.update)
+        sha256 = hasher.hexdigest()
+        expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
+        same = await self._existing_blob(sha256, size)
+        if same is not None:
+            try:
+                done = await self.meta.insert_complete(upload, sha256, same, expires_at, shared=True)
+            except BlobGone:
+                same = None
+            else:
+                await self.storage.delete_blob(blob)
+        if same is None:
+            done = await self.meta.insert_complete(upload, sha256, blob, expires_at)
+        log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
+                 " (deduplicated)" if same else "")  # fmt: skip
+        return done
 
     def _check_size(self, size: int | None) -> None:
         if size is None:

@@ -59,6 +59,13 @@ class MetadataStore(Protocol):
         """
         ...
 
+    async def insert_complete(
+        self, upload: Upload, sha256: str, blob: BlobRef, expires_at: float | None, *, shared: bool = False
+    ) -> Upload:
+        """``insert`` and ``complete`` in one transaction: an upload whose bytes were all stored before it had a
+        record (a small one-request upload). Same ``shared`` rule as ``complete``."""
+        ...
+
     async def terminate(self, upload_id: UploadId) -> BlobRef | None:
         """Mark the upload deleted and drop its blob reference; returns the blob if that was the last one."""
         ...

@@ -207,28 +207,20 @@ class SQLiteMetadataStore:
                 upload = _fetch(db, upload_id)
                 if upload.state is not UploadState.COMPLETING:
                     raise UploadConflict(f"upload {upload_id} is {upload.state}, not completing")
-                if blob is not None and shared:
-                    added = db.execute("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0", (blob.key,))
-                    if added.rowcount == 0:
-                        raise BlobGone(f"blob {blob.key} was deleted")
-                elif blob is not None:
-                    db.execute(
-                        "INSERT INTO blobs (key, sha256, size, refs) VALUES (?, ?, ?, 1) "
-                        "ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
-                        (blob.key, sha256, blob.size),
-                    )
-                now = time.time()
-                key = blob.key if blob is not None else None
-                db.execute(
-                    "UPDATE uploads SET state = ?, sha256 = ?, blob_key = ?, updated_at = ?, expires_at = ? "
-                    "WHERE id = ?",
-                    (UploadState.COMPLETE.value, sha256, key, now, expires_at, upload_id),
-                )
-                return upload.evolve(
-                    state=UploadState.COMPLETE, sha256=sha256, blob_key=key, updated_at=now, expires_at=expires_at
-                )
+                return _record_completion(db, upload, sha256, blob, expires_at, shared)
 
         return await self._run(_complete)
+
+    async def insert_complete(
+        self, upload: Upload, sha256: str, blob: BlobRef, expires_at: float | None, *, shared: bool = False
+    ) -> Upload:
+        def _insert_complete(db: sqlite3.Connection) -> Upload:
+            with _transaction(db):
+                completing = upload.evolve(state=UploadState.COMPLETING)
+                db.execute(_INSERT, _to_row(completing))
+                return _record_completion(db, completing, sha256, blob, expires_at, shared)
+
+        return await self._run(_insert_complete)
 
     async def terminate(self, upload_id: UploadId) -> BlobRef | None:
         def _terminate(db: sqlite3.Connection) -> BlobRef | None:
@@ -343,6 +335,29 @@ class _transaction:
             if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                 raise StorageFull("the server's disk is full (the database could not be written)") from exc
             raise
+
+
+def _record_completion(
+    db: sqlite3.Connection, upload: Upload, sha256: str, blob: BlobRef | None, expires_at: float | None, shared: bool
+) -> Upload:
+    """COMPLETING → COMPLETE with one more reference to ``blob``, inside the caller's transaction."""
+    if blob is not None and shared:
+        added = db.execute("UPDATE blobs SET refs = refs + 1 WHERE key = ? AND refs > 0", (blob.key,))
+        if added.rowcount == 0:
+            raise BlobGone(f"blob {blob.key} was deleted")
+    elif blob is not None:
+        db.execute(
+            "INSERT INTO blobs (key, sha256, size, refs) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
+            (blob.key, sha256, blob.size),
+        )
+    now = time.time()
+    key = blob.key if blob is not None else None
+    db.execute(
+        "UPDATE uploads SET state = ?, sha256 = ?, blob_key = ?, updated_at = ?, expires_at = ? WHERE id = ?",
+        (UploadState.COMPLETE.value, sha256, key, now, expires_at, upload.id),
+    )
+    return upload.evolve(state=UploadState.COMPLETE, sha256=sha256, blob_key=key, updated_at=now, expires_at=expires_at)
 
 
 def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from pyfiledrop.engine.model import Protocol, UploadState
-from pyfiledrop.engine.service import Chunk, NewUpload
+from pyfiledrop.engine.service import WHOLE_MAX_BYTES, Chunk, NewUpload
 from pyfiledrop.errors import TooLarge
 from pyfiledrop.web.api import upload_json
 from pyfiledrop.web.auth import token_headers
@@ -28,9 +28,17 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
         protocol=Protocol.PUT,
         content_type=(request.header("content-type") or "application/octet-stream").split(";")[0].strip(),
     )
-    upload = await ctx.service.create(new)
-    chunk = Chunk(offset=0, body=timed_stream(request, ctx.idle_timeout), length=length, exact_offset=True)
-    upload = await ctx.service.write(upload.id, chunk)
+    body = timed_stream(request, ctx.idle_timeout)
+    with ctx.service.whole_buffer(
+        length if length is not None and new.allowance is None else WHOLE_MAX_BYTES + 1
+    ) as whole:
+        if whole is not None:  # small: held whole, stored in one go
+            await body.read_whole(whole)
+            upload = await ctx.service.create_whole(new, whole)
+        else:
+            upload = await ctx.service.create(new)
+            chunk = Chunk(offset=0, body=body, length=length, exact_offset=True)
+            upload = await ctx.service.write(upload.id, chunk)
     if upload.size is None:  # chunked transfer encoding: the length is known now
         upload = await ctx.service.declare_size(upload.id, upload.received.total)
     headers = [("x-upload-id", upload.id), *token_headers(identity, request.scheme == "https")]

@@ -82,6 +82,12 @@ class Storage(Protocol):
         """Make the finished upload visible under its final name, whole or not at all."""
         ...
 
+    async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview,
+                          observe: Callable[[memoryview], None]) -> BlobRef:  # fmt: skip
+        """A small upload whose bytes are all here: write, ``finalize`` and let ``observe`` see the bytes, in one
+        go (one worker-thread job instead of one per step)."""
+        ...
+
     async def unfinalize(self, upload_id: UploadId, filename: str) -> None:
         """After a crash between finalize and its record: put the bytes back where an unfinished upload's are."""
 

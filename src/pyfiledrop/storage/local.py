@@ -21,13 +21,13 @@ from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.storage.base import BatchObserver, Capability, Fillable, ProgressCallback, WriteProgress
+from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 
 _BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
 _BATCH_PIECES = 512  # below IOV_MAX (1024)
 _READ_BLOCK = 1 << 20
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")
 _ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
-_DIRECT_BUFFER = 4 << 20  # two per stream, reused: the bytes of an inline-hashed stream skip the page cache
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
 
 
@@ -122,6 +122,10 @@ class LocalStorage:
             handle.truncate(blob.size)  # a deferred-length upload may have been allocated larger
             if self.fsync_files:
                 os.fsync(handle.fileno())
+        self._publish(partial, final)
+
+    def _publish(self, partial: Path, final: Path) -> None:
+        """The rename that makes a finished file visible, whole or not at all."""
         try:
             partial.replace(final)
         except OSError as exc:
@@ -131,6 +135,32 @@ class LocalStorage:
             _copy_across_devices(partial, final)
         if self.fsync_files:
             _fsync_dir(final.parent)
+
+    async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview,
+                          observe: Callable[[memoryview], None]) -> BlobRef:  # fmt: skip
+        blob = self._final_ref(upload_id, filename, len(data))
+        await asyncio.to_thread(self._store_whole, upload_id, blob, data, observe)
+        return blob
+
+    def _store_whole(
+        self, upload_id: UploadId, blob: BlobRef, data: memoryview, observe: Callable[[memoryview], None]
+    ) -> None:
+        observe(data)
+        partial = self._partial(upload_id)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        direct_fd = _open_direct(partial)  # the buffer is page-aligned: the bytes skip the page cache
+        try:
+            _write_direct(fd, direct_fd, 0, data)
+            if self.fsync_files:
+                os.fsync(fd)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+            if direct_fd is not None:
+                os.close(direct_fd)
+        self._publish(self._partial(upload_id), self._blob_path(blob))
 
     async def unfinalize(self, upload_id: UploadId, filename: str) -> None:
         partial, final = self._partial(upload_id), self._blob_path(self._final_ref(upload_id, filename, 0))
@@ -224,8 +254,7 @@ class _PipelinedWriter:
             if self.sync and self.position > self.offset:
                 await loop.run_in_executor(None, os.fdatasync, self.fd)
         finally:
-            if self.in_flight:  # never close the fd under a running write
-                await asyncio.shield(asyncio.wait(self.in_flight))
+            await _settle(self.in_flight)  # never close the fd under a running write
         return self.position - self.offset
 
     def _start(self, batch: list[bytes], size: int) -> None:
@@ -264,13 +293,22 @@ class _BufferWriter(_PipelinedWriter):
                  progress: WriteProgress, sync: bool) -> None:  # fmt: skip
         super().__init__(fd, offset, observe, progress, sync)
         self.direct_fd = direct_fd
-        self.buffers = [mmap.mmap(-1, _DIRECT_BUFFER), mmap.mmap(-1, _DIRECT_BUFFER)]
+        self.buffers: list[mmap.mmap] = []
         self.current = 0
         self.fill = 0
 
     async def run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
         loop = asyncio.get_running_loop()
         self.reported = loop.time()
+        with POOL.borrow() as first, POOL.borrow() as second:
+            self.buffers = [first, second]
+            try:
+                return await self._run(body, checkpoint)
+            finally:
+                self.buffers = []
+
+    async def _run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
+        loop = asyncio.get_running_loop()
         try:
             try:
                 if isinstance(body, Fillable):
@@ -287,8 +325,7 @@ class _BufferWriter(_PipelinedWriter):
             if self.sync and self.position > self.offset:
                 await loop.run_in_executor(None, os.fdatasync, self.fd)
         finally:
-            if self.in_flight:  # never reuse a buffer or close the fd under a running write
-                await asyncio.shield(asyncio.wait(self.in_flight))
+            await _settle(self.in_flight)  # never reuse a buffer or close the fd under a running write
         return self.position - self.offset
 
     async def _fill_from(self, body: Fillable, checkpoint: ProgressCallback | None) -> None:
@@ -298,18 +335,18 @@ class _BufferWriter(_PipelinedWriter):
             if n == 0:
                 return
             self.fill += n
-            if self.fill == _DIRECT_BUFFER:
+            if self.fill == BUFFER_BYTES:
                 await self._swap(checkpoint)
 
     async def _copy_from(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> None:
         async for piece in body:
             view = memoryview(piece)
             while view:
-                take = min(len(view), _DIRECT_BUFFER - self.fill)
+                take = min(len(view), BUFFER_BYTES - self.fill)
                 self.buffers[self.current][self.fill : self.fill + take] = view[:take]
                 self.fill += take
                 view = view[take:]
-                if self.fill == _DIRECT_BUFFER:
+                if self.fill == BUFFER_BYTES:
                     await self._swap(checkpoint)
 
     async def _swap(self, checkpoint: ProgressCallback | None) -> None:
@@ -338,6 +375,19 @@ class _BufferWriter(_PipelinedWriter):
             self.in_flight.append(loop.run_in_executor(None, self.observe, batch))
         self.in_flight_bytes = size
         self.position += size
+
+
+async def _settle(futures: Sequence[asyncio.Future[None]]) -> None:
+    """Wait until worker-thread jobs are over, even through cancellation (then re-raised): their buffers and file
+    descriptors must not be reused or closed under them."""
+    cancelled = False
+    while not all(future.done() for future in futures):
+        try:
+            await asyncio.shield(asyncio.wait(futures))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _open_direct(path: Path) -> int | None:

@@ -257,20 +257,33 @@ class Connection(asyncio.Protocol):
         job = self.server.executor.submit(_read_socket, self.fd, view, idle_timeout, stop)
         self.socket_read = job
         try:
-            return await asyncio.wrap_future(job)
+            return await asyncio.shield(asyncio.wrap_future(job))
         except asyncio.CancelledError:
-            stop.set()  # the thread sees it within a poll slice; the connection waits for it before going on
+            # The caller's buffer must be left alone once this returns: stop the thread (it looks within a poll
+            # slice) and wait for it, then give the cancellation back.
+            stop.set()
+            await self._join_socket_read()
             raise
         finally:
             if job.done():
                 self.socket_read = None
 
     async def _join_socket_read(self) -> None:
+        """Wait for a socket-reading thread to be over, even through cancellation (re-raised after)."""
         job = self.socket_read
-        if job is not None:
-            with contextlib.suppress(Exception):
+        if job is None:
+            return
+        cancelled = False
+        while not job.done():
+            try:
                 await asyncio.shield(asyncio.wrap_future(job))
-            self.socket_read = None
+            except asyncio.CancelledError:
+                cancelled = True
+            except Exception:  # noqa: BLE001, S110 - its outcome was for the reader; here only the end matters
+                pass
+        self.socket_read = None
+        if cancelled:
+            raise asyncio.CancelledError
 
     # -- writing ------------------------------------------------------------------------------------------------
 

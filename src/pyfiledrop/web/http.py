@@ -171,6 +171,17 @@ class RequestBody:
         except ConnectionError:
             raise ClientDisconnected() from None
 
+    async def read_whole(self, view: memoryview) -> None:
+        """Fill ``view`` with the whole body; BadRequest if the body is shorter or longer."""
+        filled = 0
+        while filled < len(view):
+            n = await self.readinto(view[filled:])
+            if n == 0:
+                raise BadRequest(f"the body had {filled} bytes, not the {len(view)} announced")
+            filled += n
+        if await self.readinto(memoryview(bytearray(1))):
+            raise BadRequest(f"the body is longer than the {len(view)} bytes announced")
+
     async def _copy_into(self, view: memoryview) -> int:
         filled = 0
         while filled < len(view):

@@ -1,0 +1,35 @@
+"""Page-aligned 4 MiB buffers, reused from request to request.
+
+O_DIRECT writes need aligned memory, and a fresh mapping per request costs a page fault (and a zeroed page) per
+4 KiB touched: measurable on small uploads, where it is paid for every file. Borrowed and returned on the event
+loop thread; the borrower waits for its worker threads before giving a buffer back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+from collections.abc import Iterator
+
+BUFFER_BYTES = 4 << 20
+
+
+class BufferPool:
+    def __init__(self, keep: int) -> None:
+        self.keep = keep  # idle buffers kept for reuse; more are unmapped when returned
+        self._free: list[mmap.mmap] = []
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[mmap.mmap]:
+        buffer = self._free.pop() if self._free else mmap.mmap(-1, BUFFER_BYTES)
+        try:
+            yield buffer
+        finally:
+            if len(self._free) < self.keep:
+                self._free.append(buffer)
+            else:
+                with contextlib.suppress(BufferError):  # a view is still alive somewhere: the GC unmaps it
+                    buffer.close()
+
+
+POOL = BufferPool(keep=8)
