@@ -9,7 +9,6 @@ contiguous prefix, while they are still in the page cache.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,12 +69,13 @@ class PrefixHashes:
             if state.busy or state.upto >= prefix:
                 return state.upto
             state.busy = True
+
+            def observe(block: memoryview) -> None:  # in a worker thread, one at a time
+                state.hasher.update(block)
+                state.upto += len(block)
+
             try:
-                # aclosing: a cancelled catch-up closes the file now, not whenever the generator is collected
-                async with contextlib.aclosing(self._storage.read_partial(upload_id, state.upto, prefix)) as blocks:
-                    async for block in blocks:
-                        await asyncio.to_thread(state.hasher.update, block)
-                        state.upto += len(block)
+                await self._storage.scan_partial(upload_id, state.upto, prefix, observe)
             finally:
                 state.busy = False
             return state.upto

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +13,8 @@ from pyfiledrop.engine.model import BlobRef
 
 # Called in a worker thread with each batch, while that batch is being written: hashing overlaps the write.
 BatchObserver = Callable[[Sequence[bytes]], None]
+# Called in a worker thread with consecutive blocks of a file being read back (see ``scan_partial``).
+BlockObserver = Callable[[memoryview], None]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -71,9 +73,9 @@ class Storage(Protocol):
         """
         ...
 
-    def read_partial(self, upload_id: UploadId, start: int, end: int) -> AsyncGenerator[bytes, None]:
-        """Bytes of an unfinished upload, for hashing what was written out of order."""
-        ...
+    async def scan_partial(self, upload_id: UploadId, start: int, end: int, observe: BlockObserver) -> None:
+        """Let ``observe`` see bytes ``[start, end)`` of an unfinished upload, in order, in worker threads (to hash
+        what was written out of order). Returns, or raises, only once no thread is using ``observe``."""
 
     async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
         """Fill an allocated upload with the bytes of finished parts, in order."""

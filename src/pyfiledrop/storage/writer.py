@@ -1,0 +1,240 @@
+"""Moving an upload's bytes between a request and its partial file, through page-aligned buffers.
+
+The bytes land in two reused 4 MiB buffers: while one fills (a worker thread reading the socket straight into
+it, or pieces copied in), the other is written (in one thread) and hashed (in another). Writes use O_DIRECT
+wherever the file offset allows, so the bytes never enter the page cache: on the VMs we measured, filling
+fresh page-cache pages costs more CPU than sha256 does (``benchmarks/PROFILE.md``), and an fsync at completion
+then finds nothing left to flush. A buffer maps onto the file from a 4 KiB boundary (``base``), so a chunk
+starting mid-page writes only its first partial page and its last one through the page cache. Bytes
+written out of order are read back the same way (``read_span``) to be hashed behind the contiguous prefix.
+
+Pages written through the page cache are only ever the partial ones at a range's ends; the neighbouring range
+writes its side of such a page through the page cache too, so the two never race across caching modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import mmap
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pyfiledrop.errors import StorageFull
+from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, WriteProgress
+from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
+
+ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
+_PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
+
+Buffer = mmap.mmap | memoryview
+
+
+class BufferWriter:
+    def __init__(
+        self, fd: int, direct_fd: int | None, offset: int, observe: BatchObserver | None, progress: WriteProgress,
+        sync: bool,
+    ) -> None:  # fmt: skip
+        self.fd = fd
+        self.direct_fd = direct_fd
+        self.observe = observe
+        self.progress = progress
+        self.sync = sync  # fdatasync before a checkpoint and at the end: --durability chunk
+        self.base = offset - offset % ALIGN  # the file offset of the current buffer's first byte
+        self.lead = offset % ALIGN  # where this request's bytes start in the current buffer
+        self.fill = self.lead
+        self.buffers: list[mmap.mmap] = []
+        self.current = 0
+        self.in_flight: list[asyncio.Future[None]] = []
+        self.in_flight_bytes = 0
+        self.reported = 0.0
+
+    async def run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
+        """Write the whole body; returns the byte count (``progress.written`` is right even when this raises)."""
+        self.reported = asyncio.get_running_loop().time()
+        with POOL.borrow() as first, POOL.borrow() as second:
+            self.buffers = [first, second]
+            try:
+                try:
+                    if isinstance(body, Fillable):
+                        await self._fill_from(body, checkpoint)
+                    else:
+                        await self._copy_from(body, checkpoint)
+                except Exception:
+                    # The sender went away or stalled: what did arrive is written, the caller decides what to keep.
+                    await self._flush()
+                    raise
+                await self._flush()
+            finally:
+                await settle(self.in_flight)  # never reuse a buffer or close the fd under a running job
+                self.buffers = []
+        return self.progress.written
+
+    async def _fill_from(self, body: Fillable, checkpoint: ProgressCallback | None) -> None:
+        while True:
+            n = await body.readinto(memoryview(self.buffers[self.current])[self.fill :])
+            if n == 0:
+                return
+            self.fill += n
+            if self.fill == BUFFER_BYTES:
+                await self._swap(checkpoint)
+
+    async def _copy_from(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> None:
+        async for piece in body:
+            view = memoryview(piece)
+            while view:
+                take = min(len(view), BUFFER_BYTES - self.fill)
+                self.buffers[self.current][self.fill : self.fill + take] = view[:take]
+                self.fill += take
+                view = view[take:]
+                if self.fill == BUFFER_BYTES:
+                    await self._swap(checkpoint)
+
+    async def _swap(self, checkpoint: ProgressCallback | None) -> None:
+        """The current buffer is full: wait for the other one to be free, start this one, fill the other."""
+        await self._finish_in_flight()
+        loop = asyncio.get_running_loop()
+        if checkpoint is not None and loop.time() - self.reported >= _PROGRESS_EVERY:
+            if self.sync:  # a checkpoint is an acknowledgement: as durable as one
+                await loop.run_in_executor(None, os.fdatasync, self.fd)
+            await checkpoint(self.progress.written)
+            self.reported = loop.time()
+        self._start()
+        self.base += BUFFER_BYTES
+        self.current, self.lead, self.fill = self.current ^ 1, 0, 0
+
+    async def _flush(self) -> None:
+        await self._finish_in_flight()
+        if self.fill > self.lead:
+            self._start()
+            self.lead = self.fill
+            await self._finish_in_flight()
+        if self.sync and self.progress.written:
+            await asyncio.get_running_loop().run_in_executor(None, os.fdatasync, self.fd)
+
+    def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        buffer, start, end = self.buffers[self.current], self.lead, self.fill
+        jobs = [loop.run_in_executor(None, write_span, self.fd, self.direct_fd, buffer, start, end, self.base)]
+        if self.observe is not None:
+            batch: list[bytes] = [memoryview(buffer)[start:end]]  # type: ignore[list-item]  # hashers take any buffer
+            jobs.append(loop.run_in_executor(None, self.observe, batch))
+        self.in_flight = jobs
+        self.in_flight_bytes = end - start
+
+    async def _finish_in_flight(self) -> None:
+        if not self.in_flight:
+            return
+        done, _ = await asyncio.wait(self.in_flight)  # both the write and the hash, even if one fails
+        self.in_flight = []
+        for future in done:
+            future.result()
+        self.progress.written += self.in_flight_bytes
+
+
+async def settle(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait until worker-thread jobs are over, even through cancellation (then re-raised): their buffers and file
+    descriptors must not be reused or closed under them."""
+    cancelled = False
+    while not all(future.done() for future in futures):
+        try:
+            await asyncio.shield(asyncio.wait(futures))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+def open_direct(path: Path, flags: int) -> int | None:
+    if not hasattr(os, "O_DIRECT"):
+        return None
+    try:
+        return os.open(path, flags | os.O_DIRECT)
+    except OSError:  # a file system without O_DIRECT (tmpfs, some FUSE ones): the page cache it is
+        return None
+
+
+def write_span(fd: int, direct_fd: int | None, buffer: Buffer, start: int, end: int, base: int) -> None:
+    """Write ``buffer[start:end]`` at file offset ``base + start`` (``base`` and the buffer are page-aligned):
+    whole pages with O_DIRECT, partial pages at either end through the page cache."""
+    view = memoryview(buffer)
+    first, last = -(-start // ALIGN) * ALIGN, end // ALIGN * ALIGN
+    try:
+        done = start
+        if direct_fd is not None and first < last:
+            _pwrite_all(fd, view[start:first], base + start)
+            done = first
+            while done < last:
+                try:
+                    done += os.pwrite(direct_fd, view[done:last], base + done)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    break  # opened with O_DIRECT but the write is refused: the plain fd does the rest
+        _pwrite_all(fd, view[done:end], base + done)
+    except OSError as exc:
+        raise_if_full(exc)
+        raise
+    start_writeback(fd, base + start, end - start)  # only the page-cache part has anything to start
+
+
+def read_span(fd: int, direct_fd: int | None, buffer: mmap.mmap, position: int, end: int) -> tuple[memoryview, int]:
+    """Read from ``position`` (up to a buffer's worth, not past ``end``); returns the bytes read and where they
+    stop. O_DIRECT from the page boundary below ``position`` when it can."""
+    view = memoryview(buffer)
+    base, got = position, -1
+    if direct_fd is not None:
+        base = position - position % ALIGN
+        try:
+            got = os.preadv(direct_fd, [view[: min(BUFFER_BYTES, -(-(end - base) // ALIGN) * ALIGN)]], base)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            base = position
+    if got < 0:
+        got = os.preadv(fd, [view[: min(BUFFER_BYTES, end - base)]], base)
+    stop = min(got, end - base)
+    if stop <= position - base:
+        raise OSError(errno.EIO, f"the partial file ends at {base + got}, before byte {position}")
+    return view[position - base : stop], base + stop
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
+def raise_if_full(exc: OSError) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StorageFull() from exc
+
+
+def _writeback_starter() -> Callable[[int, int, int], None]:
+    """``sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)``: start writing a range to disk now, without
+    waiting. Linux only (not in ``os``); elsewhere a no-op, and the kernel's own writeback does it later."""
+
+    def nothing(fd: int, offset: int, count: int) -> None:
+        pass
+
+    if not sys.platform.startswith("linux"):
+        return nothing
+    try:
+        call = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return nothing
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+
+    def start(fd: int, offset: int, count: int) -> None:
+        if count > 0:
+            call(fd, offset, count, 2)  # SYNC_FILE_RANGE_WRITE; a failure only means no head start
+
+    return start
+
+
+start_writeback = _writeback_starter()
