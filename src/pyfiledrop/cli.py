@@ -168,7 +168,14 @@ def serve(flags: dict[str, object]) -> int:
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_serve(settings))
+    from pyfiledrop.web.server import StartupFailed
+
+    try:
+        asyncio.run(_serve(settings))
+    except StartupFailed as exc:
+        _fail(f"pyfiledrop could not start: {exc}")
+    except OSError as exc:  # listening failed after all (the port was taken between the check and now)
+        _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
     print("pyfiledrop stopped; unfinished uploads resume where they left off.", flush=True)
     return 0
 

@@ -1,7 +1,7 @@
 """``pyfiledrop serve`` sweeping every N seconds instead of every 60: ``python serve_fast_sweep.py N serve …``.
 
-The sweep interval is a module constant of the app (``pyfiledrop.web.app._SWEEP_INTERVAL``), not a setting. granian
-forks its worker on Linux, so the worker inherits the module as patched here. Used by the crash loop, so that kills
+The sweep interval is a module constant of the app (``pyfiledrop.web.app._SWEEP_INTERVAL``), not a setting. The
+server runs in this very process, so it uses the module as patched here. Used by the crash loop, so that kills
 also land in the middle of sweeps.
 """
 

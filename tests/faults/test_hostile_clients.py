@@ -102,7 +102,7 @@ def read_responses(sock: socket.socket, timeout: float) -> bytes:
 
 
 def tree_rss_mib(pid: int) -> float:
-    """VmRSS of ``pid`` and its descendants (the CLI process and the granian worker)."""
+    """VmRSS of ``pid`` and its descendants (one process since pyfiledrop serves HTTP itself)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

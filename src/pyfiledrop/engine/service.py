@@ -44,7 +44,7 @@ from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 log = logging.getLogger("pyfiledrop.engine")
 
 WHOLE_MAX_BYTES = BUFFER_BYTES  # a body up to this size may be held whole in memory and stored in one go
-_WHOLE_BUDGET_BYTES = 64 << 20  # all such bodies together: more wait their turn on the streaming path
+_WHOLE_BUFFERS = 32  # such bodies held at once (a pooled buffer each); more go the streaming way
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ class UploadService:
         self._writing = RangeLocks()
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
         self._admitting = asyncio.Lock()  # allowance checks and inserts, one at a time: no two take the last slot
-        self._whole_bytes = 0  # bodies held whole in memory for create_whole
+        self._whole_held = 0  # bodies held whole in memory for create_whole
 
     # -- creation -----------------------------------------------------------------------------------------------
 
@@ -138,15 +138,15 @@ class UploadService:
     @contextlib.contextmanager
     def whole_buffer(self, size: int) -> Iterator[memoryview | None]:
         """Room to hold a small body whole (for ``create_whole``), or None: too big, or too many held already."""
-        if size > WHOLE_MAX_BYTES or self._whole_bytes + size > _WHOLE_BUDGET_BYTES:
+        if size > WHOLE_MAX_BYTES or self._whole_held >= _WHOLE_BUFFERS:
             yield None
             return
-        self._whole_bytes += size
+        self._whole_held += 1
         try:
             with POOL.borrow() as buffer, memoryview(buffer) as view:
                 yield view[:size]
         finally:
-            self._whole_bytes -= size
+            self._whole_held -= 1
 
     async def create_whole(self, request: NewUpload, data: memoryview) -> Upload:
         """A small upload that arrived whole in its first request (PUT, tus creation-with-upload of the whole

@@ -101,6 +101,11 @@ async def create(ctx: Context, request: Request) -> Response:
     )
     if concat == "final":
         upload = await ctx.service.concatenate(new, part_ids)
+    elif with_upload and not concat and checksum is None and (whole := await _create_whole(ctx, request, new)):
+        headers = [("location", ctx.tus_url(request, whole.id)), ("x-upload-id", whole.id)]
+        return no_content(
+            201, headers + token_headers(identity, request.scheme == "https") + _offset_headers(ctx, whole)
+        )
     else:
         upload = await ctx.service.create(new)
     headers = [("location", ctx.tus_url(request, upload.id)), ("x-upload-id", upload.id)]
@@ -116,6 +121,18 @@ async def create(ctx: Context, request: Request) -> Response:
                 response.header("connection", "close")
             return response
     return no_content(201, headers + _offset_headers(ctx, upload))
+
+
+async def _create_whole(ctx: Context, request: Request, new: NewUpload) -> Upload | None:
+    """creation-with-upload of a whole small file: stored in one go (see ``UploadService.create_whole``)."""
+    size = new.size
+    if size is None or request.content_length != size or new.allowance is not None:
+        return None
+    with ctx.service.whole_buffer(size) as buffer:
+        if buffer is None:
+            return None
+        await timed_stream(request, ctx.idle_timeout).read_whole(buffer)
+        return await ctx.service.create_whole(new, buffer)
 
 
 def _check_initial_chunk(request: Request, size: int | None, *, final: bool) -> tuple[str, bytes] | None:

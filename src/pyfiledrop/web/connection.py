@@ -60,7 +60,8 @@ class Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.eof = False
-        self.lost: asyncio.Future[None] = self.loop.create_future()
+        self.lost: asyncio.Future[None] = self.loop.create_future()  # the connection is gone
+        self.client_done: asyncio.Future[None] = self.loop.create_future()  # EOF from the client, or gone
         self.data_waiter: asyncio.Future[None] | None = None
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
@@ -97,13 +98,16 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if not self.client_done.done():
+            self.client_done.set_result(None)
         self._wake()
         return True  # keep the writing side open: the answer may still be on its way
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
-        if not self.lost.done():
-            self.lost.set_result(None)
+        for future in (self.lost, self.client_done):
+            if not future.done():
+                future.set_result(None)
         self._wake()
         self.resume_writing()
         self.server.connections.discard(self)
@@ -126,9 +130,9 @@ class Connection(asyncio.Protocol):
         try:
             first = True
             while not self.server.stopping:
-                timeout = self.server.head_timeout if first else self.server.keepalive_timeout
+                idle = self.server.head_timeout if first else self.server.keepalive_timeout
                 try:
-                    raw = await self._read_head(timeout)
+                    raw = await self._read_head(idle)
                 except WireError as exc:
                     await self._refuse(exc)
                     return
@@ -153,28 +157,18 @@ class Connection(asyncio.Protocol):
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
 
-    async def _read_head(self, timeout: float) -> bytes | None:  # noqa: ASYNC109 - a deadline over several waits
-        """The bytes before the blank line, or None when the client closes (or idles) between requests."""
-        deadline = self.loop.time() + timeout
+    async def _read_head(self, idle: float) -> bytes | None:
+        """The bytes before the blank line, or None when the client closes (or idles ``idle`` seconds) between
+        requests. Once a head has begun it must be whole within the head timeout (slow-loris)."""
+        deadline = self.loop.time() + idle
         started = False
         while True:
-            if self.chunks:
-                if len(self.chunks) > 1:
-                    joined = b"".join(self.chunks)
-                    self.chunks.clear()
-                    self.chunks.append(joined)
-                data = self.chunks[0].lstrip(b"\r\n")  # stray line ends between requests are allowed
-                self.buffered -= len(self.chunks[0]) - len(data)
-                self.chunks[0] = data
-                end = data.find(b"\r\n\r\n")
-                if end >= 0:
-                    self._unshift(data[end + 4 :], len(data))
-                    return data[:end]
-                if len(data) > MAX_HEAD_BYTES:
-                    raise WireError(431, f"the request head is larger than {MAX_HEAD_BYTES // 1024} KiB")
-                started = started or bool(data)
-                if not data:
-                    self.chunks.clear()
+            head = self._head_in_buffer()
+            if head is not None:
+                return head
+            if self.buffered and not started:
+                started = True
+                deadline = self.loop.time() + self.server.head_timeout
             if self.eof:
                 if started:
                     raise WireError(400, "the connection closed in the middle of a request head")
@@ -188,16 +182,46 @@ class Connection(asyncio.Protocol):
                     raise WireError(408, "the request head did not arrive in time") from None
                 return None
 
+    def _head_in_buffer(self) -> bytes | None:
+        """A whole head from the buffer (taken out of it), or None if it has not all arrived."""
+        if not self.chunks:
+            return None
+        if len(self.chunks) > 1:
+            joined = b"".join(self.chunks)
+            self.chunks.clear()
+            self.chunks.append(joined)
+        data = self.chunks[0].lstrip(b"\r\n")  # stray line ends between requests are allowed
+        self.buffered -= len(self.chunks[0]) - len(data)
+        self.chunks[0] = data
+        end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
+        if end >= 0:
+            self._unshift(data[end + 4 :], len(data))
+            return data[:end]
+        if len(data) > MAX_HEAD_BYTES:
+            raise WireError(431, f"the request head is larger than {MAX_HEAD_BYTES // 1024} KiB")
+        if not data:
+            self.chunks.clear()
+        return None
+
     def _unshift(self, rest: bytes, consumed_from: int) -> None:
         self.chunks.popleft()
         self.buffered -= consumed_from - len(rest)
         if rest:
             self.chunks.appendleft(rest)
 
-    async def _wait_data(self, timeout: float | None) -> None:  # noqa: ASYNC109 - the caller's deadline
+    def resume_reading(self) -> None:
+        """asyncio reads the socket again (unless a thread is reading it)."""
         if self.reading_paused and self.socket_read is None and self.transport is not None:
             self.transport.resume_reading()
             self.reading_paused = False
+
+    async def wait_gone(self) -> None:
+        """Until the client closes its side or the connection (ASGI's http.disconnect after the body)."""
+        self.resume_reading()  # a paused socket would never show the close
+        await asyncio.shield(self.client_done)
+
+    async def _wait_data(self, timeout: float | None) -> None:  # noqa: ASYNC109 - the caller's deadline
+        self.resume_reading()
         self.data_waiter = self.loop.create_future()
         try:
             if timeout is None:
@@ -233,6 +257,8 @@ class Connection(asyncio.Protocol):
             piece = await self.take_some(MAX_CHUNK_LINE)
             end = piece.find(b"\n")
             if end >= 0:
+                if size + end > MAX_CHUNK_LINE:
+                    raise WireError(400, "a line of a chunked body is too long")
                 parts.append(piece[: end + 1])
                 if end + 1 < len(piece):
                     self.chunks.appendleft(piece[end + 1 :])
@@ -462,7 +488,7 @@ class _Exchange:
             if not self.last_given:
                 self.last_given = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            await asyncio.shield(self.conn.lost)  # ASGI: after the body, receive() waits for the client to leave
+            await self.conn.wait_gone()  # ASGI: after the body, receive() waits for the client to leave
             return {"type": "http.disconnect"}
         try:
             piece = await self._next_piece()
@@ -475,8 +501,10 @@ class _Exchange:
         return {"type": "http.request", "body": piece, "more_body": not self.body_done}
 
     async def _readinto(self, view: memoryview, idle_timeout: float) -> int:
-        """Fill ``view``; fewer bytes only at the end of the body. Raises ConnectionError when the client left
-        (or sent a malformed body), TimeoutError when it sent nothing for ``idle_timeout`` seconds."""
+        """Read into ``view``: 0 at the end of the body; a short count may come before it (see
+        ``storage.base.Fillable``). Raises ConnectionError when the client left (or sent a malformed body),
+        TimeoutError when it sent nothing for ``idle_timeout`` seconds — bytes that arrived before either are
+        returned first, the error comes with the next call."""
         try:
             return await self._fill(view, idle_timeout)
         except _Gone as exc:
@@ -520,6 +548,8 @@ class _Exchange:
                 self.pending_error = error
         self.left -= filled
         self.body_done = self.left == 0
+        if self.body_done:
+            conn.resume_reading()  # the socket is asyncio's again: it sees the next request, or the close
         if filled == 0 and self.pending_error is not None:
             raise self.pending_error
         return filled
@@ -548,10 +578,12 @@ class _Exchange:
                     self.finished = True
                 await conn.drain()
             case "http.response.pathsend":
+                path = Path(str(message["path"]))
                 if not self.head_sent:
-                    self._send_head(None)
+                    self._send_head(path.stat().st_size)  # noqa: ASYNC240 - one stat: the length, unless given
                 await conn.drain()
-                await self._send_file(str(message["path"]))
+                if self._has_body():
+                    await self._send_file(path)
                 self.finished = True
             case other:
                 raise RuntimeError(f"unexpected ASGI message {other!r}")
@@ -585,10 +617,10 @@ class _Exchange:
         self.conn.write(response_head(self.status, headers))
         self.head_sent = True
 
-    async def _send_file(self, path: str) -> None:
+    async def _send_file(self, path: Path) -> None:
         transport = self.conn.transport
         assert transport is not None
-        with Path(path).open("rb") as handle:  # noqa: ASYNC230 - opening is quick; sendfile does the long part
+        with path.open("rb") as handle:
             try:
                 await self.conn.loop.sendfile(transport, handle)
             except (ConnectionError, RuntimeError) as exc:

@@ -109,7 +109,7 @@ class HttpServer:
             "method": head.method,
             "scheme": "https" if self._tls else "http",
             "path": head.path,
-            "raw_path": head.raw_target.split(b"?", 1)[0],
+            "raw_path": head.raw_path,
             "query_string": head.query,
             "root_path": "",
             "headers": head.headers,
@@ -133,8 +133,11 @@ class _Lifespan:
         self.task = asyncio.ensure_future(self.app(scope, self.inbox.get, self.answers.put))
         self.inbox.put_nowait({"type": "lifespan.startup"})
         answer = await self._answer()
-        if answer.get("type") != "lifespan.startup.complete":
+        if answer.get("type") == "lifespan.startup.failed":
             raise StartupFailed(str(answer.get("message") or "the app did not start"))
+        if answer.get("type") != "lifespan.startup.complete":  # ASGI: an app without lifespan raises; serve it anyway
+            log.debug("the app does not support lifespan: %s", answer.get("message"))
+            self.task = None
 
     async def shutdown(self) -> None:
         if self.task is None or self.task.done():

@@ -16,7 +16,7 @@ MAX_HEADERS = 128
 MAX_CHUNK_LINE = 4096
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP/(\d)\.(\d)")
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d)\.(\d)")
 _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?")
 
@@ -33,7 +33,7 @@ class WireError(Exception):
 @dataclass(frozen=True, slots=True)
 class RequestHead:
     method: str
-    raw_target: bytes
+    raw_path: bytes  # the path as sent, without scheme, host or query
     path: str
     query: bytes
     version: str  # "1.1" or "1.0"
@@ -57,7 +57,7 @@ def parse_head(head: bytes) -> RequestHead:
     if len(lines) - 1 > MAX_HEADERS:
         raise WireError(431, f"more than {MAX_HEADERS} header lines")
     headers = [_header(line) for line in lines[1:]]
-    path, query = _split_target(target)
+    raw_path, path, query = _split_target(target)
     content_length, chunked = _framing(headers)
     connection = b",".join(v for n, v in headers if n == b"connection").lower()
     keep_alive = b"close" not in connection if version == "1.1" else b"keep-alive" in connection
@@ -65,7 +65,7 @@ def parse_head(head: bytes) -> RequestHead:
     if expect and expect != b"100-continue":
         raise WireError(417, f"Expect: {expect.decode('latin-1')} is not supported")
     return RequestHead(
-        method=method.decode("ascii"), raw_target=target, path=path, query=query, version=version,
+        method=method.decode("ascii"), raw_path=raw_path, path=path, query=query, version=version,
         headers=headers, content_length=content_length, chunked=chunked, keep_alive=keep_alive,
         expect_continue=bool(expect) and version == "1.1",
     )  # fmt: skip
@@ -83,17 +83,20 @@ def _header(line: bytes) -> tuple[bytes, bytes]:
     return name.lower(), value
 
 
-def _split_target(target: bytes) -> tuple[str, bytes]:
-    if target.startswith((b"http://", b"https://")):  # absolute form: keep the path
-        slash = target.find(b"/", target.find(b"//") + 2)
-        target = target[slash:] if slash >= 0 else b"/"
+def _split_target(target: bytes) -> tuple[bytes, str, bytes]:
+    """(raw path, decoded path, query) of an origin-form, absolute-form or asterisk-form target."""
+    if target.lower().startswith((b"http://", b"https://")):  # absolute form: keep what follows the host
+        rest = target[target.find(b"//") + 2 :]
+        cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+        target = rest[cut:]
+        target = target if target.startswith(b"/") else b"/" + target
     if target == b"*":
-        return "*", b""
+        return b"*", "*", b""
     if not target.startswith(b"/"):
         raise WireError(400, "the request target must start with /")
     raw_path, _, query = target.partition(b"?")
     path = unquote(raw_path.decode("latin-1"), encoding="utf-8", errors="replace")
-    return path, query
+    return raw_path, path, query
 
 
 def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:

@@ -1,0 +1,199 @@
+"""Small uploads stored whole (``create_whole``) and the buffer writer under awkward offsets and bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.engine.lifecycle import Lifecycle
+from pyfiledrop.engine.model import Protocol, Upload, UploadState
+from pyfiledrop.engine.service import Chunk, Limits, NewUpload, UploadService
+from pyfiledrop.errors import QuotaExceeded
+from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.storage.buffers import POOL
+from pyfiledrop.storage.local import LocalStorage
+
+
+async def open_service(tmp_path: Path, **limits: int) -> UploadService:
+    storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=False, fsync_files=True)
+    (tmp_path / ".partial").mkdir(exist_ok=True)
+    meta = SQLiteMetadataStore(tmp_path / "db.sqlite3")
+    await meta.open()
+    return UploadService(storage, meta, Limits(1 << 30, **limits))
+
+
+def stored_files(tmp_path: Path) -> list[Path]:
+    return sorted(p for p in tmp_path.iterdir() if p.is_file() and not p.name.startswith(("db.", ".")))
+
+
+async def whole(service: UploadService, data: bytes, owner: str = "owner-1") -> Upload:
+    new = NewUpload("small.bin", owner, len(data), Protocol.PUT)
+    with service.whole_buffer(len(data)) as buffer:
+        assert buffer is not None
+        buffer[:] = data
+        return await service.create_whole(new, buffer)
+
+
+def test_a_whole_small_upload_is_stored_hashed_and_recorded_at_once(tmp_path: Path) -> None:
+    data = os.urandom(1_000_003)  # not a multiple of the page size: the tail goes through the page cache
+
+    async def main() -> None:
+        service = await open_service(tmp_path)
+        try:
+            done = await whole(service, data)
+            record = await service.meta.get(done.id)
+            assert record.state is UploadState.COMPLETE
+            assert record.sha256 == hashlib.sha256(data).hexdigest()
+            assert record.received.total == len(data) and record.offset == len(data)
+            assert (tmp_path / (record.blob_key or "")).read_bytes() == data
+            assert list((tmp_path / ".partial").iterdir()) == [], "no partial file is left behind"
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())
+
+
+def test_the_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+
+    async def main() -> None:
+        service = await open_service(tmp_path)
+        try:
+            first, second = await whole(service, data), await whole(service, data, owner="owner-2")
+            assert first.blob_key == second.blob_key
+            assert len(stored_files(tmp_path)) == 1
+            await service.terminate(first.id)
+            assert len(stored_files(tmp_path)) == 1, "the other upload still refers to it"
+            third = await whole(service, data)
+            assert third.sha256 == second.sha256
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())
+
+
+def test_a_whole_upload_over_the_quota_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    async def main() -> None:
+        service = await open_service(tmp_path, quota_bytes=500_000)
+        try:
+            await whole(service, os.urandom(400_000))
+            with pytest.raises(QuotaExceeded):
+                await whole(service, os.urandom(200_000))
+            assert len(stored_files(tmp_path)) == 1
+            assert list((tmp_path / ".partial").iterdir()) == []
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())
+
+
+def test_a_file_stored_but_never_recorded_is_removed_at_start_up(tmp_path: Path) -> None:
+    """A crash between the rename and the record: the client had no answer and sends again; the file goes."""
+
+    async def main() -> None:
+        service = await open_service(tmp_path)
+        try:
+            with POOL.borrow() as buffer:
+                view = memoryview(buffer)[:5000]
+                view[:] = os.urandom(5000)
+                await service.storage.store_whole(UploadId("A" * 24), "lost.bin", view, lambda _: None)
+            assert len(stored_files(tmp_path)) == 1
+            report = await Lifecycle(service, 3600).on_startup()
+            assert report.blob_orphans == 1
+            assert stored_files(tmp_path) == []
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())
+
+
+def test_the_buffer_budget_sends_big_or_too_many_bodies_to_the_streaming_path(tmp_path: Path) -> None:
+    async def main() -> None:
+        service = await open_service(tmp_path)
+        try:
+            with service.whole_buffer(5 << 20) as too_big:
+                assert too_big is None
+            held: list[memoryview | None] = []
+            with contextlib.ExitStack() as stack:
+                for _ in range(32):
+                    held.append(stack.enter_context(service.whole_buffer(1000)))
+                assert all(b is not None for b in held)
+                assert stack.enter_context(service.whole_buffer(1)) is None, "32 bodies are held already"
+            with service.whole_buffer(1) as again:
+                assert again is not None, "returned buffers make room again"
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())
+
+
+class Trickle:
+    """A body that fills buffers (``Fillable``) with random short counts, like a socket does."""
+
+    def __init__(self, data: bytes, rng: random.Random) -> None:
+        self.data = memoryview(data)
+        self.rng = rng
+
+    def __aiter__(self) -> Trickle:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise AssertionError("a Fillable body is read with readinto")
+
+    async def readinto(self, view: memoryview) -> int:
+        n = min(len(view), len(self.data), self.rng.randint(1, 700_000))
+        view[:n] = self.data[:n]
+        self.data = self.data[n:]
+        await asyncio.sleep(0)
+        return n
+
+
+async def in_pieces(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
+    view = memoryview(data)
+    while view:
+        n = rng.randint(1, 300_000)
+        yield bytes(view[:n])
+        view = view[n:]
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("chunk_size", [1_000_000, 4 << 20, 3 * 4096 + 17])
+@pytest.mark.parametrize("fillable", [True, False])
+def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
+    tmp_path: Path, chunk_size: int, fillable: bool
+) -> None:
+    """O_DIRECT for whole pages, the page cache for the partial pages where two chunks meet: written in
+    parallel and out of order, with bodies that come in odd sizes, the file and its sha256 are exact."""
+    rng = random.Random(chunk_size + fillable)
+    data = os.urandom(9_500_001)
+
+    async def main() -> None:
+        service = await open_service(tmp_path)
+        try:
+            upload = await service.create(NewUpload("f.bin", "o", len(data), Protocol.DROPZONE))
+            offsets = list(range(0, len(data), chunk_size))
+            rng.shuffle(offsets)
+
+            async def send(offset: int) -> Upload:
+                piece = data[offset : offset + chunk_size]
+                body = Trickle(piece, rng) if fillable else in_pieces(piece, rng)
+                return await service.write(upload.id, Chunk(offset, body, len(piece), all_or_nothing=True))
+
+            for start in range(0, len(offsets), 4):
+                await asyncio.gather(*(send(o) for o in offsets[start : start + 4]))
+            done = await service.meta.get(upload.id)
+            assert done.state is UploadState.COMPLETE
+            assert done.sha256 == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / (done.blob_key or "")).read_bytes() == data
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())
