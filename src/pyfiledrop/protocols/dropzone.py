@@ -14,7 +14,8 @@ from pyfiledrop.engine.ids import parse_alias
 from pyfiledrop.engine.model import Protocol, Upload
 from pyfiledrop.engine.service import Chunk, NewUpload
 from pyfiledrop.errors import BadRequest, TooLarge
-from pyfiledrop.protocols.multipart import Field, FilePart, PartEnd, iter_multipart, parse_boundary
+from pyfiledrop.protocols.formdata import FormStream
+from pyfiledrop.protocols.multipart import Field, FilePart, PartEnd, parse_boundary
 from pyfiledrop.web.access import Uploader
 from pyfiledrop.web.api import upload_json
 from pyfiledrop.web.auth import token_headers
@@ -65,7 +66,7 @@ async def upload(ctx: Context, request: Request) -> Response:
     if length is not None and length > ctx.settings.max_size_bytes + _FORM_OVERHEAD:
         raise TooLarge(ctx.settings.max_size_bytes, length)
     boundary = parse_boundary(request.header("content-type") or "")
-    events = iter_multipart(timed_stream(request, ctx.idle_timeout), boundary)
+    events = FormStream(timed_stream(request, ctx.idle_timeout), boundary)
     uploader = await ctx.access.uploader(request)
     identity = uploader.identity
     fields: dict[str, str] = {}
@@ -75,7 +76,7 @@ async def upload(ctx: Context, request: Request) -> Response:
             case Field(name=name, value=value):
                 fields[name] = value
             case FilePart(name="file", filename=filename, content_type=content_type) if result is None:
-                result = await _receive_file(ctx, uploader, fields, filename, content_type, _file_bytes(events))
+                result = await _receive_file(ctx, uploader, fields, filename, content_type, events.file_data())
             case FilePart() | bytes() | PartEnd():
                 pass  # other file parts are not ours to store
     if result is None:
@@ -101,12 +102,3 @@ async def _receive_file(
     if target.size != chunk.total_size:
         raise BadRequest(f"dztotalfilesize {chunk.total_size} differs from the {target.size} bytes announced before")
     return await ctx.service.write(target.id, Chunk(chunk.offset, data, chunk.length, all_or_nothing=True))
-
-
-async def _file_bytes(events: AsyncIterator[Field | FilePart | bytes | PartEnd]) -> AsyncIterator[bytes]:
-    async for event in events:
-        if isinstance(event, PartEnd):
-            return
-        if isinstance(event, bytes):
-            yield event
-    raise BadRequest("the multipart body ended inside the file part")

@@ -134,6 +134,20 @@ class MultipartParser:
         self._pending = buf[self._run(buf, pos) :]
         return events
 
+    @property
+    def delimiter(self) -> bytes:
+        return self._delimiter
+
+    @property
+    def in_file_data(self) -> bool:
+        return self._state == _FILE
+
+    def take_held_back(self) -> bytes:
+        """Inside a file part's data: the bytes kept back because they may begin a delimiter. The caller now reads
+        the data itself and feeds the parser again from the delimiter on (``feed`` then ends the part)."""
+        held, self._pending = self._pending, b""
+        return held
+
     def close(self) -> None:
         """The body has ended: BadRequest unless the closing boundary was seen."""
         if self._state != _EPILOGUE:

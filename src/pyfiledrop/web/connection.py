@@ -39,6 +39,7 @@ log = logging.getLogger("pyfiledrop.http")
 
 _PIECE = 1 << 20  # largest piece receive() hands out
 _HIGH_WATER = 4 << 20  # pause reading the socket when this much is buffered and nobody takes it
+_EAGER_BODY = 64 * 1024  # a body up to this size is read by asyncio along with its head
 _DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped to keep the connection
 _POLL_SLICE_MS = 200  # a socket-reading thread looks up this often to see whether it should stop
 _LINGER_S = 2.0  # after an early answer, keep reading (and dropping) so the client sees the answer, not a reset
@@ -145,6 +146,11 @@ class Connection(asyncio.Protocol):
                     await self._refuse(exc)
                     return
                 self.idle = False
+                if (head.content_length or 0) > _EAGER_BODY and self.fd >= 0 and self.transport is not None:
+                    # Leave a large body in the socket until the app asks: readinto then takes it straight from
+                    # there, instead of asyncio reading it into pieces that are copied over after.
+                    self.transport.pause_reading()
+                    self.reading_paused = True
                 keep = await _Exchange(self, head).run()
                 self.idle = True
                 if not keep:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
@@ -17,8 +17,6 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[str, str]]
-
-_RESCHEDULE_EVERY = 1.0  # seconds: move the idle deadline at most this often (a timer heap push per piece costs)
 
 
 class Request:
@@ -72,26 +70,6 @@ class Request:
         host = (self.headers.get("x-forwarded-host") if self.behind_proxy else None) or self.headers.get("host")
         return f"{self.scheme}://{host or 'localhost'}"
 
-    async def stream(self, idle_timeout: float) -> AsyncIterator[bytes]:
-        """The body, piece by piece. Raises RequestTimeout if the client stalls, ClientDisconnected if it leaves."""
-        self.body_consumed = True
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(loop.time() + idle_timeout) as deadline:
-            moved = loop.time()
-            while True:
-                message = await self.receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected()
-                piece = message.get("body", b"")
-                if piece:
-                    yield piece
-                if not message.get("more_body", False):
-                    return
-                now = loop.time()
-                if now - moved > _RESCHEDULE_EVERY:
-                    deadline.reschedule(now + idle_timeout)
-                    moved = now
-
     async def body(self, limit: int, idle_timeout: float = 30.0) -> bytes:
         chunks: list[bytes] = []
         size = 0
@@ -132,7 +110,7 @@ class RequestBody:
     def __init__(self, request: Request, idle_timeout: float) -> None:
         self.request = request
         self.idle_timeout = idle_timeout
-        self._pieces: AsyncIterator[bytes] | None = None
+        self._over = False  # the last piece has been received
         self._left = b""  # the rest of a piece that did not fit the last buffer
         self._error: BaseException | None = None  # raised by the next readinto: bytes before it went out first
         extension = request.scope.get("extensions", {}).get("pyfiledrop.readinto")
@@ -142,26 +120,32 @@ class RequestBody:
         return self
 
     async def __anext__(self) -> bytes:
+        """The next piece. Raises RequestTimeout if the client sends nothing for ``idle_timeout`` seconds,
+        ClientDisconnected if it leaves. Each wait has its own timeout: iteration may pause (for ``readinto``)
+        for as long as it likes without a deadline running."""
         if self._left:
             piece, self._left = self._left, b""
             return piece
-        if self._pieces is None:
-            self._pieces = self._stream()
-        return await anext(self._pieces)
-
-    async def _stream(self) -> AsyncIterator[bytes]:
-        try:
-            async for piece in self.request.stream(self.idle_timeout):
-                yield piece
-        except TimeoutError:
-            raise RequestTimeout(self.idle_timeout) from None
+        self.request.body_consumed = True
+        while not self._over:
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    message = await self.request.receive()
+            except TimeoutError:
+                raise RequestTimeout(self.idle_timeout) from None
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            self._over = not message.get("more_body", False)
+            if piece := message.get("body", b""):
+                return bytes(piece)
+        raise StopAsyncIteration
 
     async def readinto(self, view: memoryview) -> int:
         """Read into ``view``: 0 at the end of the body (see ``storage.base.Fillable``)."""
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        if self._fill is None or self._pieces is not None:
+        if self._fill is None or self._left:
             return await self._copy_into(view)
         self.request.body_consumed = True
         try:

@@ -1,0 +1,173 @@
+"""A streamed ``multipart/form-data`` body with a fast way through its file part.
+
+``FormStream`` yields the parser's events (fields, a file part's start, its data, its end). Right after a
+``FilePart``, ``file_data()`` gives that part's bytes as a body storage can read two ways: as pieces (through the
+parser, as before), or with ``readinto``: the request body fills the storage's buffer straight from the socket,
+and each buffer is searched once for the delimiter — no Python object per piece, no copy. Where the delimiter
+turns up, the rest goes back to the parser, which ends the part and reads whatever follows (more fields, the
+epilogue) as usual. Dropzone sends its file as the last part, so nearly the whole body takes the fast way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import re
+from collections import deque
+from collections.abc import AsyncIterator
+
+from pyfiledrop.errors import BadRequest
+from pyfiledrop.protocols.multipart import Event, MultipartParser, PartEnd
+from pyfiledrop.storage.base import Fillable
+
+_SMALL_VIEW = 1024  # a buffer's last few bytes: read through a bounce buffer, the delimiter must fit
+
+
+class FormStream:
+    def __init__(self, body: AsyncIterator[bytes], boundary: bytes, **limits: int) -> None:
+        self.body = body
+        self.parser = MultipartParser(boundary, **limits)
+        self.events: deque[Event] = deque()
+        self.ended = False
+
+    def __aiter__(self) -> FormStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        while not self.events:
+            if self.ended:
+                raise StopAsyncIteration
+            try:
+                piece = await anext(self.body)
+            except StopAsyncIteration:
+                self.ended = True
+                self.parser.close()
+                continue
+            self.events.extend(self.parser.feed(piece))
+        return self.events.popleft()
+
+    def file_data(self) -> AsyncIterator[bytes]:
+        """The data of the file part whose ``FilePart`` was the last event taken."""
+        return FileData(self) if isinstance(self.body, Fillable) else _pieces(self)
+
+
+async def _pieces(stream: FormStream) -> AsyncIterator[bytes]:
+    async for event in stream:
+        if isinstance(event, PartEnd):
+            return
+        if isinstance(event, bytes):
+            yield event
+    raise BadRequest("the multipart body ended inside the file part")
+
+
+class FileData:
+    """A file part's bytes; ``readinto`` reads the request body into the caller's buffer itself."""
+
+    def __init__(self, stream: FormStream) -> None:
+        self.stream = stream
+        self.pieces = _pieces(stream)
+        self.carry = b""  # bytes read that may begin the delimiter: they go first into the next buffer
+        self.raw = False  # reading the body directly (the parser waits for the delimiter)
+        self.done = False
+        self.overflow = b""  # bytes read through the bounce buffer that did not fit the caller's view
+
+    def __aiter__(self) -> FileData:
+        return self
+
+    async def __anext__(self) -> bytes:
+        return await anext(self.pieces)
+
+    async def readinto(self, view: memoryview) -> int:
+        if self.done:
+            return 0
+        parsed = self._from_parsed(view)
+        if parsed is not None:
+            return parsed
+        if len(view) < _SMALL_VIEW:
+            return await self._bounce(view)
+        if not self.raw:
+            self.carry, self.raw = self.stream.parser.take_held_back(), True
+        delimiter = self.stream.parser.delimiter
+        body = self.stream.body
+        assert isinstance(body, Fillable)
+        while True:
+            carry = self.carry
+            view[: len(carry)] = carry
+            n = await body.readinto(view[len(carry) :])
+            filled = len(carry) + n
+            found = _find(view, delimiter, filled)
+            if found >= 0:  # the part ends here: the parser takes over again from the delimiter
+                self.raw, self.carry = False, b""
+                self.stream.events.extend(self.stream.parser.feed(bytes(view[found:filled])))
+                return found if found else await self.readinto(view)
+            if n == 0:
+                raise BadRequest("the multipart body ended inside the file part")
+            keep = _held_back(view, filled, delimiter)  # a delimiter may start in the last bytes: they wait
+            self.carry = bytes(view[filled - keep : filled])
+            if filled > keep:
+                return filled - keep
+
+    def _from_parsed(self, view: memoryview) -> int | None:
+        """Bytes the parser (or the bounce buffer) produced already come first; None when there are none."""
+        if self.overflow:
+            n = min(len(view), len(self.overflow))
+            view[:n], self.overflow = self.overflow[:n], self.overflow[n:]
+            return n
+        events = self.stream.events
+        if not events or self.raw:
+            return None
+        event = events[0]
+        if isinstance(event, PartEnd):
+            events.popleft()
+            self.done = True
+            return 0
+        if not isinstance(event, bytes):
+            raise BadRequest("the multipart body has a part inside the file part")
+        n = min(len(view), len(event))
+        view[:n] = event[:n]
+        if n == len(event):
+            events.popleft()
+        else:
+            events[0] = event[n:]
+        return n
+
+    async def _bounce(self, view: memoryview) -> int:
+        """A view too small to hold a delimiter: fill a bounce buffer, hand out what fits, keep the rest."""
+        bounce = memoryview(bytearray(64 * 1024))
+        n = await self.readinto(bounce)
+        take = min(n, len(view))
+        view[:take] = bounce[:take]
+        self.overflow = bytes(bounce[take:n])
+        return take
+
+
+def _held_back(view: memoryview, filled: int, delimiter: bytes) -> int:
+    """How many of the last bytes of ``view[:filled]`` could begin a delimiter (one starts with CR)."""
+    start = max(0, filled - len(delimiter) + 1)
+    tail = bytes(view[start:filled])
+    cr = tail.find(b"\r")
+    while cr >= 0 and not delimiter.startswith(tail[cr:]):
+        cr = tail.find(b"\r", cr + 1)
+    return 0 if cr < 0 else len(tail) - cr
+
+
+_PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
+
+
+def _find(view: memoryview, needle: bytes, end: int) -> int:
+    """``needle``'s first place in ``view[:end]``, without copying: ``mmap.find`` (memmem speed) when the view is a
+    slice of an mmap — the storage's buffers are — else a compiled regex over the buffer."""
+    owner = view.obj
+    if isinstance(owner, mmap.mmap) and end > 0:
+        offset = _address(view) - _address(memoryview(owner))
+        found = owner.find(needle, offset, offset + end)
+        return found - offset if found >= 0 else -1
+    pattern = _PATTERNS.get(needle)
+    if pattern is None:
+        pattern = _PATTERNS[needle] = re.compile(re.escape(needle))
+    match = pattern.search(view, 0, end)
+    return match.start() if match else -1
+
+
+def _address(view: memoryview) -> int:
+    return ctypes.addressof(ctypes.c_char.from_buffer(view))
