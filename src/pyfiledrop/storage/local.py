@@ -21,8 +21,6 @@ from pyfiledrop.storage.base import BatchObserver, BlockObserver, Capability, Pr
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, read_span, settle, write_span
 
-_BATCH_BYTES = 4 << 20  # hand the writer thread ~4 MiB at a time: few thread hops, little memory
-_BATCH_PIECES = 512  # below IOV_MAX (1024)
 _READ_BLOCK = 1 << 20
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")
 _ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this

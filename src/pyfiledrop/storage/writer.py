@@ -1,6 +1,6 @@
 """Moving an upload's bytes between a request and its partial file, through page-aligned buffers.
 
-The bytes land in two reused 4 MiB buffers: while one fills (a worker thread reading the socket straight into
+The bytes land in two reused 2 MiB buffers: while one fills (a worker thread reading the socket straight into
 it, or pieces copied in), the other is written (in one thread) and hashed (in another). Writes use O_DIRECT
 wherever the file offset allows, so the bytes never enter the page cache: on the VMs we measured, filling
 fresh page-cache pages costs more CPU than sha256 does (``benchmarks/PROFILE.md``), and an fsync at completion
