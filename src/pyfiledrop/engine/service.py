@@ -44,7 +44,7 @@ from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 log = logging.getLogger("pyfiledrop.engine")
 
 WHOLE_MAX_BYTES = BUFFER_BYTES  # a body up to this size may be held whole in memory and stored in one go
-_WHOLE_BUFFERS = 32  # such bodies held at once (a pooled buffer each); more go the streaming way
+_WHOLE_BUFFERS = 64  # such bodies held at once (a pooled buffer each); more go the streaming way
 
 
 @dataclass(frozen=True, slots=True)

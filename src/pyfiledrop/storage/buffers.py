@@ -33,4 +33,4 @@ class BufferPool:
                     buffer.close()
 
 
-POOL = BufferPool(keep=8)
+POOL = BufferPool(keep=12)
