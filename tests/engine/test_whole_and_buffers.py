@@ -15,7 +15,7 @@ import pytest
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.model import Protocol, Upload, UploadState
-from pyfiledrop.engine.service import Chunk, Limits, NewUpload, UploadService
+from pyfiledrop.engine.service import WHOLE_BUFFERS, WHOLE_MAX_BYTES, Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.buffers import POOL
@@ -119,14 +119,16 @@ def test_the_buffer_budget_sends_big_or_too_many_bodies_to_the_streaming_path(tm
     async def main() -> None:
         service = await open_service(tmp_path)
         try:
-            with service.whole_buffer(5 << 20) as too_big:
+            with service.whole_buffer(WHOLE_MAX_BYTES + 1) as too_big:
                 assert too_big is None
             held: list[memoryview | None] = []
             with contextlib.ExitStack() as stack:
-                for _ in range(32):
+                for _ in range(WHOLE_BUFFERS):
                     held.append(stack.enter_context(service.whole_buffer(1000)))
                 assert all(b is not None for b in held)
-                assert stack.enter_context(service.whole_buffer(1)) is None, "32 bodies are held already"
+                assert stack.enter_context(service.whole_buffer(1)) is None, (
+                    "as many bodies as allowed are held already"
+                )
             with service.whole_buffer(1) as again:
                 assert again is not None, "returned buffers make room again"
         finally:

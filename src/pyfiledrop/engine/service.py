@@ -44,7 +44,7 @@ from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 log = logging.getLogger("pyfiledrop.engine")
 
 WHOLE_MAX_BYTES = BUFFER_BYTES  # a body up to this size may be held whole in memory and stored in one go
-_WHOLE_BUFFERS = 64  # such bodies held at once (a pooled buffer each); more go the streaming way
+WHOLE_BUFFERS = 64  # such bodies held at once (a pooled buffer each); more go the streaming way
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +138,7 @@ class UploadService:
     @contextlib.contextmanager
     def whole_buffer(self, size: int) -> Iterator[memoryview | None]:
         """Room to hold a small body whole (for ``create_whole``), or None: too big, or too many held already."""
-        if size > WHOLE_MAX_BYTES or self._whole_held >= _WHOLE_BUFFERS:
+        if size > WHOLE_MAX_BYTES or self._whole_held >= WHOLE_BUFFERS:
             yield None
             return
         self._whole_held += 1
