@@ -20,6 +20,7 @@ from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
+from tests.socketlike import SocketLike
 
 
 async def open_service(tmp_path: Path, **limits: int) -> UploadService:
@@ -126,36 +127,13 @@ def test_the_buffer_budget_sends_big_or_too_many_bodies_to_the_streaming_path(tm
                 for _ in range(WHOLE_BUFFERS):
                     held.append(stack.enter_context(service.whole_buffer(1000)))
                 assert all(b is not None for b in held)
-                assert stack.enter_context(service.whole_buffer(1)) is None, (
-                    "as many bodies as allowed are held already"
-                )
+                assert stack.enter_context(service.whole_buffer(1)) is None, "all allowed are held"
             with service.whole_buffer(1) as again:
                 assert again is not None, "returned buffers make room again"
         finally:
             await service.meta.close()
 
     asyncio.run(main())
-
-
-class Trickle:
-    """A body that fills buffers (``Fillable``) with random short counts, like a socket does."""
-
-    def __init__(self, data: bytes, rng: random.Random) -> None:
-        self.data = memoryview(data)
-        self.rng = rng
-
-    def __aiter__(self) -> Trickle:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise AssertionError("a Fillable body is read with readinto")
-
-    async def readinto(self, view: memoryview) -> int:
-        n = min(len(view), len(self.data), self.rng.randint(1, 700_000))
-        view[:n] = self.data[:n]
-        self.data = self.data[n:]
-        await asyncio.sleep(0)
-        return n
 
 
 async def in_pieces(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
@@ -186,7 +164,7 @@ def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
 
             async def send(offset: int) -> Upload:
                 piece = data[offset : offset + chunk_size]
-                body = Trickle(piece, rng) if fillable else in_pieces(piece, rng)
+                body = SocketLike(piece, rng, (1, 4096, 65_536, 700_000)) if fillable else in_pieces(piece, rng)
                 return await service.write(upload.id, Chunk(offset, body, len(piece), all_or_nothing=True))
 
             for start in range(0, len(offsets), 4):

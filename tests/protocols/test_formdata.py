@@ -18,35 +18,11 @@ from hypothesis import strategies as st
 from pyfiledrop.errors import BadRequest
 from pyfiledrop.protocols.formdata import FormStream
 from pyfiledrop.protocols.multipart import Field, FilePart, MultipartParser, PartEnd
+from tests.socketlike import SocketLike
 
 BOUNDARY = b"----pfdBoundary7MA4YWxkTrZu0gW"
 DELIMITER = b"\r\n--" + BOUNDARY
-
-
-class SocketLike:
-    """A request body that can be iterated in pieces and read into buffers, with short reads, like a socket."""
-
-    def __init__(self, data: bytes, rng: random.Random) -> None:
-        self.data = memoryview(data)
-        self.rng = rng
-
-    def __aiter__(self) -> SocketLike:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if not self.data:
-            raise StopAsyncIteration
-        n = self.rng.randint(1, 3000)
-        piece, self.data = bytes(self.data[:n]), self.data[n:]
-        await asyncio.sleep(0)
-        return piece
-
-    async def readinto(self, view: memoryview) -> int:
-        n = min(len(view), len(self.data), self.rng.choice([1, 2, 5, 17, 36, 100, 1000, 40_000]))
-        view[:n] = self.data[:n]
-        self.data = self.data[n:]
-        await asyncio.sleep(0)
-        return n
+READS = (1, 2, 5, 17, 36, 100, 1000, 40_000)  # short reads put delimiters across read boundaries
 
 
 def form(before: list[tuple[str, str]], data: bytes, after: list[tuple[str, str]], epilogue: bytes = b"") -> bytes:
@@ -61,7 +37,7 @@ def form(before: list[tuple[str, str]], data: bytes, after: list[tuple[str, str]
 
 async def read_fast(body: bytes, seed: int) -> tuple[dict[str, str], bytes]:
     rng = random.Random(seed)
-    stream = FormStream(SocketLike(body, rng), BOUNDARY)
+    stream = FormStream(SocketLike(body, rng, READS), BOUNDARY)
     fields: dict[str, str] = {}
     data = bytearray()
     buffer = mmap.mmap(-1, 1 << 20)
@@ -121,7 +97,7 @@ def test_a_delimiter_at_the_very_start_of_a_read_ends_the_part_once(seed: int) -
 
     async def main() -> list[str]:
         body = form([], b"x" * 5000, [("late", "1")])
-        stream = FormStream(SocketLike(body, random.Random(seed)), BOUNDARY)
+        stream = FormStream(SocketLike(body, random.Random(seed), READS), BOUNDARY)
         seen = []
         async for event in stream:
             seen.append(type(event).__name__)
@@ -144,7 +120,7 @@ def test_a_body_that_ends_inside_the_file_part_is_a_bad_request() -> None:
 
 def test_the_file_part_ends_once_and_the_stream_goes_on_after_it() -> None:
     async def main() -> list[object]:
-        stream = FormStream(SocketLike(form([], b"abc" * 1000, [("late", "1")]), random.Random(2)), BOUNDARY)
+        stream = FormStream(SocketLike(form([], b"abc" * 1000, [("late", "1")]), random.Random(2), READS), BOUNDARY)
         seen: list[object] = []
         async for event in stream:
             if isinstance(event, FilePart):

@@ -1,0 +1,32 @@
+"""A request body as a socket gives it: read in pieces or into buffers (``storage.base.Fillable``), short counts."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+
+class SocketLike:
+    def __init__(self, data: bytes, rng: random.Random, read_sizes: tuple[int, ...], piece_max: int = 3000) -> None:
+        self.data = memoryview(data)
+        self.rng = rng
+        self.read_sizes = read_sizes  # each readinto gives at most one of these, chosen at random
+        self.piece_max = piece_max
+
+    def __aiter__(self) -> SocketLike:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if not self.data:
+            raise StopAsyncIteration
+        n = self.rng.randint(1, self.piece_max)
+        piece, self.data = bytes(self.data[:n]), self.data[n:]
+        await asyncio.sleep(0)
+        return piece
+
+    async def readinto(self, view: memoryview) -> int:
+        n = min(len(view), len(self.data), self.rng.choice(self.read_sizes))
+        view[:n] = self.data[:n]
+        self.data = self.data[n:]
+        await asyncio.sleep(0)
+        return n
