@@ -421,7 +421,7 @@ def many_small(kind: str, scratch: Path, server_args: list[str], files: int, cli
 def profile(data: Path, sha: str, scratch: Path, server_args: list[str], out: Path) -> str:
     """Where the server's time goes during a tus single-stream upload: py-spy (Python frames, wall time of busy
     threads) and, when ``perf`` is installed, perf (CPU samples split by library: kernel copies, OpenSSL's
-    sha256, granian, the interpreter)."""
+    sha256, the interpreter)."""
     from procstat import tree
 
     sections = []
@@ -461,7 +461,7 @@ def summarize_perf(raw: Path, title: str) -> str:
         lines += [f"  {r.strip()}" for r in rows[:12]]
         lines.append("")
     lines.append("  (libcrypto = sha256; copy_folio_from_iter_atomic = pwritev into the page cache; _copy_to_iter = "
-                 "socket receive; __memmove = granian copying request bodies into Python bytes)")  # fmt: skip
+                 "socket receive; gup/iov = O_DIRECT writes; __memmove = copies of body pieces in Python)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -479,7 +479,7 @@ def summarize_profile(raw: Path, title: str) -> str:
         if leaf.startswith(("EpollSelector.select", "_worker (concurrent", "Condition.wait", "Thread.")):
             continue  # idle waits
         if leaf.startswith("thread ("):
-            leaf = "granian's Rust I/O threads (no Python frame: socket reads, waiting for the GIL)"
+            leaf = "threads without a Python frame (native code, waiting for the GIL)"
         own[leaf] = own.get(leaf, 0) + int(count)
         total += int(count)
     lines = [f"py-spy, {title}: {total} busy samples, own time per function"]

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/soak/crash_loop.py --kills 500 --seconds 1800 [--seed N] [--jobs 9] [--largest 3M]
 
-kill -9 of the real server (granian, the shipped CLI) at random moments of tus, Dropzone and PUT uploads with
+kill -9 of the real server (the shipped CLI and its own HTTP server) at random moments of tus, Dropzone and PUT uploads with
 deduplication, expiry sweeps and deletes; after each restart every check of tests/faults/crashkit.py must pass.
 Prints "kills survived: N" and exits 1 at the first failed check (the seed is printed to replay it).
 """
