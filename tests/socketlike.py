@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 
 class SocketLike:
@@ -24,9 +25,14 @@ class SocketLike:
         await asyncio.sleep(0)
         return piece
 
-    async def readinto(self, view: memoryview) -> int:
+    async def readinto(self, view: memoryview, observe: Callable[[memoryview], None] | None = None) -> int:
         n = min(len(view), len(self.data), self.rng.choice(self.read_sizes))
         view[:n] = self.data[:n]
         self.data = self.data[n:]
+        if observe is not None and n:  # as the server does: in the thread that read, or on the loop
+            if self.rng.random() < 0.5:
+                await asyncio.to_thread(observe, view[:n])
+            else:
+                observe(view[:n])
         await asyncio.sleep(0)
         return n

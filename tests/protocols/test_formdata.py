@@ -54,7 +54,9 @@ async def read_fast(body: bytes, seed: int) -> tuple[dict[str, str], bytes]:
                         view = memoryview(buffer)[start : start + size]
                     else:
                         view = memoryview(bytearray(size))
-                    n = await part.readinto(view)
+                    seen: list[bytes] = []
+                    n = await part.readinto(view, lambda read: seen.append(bytes(read)))
+                    assert seen == ([bytes(view[:n])] if n else []), "observe sees exactly the bytes given, once"
                     if n == 0:
                         break
                     data += view[:n]

@@ -38,7 +38,7 @@ from pyfiledrop.errors import (
     UploadGone,
 )
 from pyfiledrop.meta.base import MetadataStore
-from pyfiledrop.storage.base import Fillable, ProgressCallback, Storage, WriteProgress
+from pyfiledrop.storage.base import Fillable, ProgressCallback, ReadObserver, Storage, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 
 log = logging.getLogger("pyfiledrop.engine")
@@ -533,12 +533,12 @@ class _LimitedFill:
     async def __anext__(self) -> bytes:
         return await anext(self.pieces)
 
-    async def readinto(self, view: memoryview) -> int:
+    async def readinto(self, view: memoryview, observe: ReadObserver | None = None) -> int:
         if self.room == 0:
             if len(view) and await self.body.readinto(memoryview(bytearray(1))):
                 raise _too_long(self.size_known, self.max_bytes)  # the body goes on past the room it has
             return 0
-        n = await self.body.readinto(view[: self.room])
+        n = await self.body.readinto(view[: self.room], observe)
         self.room -= n
         return n
 

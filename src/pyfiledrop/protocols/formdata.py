@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 from pyfiledrop.errors import BadRequest
 from pyfiledrop.protocols.multipart import Event, MultipartParser, PartEnd
-from pyfiledrop.storage.base import Fillable
+from pyfiledrop.storage.base import Fillable, ReadObserver
 
 _SMALL_VIEW = 1024  # a buffer's last few bytes: read through a bounce buffer, the delimiter must fit
 
@@ -76,14 +76,21 @@ class FileData:
     async def __anext__(self) -> bytes:
         return await anext(self.pieces)
 
-    async def readinto(self, view: memoryview) -> int:
+    async def readinto(self, view: memoryview, observe: ReadObserver | None = None) -> int:
         if self.done:
             return 0
         parsed = self._from_parsed(view)
-        if parsed is not None:
-            return parsed
-        if len(view) < _SMALL_VIEW:
-            return await self._bounce(view)
+        if parsed is None:
+            if len(view) >= _SMALL_VIEW:
+                return await self._read_raw(view, observe)  # observed in the reading thread
+            parsed = await self._bounce(view)
+        if observe is not None and parsed:  # a few bytes the parser or the bounce buffer gave: seen here
+            observe(view[:parsed])
+        return parsed
+
+    async def _read_raw(self, view: memoryview, observe: ReadObserver | None) -> int:
+        """Read the body straight into ``view``; the reading thread looks for the delimiter and lets ``observe``
+        see the file's bytes before it (the event loop does neither)."""
         if not self.raw:
             self.carry, self.raw = self.stream.parser.take_held_back(), True
         delimiter = self.stream.parser.delimiter
@@ -92,19 +99,20 @@ class FileData:
         while True:
             carry = self.carry
             view[: len(carry)] = carry
-            n = await body.readinto(view[len(carry) :])
+            scan = _Scan(view, len(carry), delimiter, observe)
+            n = await body.readinto(view[len(carry) :], scan.after_read)
+            if n == 0:
+                scan.after_read(view[len(carry) : len(carry)])  # only the carried bytes: found nothing, see nothing
             filled = len(carry) + n
-            found = _find(view, delimiter, filled)
-            if found >= 0:  # the part ends here: the parser takes over again from the delimiter
+            if scan.found >= 0:  # the part ends here: the parser takes over again from the delimiter
                 self.raw, self.carry = False, b""
-                self.stream.events.extend(self.stream.parser.feed(bytes(view[found:filled])))
-                return found if found else await self.readinto(view)
+                self.stream.events.extend(self.stream.parser.feed(bytes(view[scan.found : filled])))
+                return scan.found if scan.found else await self.readinto(view, observe)
             if n == 0:
                 raise BadRequest("the multipart body ended inside the file part")
-            keep = _held_back(view, filled, delimiter)  # a delimiter may start in the last bytes: they wait
-            self.carry = bytes(view[filled - keep : filled])
-            if filled > keep:
-                return filled - keep
+            self.carry = bytes(view[scan.data_end : filled])  # may begin a delimiter: waits for the next read
+            if scan.data_end:
+                return scan.data_end
 
     def _from_parsed(self, view: memoryview) -> int | None:
         """Bytes the parser (or the bounce buffer) produced already come first; None when there are none."""
@@ -138,6 +146,27 @@ class FileData:
         view[:take] = bounce[:take]
         self.overflow = bytes(bounce[take:n])
         return take
+
+
+class _Scan:
+    """Run by the thread that filled ``view`` (after ``carried`` bytes kept from the read before): where does the
+    file part end in it, and which bytes are surely file data (``data_end``) — those ``observe`` sees."""
+
+    def __init__(self, view: memoryview, carried: int, delimiter: bytes, observe: ReadObserver | None) -> None:
+        self.view = view
+        self.carried = carried
+        self.delimiter = delimiter
+        self.observe = observe
+        self.found = -1
+        self.data_end = 0
+
+    def after_read(self, read: memoryview) -> None:
+        view, delimiter = self.view, self.delimiter
+        filled = self.carried + len(read)
+        self.found = _find(view, delimiter, filled)
+        self.data_end = self.found if self.found >= 0 else filled - _held_back(view, filled, delimiter)
+        if self.observe is not None and self.data_end:
+            self.observe(view[: self.data_end])
 
 
 def _held_back(view: memoryview, filled: int, delimiter: bytes) -> int:

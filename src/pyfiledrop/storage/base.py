@@ -15,6 +15,8 @@ from pyfiledrop.engine.model import BlobRef
 BatchObserver = Callable[[Sequence[bytes]], None]
 # Called in a worker thread with consecutive blocks of a file being read back (see ``scan_partial``).
 BlockObserver = Callable[[memoryview], None]
+# Called with bytes just read into a buffer, in the thread that read them when there is one (see ``Fillable``).
+ReadObserver = Callable[[memoryview], None]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -23,9 +25,13 @@ ProgressCallback = Callable[[int], Awaitable[None]]
 class Fillable(Protocol):
     """A body that can fill a caller's buffer: storage that offers one skips a Python object per piece."""
 
-    async def readinto(self, view: memoryview) -> int:
+    async def readinto(self, view: memoryview, observe: ReadObserver | None = None) -> int:
         """Read into ``view``; the count may be short of it at any time; 0 at the end of the body. Bytes read
-        before a failure are returned first: the failure is raised by the next call."""
+        before a failure are returned first: the failure is raised by the next call.
+
+        With ``observe``, a count n > 0 comes after ``observe(view[:n])`` was called once — in the worker thread
+        that read the socket, where there is one: the hash sees the bytes while they are in that CPU's cache,
+        and no other thread has to be woken for them."""
         ...
 
 

@@ -19,7 +19,8 @@ from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.storage.base import BatchObserver, BlockObserver, Capability, ProgressCallback, WriteProgress
 from pyfiledrop.storage.buffers import POOL
-from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, read_span, settle, write_span
+from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, read_span, write_span
+from pyfiledrop.workers import settle
 
 _READ_BLOCK = 1 << 20
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")

@@ -1,7 +1,8 @@
 """Moving an upload's bytes between a request and its partial file, through page-aligned buffers.
 
-The bytes land in two reused 2 MiB buffers: while one fills (a worker thread reading the socket straight into
-it, or pieces copied in), the other is written (in one thread) and hashed (in another). Writes use O_DIRECT
+The bytes land in two reused 2 MiB buffers: while one fills, the other is written. A body that fills buffers
+itself (a worker thread reading the socket straight into them) lets the hash see the bytes in that same thread,
+right after they arrive, while they are in its CPU's cache; pieces copied in are hashed beside their write. Writes use O_DIRECT
 wherever the file offset allows, so the bytes never enter the page cache: on the VMs we measured, filling
 fresh page-cache pages costs more CPU than sha256 does (``benchmarks/PROFILE.md``), and an fsync at completion
 then finds nothing left to flush. A buffer maps onto the file from a 4 KiB boundary (``base``), so a chunk
@@ -27,6 +28,7 @@ from typing import Any
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
+from pyfiledrop.workers import settle
 
 ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
@@ -52,6 +54,7 @@ class BufferWriter:
         self.in_flight: list[asyncio.Future[None]] = []
         self.in_flight_bytes = 0
         self.reported = 0.0
+        self.observed_on_read = False  # the body let ``observe`` see the bytes as they were read
 
     async def run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
         """Write the whole body; returns the byte count (``progress.written`` is right even when this raises)."""
@@ -75,8 +78,11 @@ class BufferWriter:
         return self.progress.written
 
     async def _fill_from(self, body: Fillable, checkpoint: ProgressCallback | None) -> None:
+        observe = self.observe
+        seen = None if observe is None else lambda view: observe([view])
+        self.observed_on_read = seen is not None
         while True:
-            n = await body.readinto(memoryview(self.buffers[self.current])[self.fill :])
+            n = await body.readinto(memoryview(self.buffers[self.current])[self.fill :], seen)
             if n == 0:
                 return
             self.fill += n
@@ -120,7 +126,7 @@ class BufferWriter:
         loop = asyncio.get_running_loop()
         buffer, start, end = self.buffers[self.current], self.lead, self.fill
         jobs = [loop.run_in_executor(None, write_span, self.fd, self.direct_fd, buffer, start, end, self.base)]
-        if self.observe is not None:
+        if self.observe is not None and not self.observed_on_read:
             batch: list[bytes] = [memoryview(buffer)[start:end]]  # type: ignore[list-item]  # hashers take any buffer
             jobs.append(loop.run_in_executor(None, self.observe, batch))
         self.in_flight = jobs
@@ -134,19 +140,6 @@ class BufferWriter:
         for future in done:
             future.result()
         self.progress.written += self.in_flight_bytes
-
-
-async def settle(futures: Sequence[asyncio.Future[Any]]) -> None:
-    """Wait until worker-thread jobs are over, even through cancellation (then re-raised): their buffers and file
-    descriptors must not be reused or closed under them."""
-    cancelled = False
-    while not all(future.done() for future in futures):
-        try:
-            await asyncio.shield(asyncio.wait(futures))
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError
 
 
 def open_direct(path: Path, flags: int) -> int | None:

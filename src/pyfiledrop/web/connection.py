@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyfiledrop.web.wire import (
     MAX_CHUNK_LINE,
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from pyfiledrop.web.server import HttpServer
 
 log = logging.getLogger("pyfiledrop.http")
+
+_T = TypeVar("_T")
+Observer = Callable[[memoryview], None]  # sees bytes just read (storage.base.ReadObserver)
 
 _PIECE = 1 << 20  # largest piece receive() hands out
 _HIGH_WATER = 4 << 20  # pause reading the socket when this much is buffered and nobody takes it
@@ -68,7 +71,7 @@ class Connection(asyncio.Protocol):
         self.write_paused = False
         self.reading_paused = False
         self.fd = -1  # the socket, when the fast body path may read it (not under TLS)
-        self.socket_read: concurrent.futures.Future[tuple[int, BaseException | None]] | None = None
+        self.socket_read: concurrent.futures.Future[Any] | None = None  # a worker-thread job using the body buffer
         self.idle = True  # between requests: may be closed at once on shutdown
         self.task: asyncio.Task[None] | None = None
         self.client: tuple[str, int] | None = None
@@ -280,13 +283,24 @@ class Connection(asyncio.Protocol):
 
     # -- the fast body path: a thread reads the socket into the caller's buffer ---------------------------------
 
-    async def read_socket_into(self, view: memoryview, idle_timeout: float) -> tuple[int, BaseException | None]:
+    async def read_socket_into(
+        self, view: memoryview, start: int, idle_timeout: float, observe: Observer | None
+    ) -> tuple[int, BaseException | None]:
+        """Fill ``view[start:]`` from the socket in a worker thread; with ``observe``, that thread then passes it
+        ``view[:start + got]`` while the bytes are still in its CPU's cache."""
         assert self.transport is not None
         if not self.reading_paused:
             self.transport.pause_reading()  # asyncio must not read the socket under the thread
             self.reading_paused = True
         stop = threading.Event()
-        job = self.server.executor.submit(_read_socket, self.fd, view, idle_timeout, stop)
+        job = self.server.executor.submit(_read_socket, self.fd, view, start, idle_timeout, stop, observe)
+        return await self._in_thread(job, stop)
+
+    async def observe_in_thread(self, observe: Observer, view: memoryview) -> None:
+        job = self.server.executor.submit(observe, view)
+        await self._in_thread(job, threading.Event())
+
+    async def _in_thread(self, job: concurrent.futures.Future[_T], stop: threading.Event) -> _T:
         self.socket_read = job
         try:
             return await asyncio.shield(asyncio.wrap_future(job))
@@ -363,9 +377,19 @@ class Connection(asyncio.Protocol):
 
 
 def _read_socket(
+    fd: int, view: memoryview, start: int, idle_timeout: float, stop: threading.Event, observe: Observer | None
+) -> tuple[int, BaseException | None]:
+    """Fill ``view[start:]`` from a non-blocking socket, then let ``observe`` see ``view[:start + got]``.
+    Returns what arrived and why it stopped short, if it did."""
+    got, error = _fill_from_socket(fd, view[start:], idle_timeout, stop)
+    if observe is not None and start + got:
+        observe(view[: start + got])
+    return got, error
+
+
+def _fill_from_socket(
     fd: int, view: memoryview, idle_timeout: float, stop: threading.Event
 ) -> tuple[int, BaseException | None]:
-    """Fill ``view`` from a non-blocking socket. Returns what arrived and why it stopped short, if it did."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     got = 0
@@ -506,20 +530,21 @@ class _Exchange:
         self.last_given = self.body_done
         return {"type": "http.request", "body": piece, "more_body": not self.body_done}
 
-    async def _readinto(self, view: memoryview, idle_timeout: float) -> int:
+    async def _readinto(self, view: memoryview, idle_timeout: float, observe: Observer | None = None) -> int:
         """Read into ``view``: 0 at the end of the body; a short count may come before it (see
         ``storage.base.Fillable``). Raises ConnectionError when the client left (or sent a malformed body),
         TimeoutError when it sent nothing for ``idle_timeout`` seconds — bytes that arrived before either are
-        returned first, the error comes with the next call."""
+        returned first, the error comes with the next call. ``observe`` sees ``view[:n]`` before this returns
+        n > 0, in the thread that read the socket when one did."""
         try:
-            return await self._fill(view, idle_timeout)
+            return await self._fill(view, idle_timeout, observe)
         except _Gone as exc:
             raise ConnectionError("the client closed the connection") from exc
         except WireError as exc:
             self.body_error = exc
             raise ConnectionError(exc.message) from exc
 
-    async def _fill(self, view: memoryview, idle_timeout: float) -> int:
+    async def _fill(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         conn = self.conn
         if self.head.chunked or conn.fd < 0:  # chunked framing or TLS: copy pieces into the buffer
             filled = 0
@@ -530,6 +555,8 @@ class _Exchange:
                     break
                 view[filled : filled + len(piece)] = piece
                 filled += len(piece)
+            if observe is not None and filled:
+                await conn.observe_in_thread(observe, view[:filled])
             return filled
         if self.pending_error is not None:
             raise self.pending_error
@@ -549,9 +576,11 @@ class _Exchange:
             if conn.eof:
                 self.pending_error = _Gone()
             else:
-                got, error = await conn.read_socket_into(view[filled:want], idle_timeout)
-                filled += got
+                got, error = await conn.read_socket_into(view[:want], filled, idle_timeout, observe)
+                filled, observe = filled + got, None  # the thread has let observe see them
                 self.pending_error = error
+        if observe is not None and filled:  # all of it came from asyncio's buffer: a few KiB, seen here
+            observe(view[:filled])
         self.left -= filled
         self.body_done = self.left == 0
         if self.body_done:

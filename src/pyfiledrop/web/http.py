@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from pyfiledrop.errors import BadRequest, ClientDisconnected, RequestTimeout
+from pyfiledrop.storage.base import ReadObserver
+from pyfiledrop.workers import in_thread
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -114,7 +116,9 @@ class RequestBody:
         self._left = b""  # the rest of a piece that did not fit the last buffer
         self._error: BaseException | None = None  # raised by the next readinto: bytes before it went out first
         extension = request.scope.get("extensions", {}).get("pyfiledrop.readinto")
-        self._fill: Callable[[memoryview, float], Awaitable[int]] | None = extension["readinto"] if extension else None
+        self._fill: Callable[[memoryview, float, ReadObserver | None], Awaitable[int]] | None = (
+            extension["readinto"] if extension else None
+        )
 
     def __aiter__(self) -> RequestBody:
         return self
@@ -140,16 +144,19 @@ class RequestBody:
                 return bytes(piece)
         raise StopAsyncIteration
 
-    async def readinto(self, view: memoryview) -> int:
+    async def readinto(self, view: memoryview, observe: ReadObserver | None = None) -> int:
         """Read into ``view``: 0 at the end of the body (see ``storage.base.Fillable``)."""
         if self._error is not None:
             error, self._error = self._error, None
             raise error
         if self._fill is None or self._left:
-            return await self._copy_into(view)
+            n = await self._copy_into(view)
+            if observe is not None and n:  # not our server (or a leftover piece): no reading thread to do it
+                await in_thread(observe, view[:n])
+            return n
         self.request.body_consumed = True
         try:
-            return await self._fill(view, self.idle_timeout)
+            return await self._fill(view, self.idle_timeout, observe)
         except TimeoutError:
             raise RequestTimeout(self.idle_timeout) from None
         except ConnectionError:

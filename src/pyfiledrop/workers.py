@@ -1,0 +1,30 @@
+"""Worker-thread jobs that use the caller's memory (a buffer, a file descriptor): whoever started one must not
+reuse that memory, or return, before the job is over — even when cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+async def settle(futures: Sequence[asyncio.Future[Any]]) -> None:
+    """Wait until worker-thread jobs are over, even through cancellation (then re-raised): their buffers and file
+    descriptors must not be reused or closed under them."""
+    cancelled = False
+    while not all(future.done() for future in futures):
+        try:
+            await asyncio.shield(asyncio.wait(futures))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+async def in_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """``function(*args)`` in a worker thread, waited for to its end even through cancellation."""
+    job = asyncio.get_running_loop().run_in_executor(None, function, *args)
+    await settle([job])
+    return job.result()
