@@ -55,7 +55,7 @@ async def read_fast(body: bytes, seed: int) -> tuple[dict[str, str], bytes]:
                     else:
                         view = memoryview(bytearray(size))
                     seen: list[bytes] = []
-                    n = await part.readinto(view, lambda read: seen.append(bytes(read)))
+                    n = await part.readinto(view, lambda read, seen=seen: seen.append(bytes(read)))
                     assert seen == ([bytes(view[:n])] if n else []), "observe sees exactly the bytes given, once"
                     if n == 0:
                         break

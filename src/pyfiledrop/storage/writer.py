@@ -2,12 +2,12 @@
 
 The bytes land in two reused 2 MiB buffers: while one fills, the other is written. A body that fills buffers
 itself (a worker thread reading the socket straight into them) lets the hash see the bytes in that same thread,
-right after they arrive, while they are in its CPU's cache; pieces copied in are hashed beside their write. Writes use O_DIRECT
-wherever the file offset allows, so the bytes never enter the page cache: on the VMs we measured, filling
-fresh page-cache pages costs more CPU than sha256 does (``benchmarks/PROFILE.md``), and an fsync at completion
-then finds nothing left to flush. A buffer maps onto the file from a 4 KiB boundary (``base``), so a chunk
-starting mid-page writes only its first partial page and its last one through the page cache. Bytes
-written out of order are read back the same way (``read_span``) to be hashed behind the contiguous prefix.
+right after they arrive, while they are in its CPU's cache; pieces copied in are hashed beside their write.
+Writes use O_DIRECT wherever the file offset allows, so the bytes never enter the page cache: on the VMs we
+measured, filling fresh page-cache pages costs more CPU than sha256 does (``benchmarks/PROFILE.md``), and an fsync
+at completion then finds nothing left to flush. A buffer maps onto the file from a 4 KiB boundary (``base``), so a
+chunk starting mid-page writes only its first partial page and its last one through the page cache. Bytes written
+out of order are read back the same way (``read_span``) to be hashed behind the contiguous prefix.
 
 Pages written through the page cache are only ever the partial ones at a range's ends; the neighbouring range
 writes its side of such a page through the page cache too, so the two never race across caching modes.
@@ -21,9 +21,8 @@ import errno
 import mmap
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, WriteProgress

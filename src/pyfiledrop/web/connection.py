@@ -544,20 +544,23 @@ class _Exchange:
             self.body_error = exc
             raise ConnectionError(exc.message) from exc
 
+    async def _fill_from_pieces(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
+        filled = 0
+        while filled < len(view):
+            async with asyncio.timeout(idle_timeout):
+                piece = await self._next_piece(len(view) - filled)
+            if not piece:
+                break
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        if observe is not None and filled:
+            await self.conn.observe_in_thread(observe, view[:filled])
+        return filled
+
     async def _fill(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         conn = self.conn
         if self.head.chunked or conn.fd < 0:  # chunked framing or TLS: copy pieces into the buffer
-            filled = 0
-            while filled < len(view):
-                async with asyncio.timeout(idle_timeout):
-                    piece = await self._next_piece(len(view) - filled)
-                if not piece:
-                    break
-                view[filled : filled + len(piece)] = piece
-                filled += len(piece)
-            if observe is not None and filled:
-                await conn.observe_in_thread(observe, view[:filled])
-            return filled
+            return await self._fill_from_pieces(view, idle_timeout, observe)
         if self.pending_error is not None:
             raise self.pending_error
         if self.body_done:
