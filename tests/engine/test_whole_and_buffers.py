@@ -177,3 +177,40 @@ def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
             await service.meta.close()
 
     asyncio.run(main())
+
+
+def test_an_unexpected_write_error_gives_the_hasher_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EIO in the middle of a write: the error goes up, and the whole-file hasher is not left claimed by the write
+    (else the next write could not hash inline and completion would wait for it)."""
+    import errno
+
+    from pyfiledrop.storage import writer
+
+    data = os.urandom(5 << 20)
+    real = writer.write_span
+    calls = 0
+
+    def failing_span(*args: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.EIO, "I/O error")
+        real(*args)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        service = await open_service(tmp_path)
+        try:
+            upload = await service.create(NewUpload("eio.bin", "owner-1", len(data), Protocol.TUS))
+            monkeypatch.setattr(writer, "write_span", failing_span)
+            with pytest.raises(OSError):
+                await service.write(upload.id, Chunk(0, SocketLike(data, random.Random(3), (1 << 20,))))
+            monkeypatch.setattr(writer, "write_span", real)
+            assert not service._hashes._states[upload.id].busy, "the hasher was given back"
+            kept = (await service.meta.get(upload.id)).offset
+            rest = SocketLike(data[kept:], random.Random(4), (1 << 20,))
+            done = await asyncio.wait_for(service.write(upload.id, Chunk(kept, rest, exact_offset=True)), 20)
+            assert done.sha256 == hashlib.sha256(data).hexdigest()
+        finally:
+            await service.meta.close()
+
+    asyncio.run(main())

@@ -321,6 +321,10 @@ class UploadService:
             await self.storage.write(upload_id, chunk.offset, body, observe, checkpoint, progress)
         except (PyfiledropError, asyncio.CancelledError) as exc:
             failure = exc
+        except BaseException:  # an unexpected error (EIO …): the hasher must not stay claimed by this write
+            if claim is not None:
+                claim.rollback()
+            raise
         try:
             keep = self._bytes_to_keep(progress.written, chunk, checksum, failure)
             if keep:
