@@ -171,7 +171,8 @@ def write_span(fd: int, direct_fd: int | None, buffer: Buffer, start: int, end: 
     except OSError as exc:
         raise_if_full(exc)
         raise
-    start_writeback(fd, base + start, end - start)  # only the page-cache part has anything to start
+    if done < end or (direct_fd is not None and start < first):  # some went through the page cache
+        start_writeback(fd, base + start, end - start)
 
 
 def read_span(fd: int, direct_fd: int | None, buffer: mmap.mmap, position: int, end: int) -> tuple[memoryview, int]:
