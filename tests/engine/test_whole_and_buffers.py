@@ -31,6 +31,15 @@ async def open_service(tmp_path: Path, **limits: int) -> UploadService:
     return UploadService(storage, meta, Limits(1 << 30, **limits))
 
 
+@contextlib.asynccontextmanager
+async def service_at(tmp_path: Path, **limits: int) -> AsyncIterator[UploadService]:
+    service = await open_service(tmp_path, **limits)
+    try:
+        yield service
+    finally:
+        await service.meta.close()
+
+
 def stored_files(tmp_path: Path) -> list[Path]:
     return sorted(p for p in tmp_path.iterdir() if p.is_file() and not p.name.startswith(("db.", ".")))
 
@@ -47,8 +56,7 @@ def test_a_whole_small_upload_is_stored_hashed_and_recorded_at_once(tmp_path: Pa
     data = os.urandom(1_000_003)  # not a multiple of the page size: the tail goes through the page cache
 
     async def main() -> None:
-        service = await open_service(tmp_path)
-        try:
+        async with service_at(tmp_path) as service:
             done = await whole(service, data)
             record = await service.meta.get(done.id)
             assert record.state is UploadState.COMPLETE
@@ -56,8 +64,6 @@ def test_a_whole_small_upload_is_stored_hashed_and_recorded_at_once(tmp_path: Pa
             assert record.received.total == len(data) and record.offset == len(data)
             assert (tmp_path / (record.blob_key or "")).read_bytes() == data
             assert list((tmp_path / ".partial").iterdir()) == [], "no partial file is left behind"
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
 
@@ -66,8 +72,7 @@ def test_the_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
     data = os.urandom(300_000)
 
     async def main() -> None:
-        service = await open_service(tmp_path)
-        try:
+        async with service_at(tmp_path) as service:
             first, second = await whole(service, data), await whole(service, data, owner="owner-2")
             assert first.blob_key == second.blob_key
             assert len(stored_files(tmp_path)) == 1
@@ -75,23 +80,18 @@ def test_the_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
             assert len(stored_files(tmp_path)) == 1, "the other upload still refers to it"
             third = await whole(service, data)
             assert third.sha256 == second.sha256
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
 
 
 def test_a_whole_upload_over_the_quota_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
     async def main() -> None:
-        service = await open_service(tmp_path, quota_bytes=500_000)
-        try:
+        async with service_at(tmp_path, quota_bytes=500_000) as service:
             await whole(service, os.urandom(400_000))
             with pytest.raises(QuotaExceeded):
                 await whole(service, os.urandom(200_000))
             assert len(stored_files(tmp_path)) == 1
             assert list((tmp_path / ".partial").iterdir()) == []
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
 
@@ -100,8 +100,7 @@ def test_a_file_stored_but_never_recorded_is_removed_at_start_up(tmp_path: Path)
     """A crash between the rename and the record: the client had no answer and sends again; the file goes."""
 
     async def main() -> None:
-        service = await open_service(tmp_path)
-        try:
+        async with service_at(tmp_path) as service:
             with POOL.borrow() as buffer:
                 view = memoryview(buffer)[:5000]
                 view[:] = os.urandom(5000)
@@ -110,16 +109,13 @@ def test_a_file_stored_but_never_recorded_is_removed_at_start_up(tmp_path: Path)
             report = await Lifecycle(service, 3600).on_startup()
             assert report.blob_orphans == 1
             assert stored_files(tmp_path) == []
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
 
 
 def test_the_buffer_budget_sends_big_or_too_many_bodies_to_the_streaming_path(tmp_path: Path) -> None:
     async def main() -> None:
-        service = await open_service(tmp_path)
-        try:
+        async with service_at(tmp_path) as service:
             with service.whole_buffer(WHOLE_MAX_BYTES + 1) as too_big:
                 assert too_big is None
             held: list[memoryview | None] = []
@@ -130,8 +126,6 @@ def test_the_buffer_budget_sends_big_or_too_many_bodies_to_the_streaming_path(tm
                 assert stack.enter_context(service.whole_buffer(1)) is None, "all allowed are held"
             with service.whole_buffer(1) as again:
                 assert again is not None, "returned buffers make room again"
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
 
@@ -156,8 +150,7 @@ def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
     data = os.urandom(9_500_001)
 
     async def main() -> None:
-        service = await open_service(tmp_path)
-        try:
+        async with service_at(tmp_path) as service:
             upload = await service.create(NewUpload("f.bin", "o", len(data), Protocol.DROPZONE))
             offsets = list(range(0, len(data), chunk_size))
             rng.shuffle(offsets)
@@ -173,8 +166,6 @@ def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
             assert done.state is UploadState.COMPLETE
             assert done.sha256 == hashlib.sha256(data).hexdigest()
             assert (tmp_path / (done.blob_key or "")).read_bytes() == data
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
 
@@ -198,8 +189,7 @@ def test_an_unexpected_write_error_gives_the_hasher_back(tmp_path: Path, monkeyp
         real(*args)  # type: ignore[arg-type]
 
     async def main() -> None:
-        service = await open_service(tmp_path)
-        try:
+        async with service_at(tmp_path) as service:
             upload = await service.create(NewUpload("eio.bin", "owner-1", len(data), Protocol.TUS))
             monkeypatch.setattr(writer, "write_span", failing_span)
             with pytest.raises(OSError):
@@ -210,7 +200,5 @@ def test_an_unexpected_write_error_gives_the_hasher_back(tmp_path: Path, monkeyp
             rest = SocketLike(data[kept:], random.Random(4), (1 << 20,))
             done = await asyncio.wait_for(service.write(upload.id, Chunk(kept, rest, exact_offset=True)), 20)
             assert done.sha256 == hashlib.sha256(data).hexdigest()
-        finally:
-            await service.meta.close()
 
     asyncio.run(main())
