@@ -2,8 +2,10 @@
 
 Chosen by measurement over granian and uvicorn (see benchmarks/PROFILE.md): both hand the body to Python in
 pieces, each a fresh bytes object and a wake-up of the event loop, which cost more CPU than hashing the
-bytes. This server offers the app the ``pyfiledrop.readinto`` extension: a worker thread reads the socket
-straight into the storage's aligned buffer. Everything else is plain ASGI 3.
+bytes. This server offers the app the ``pyfiledrop.readinto`` extension,
+``await scope["extensions"]["pyfiledrop.readinto"]["readinto"](view, idle_timeout, observe=None)``: a worker thread
+reads the socket straight into the storage's aligned buffer and, with ``observe``, hands that callable the bytes
+it read before returning (the hash sees them in that thread). Everything else is plain ASGI 3.
 """
 
 from __future__ import annotations
