@@ -11,6 +11,7 @@ import errno
 import os
 import re
 import shutil
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
 from pyfiledrop.storage.base import BatchObserver, BlockObserver, Capability, ProgressCallback, WriteProgress
 from pyfiledrop.storage.buffers import POOL
-from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, read_span, write_span
+from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, scan_blocks, write_span
 from pyfiledrop.workers import settle
 
 _READ_BLOCK = 1 << 20
@@ -83,26 +84,18 @@ class LocalStorage:
         path = self._partial(upload_id)
         fd = os.open(path, os.O_RDONLY)
         direct_fd = open_direct(path, os.O_RDONLY)
-        loop = asyncio.get_running_loop()
-        hashing: asyncio.Future[None] | None = None
+        stop = threading.Event()
         try:
-            with POOL.borrow() as first, POOL.borrow() as second:
-                buffers, current, position = [first, second], 0, start
+            with POOL.borrow() as first, POOL.borrow() as second, POOL.borrow() as third:
+                loop = asyncio.get_running_loop()
+                job = loop.run_in_executor(None, scan_blocks, fd, direct_fd, [first, second, third], start, end,
+                                           observe, stop)  # fmt: skip
                 try:
-                    while position < end:  # block n is read while block n - 1 is observed
-                        read = loop.run_in_executor(None, read_span, fd, direct_fd, buffers[current], position, end)
-                        await settle([read])
-                        view, position = read.result()
-                        if hashing is not None:
-                            await settle([hashing])
-                            hashing.result()
-                        hashing = loop.run_in_executor(None, observe, view)
-                        current ^= 1
-                    if hashing is not None:
-                        await settle([hashing])
-                        hashing.result()
-                finally:
-                    await settle([hashing] if hashing is not None else [])
+                    await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    stop.set()  # the job looks between blocks; its buffers and fds stay ours until it is over
+                    await settle([job])
+                    raise
         finally:
             os.close(fd)
             if direct_fd is not None:
