@@ -94,3 +94,24 @@ def test_stop_from_another_thread_while_waiting_for_a_slow_read(
     seen = _scan(path, 0, 12 << 20, stop=stop)
     assert time.monotonic() - began < 1.0
     assert len(seen) < 12 << 20
+
+
+def test_an_end_that_moves_on_is_followed_in_the_same_pass(tmp_path: Path) -> None:
+    """``end`` as a function: asked again whenever the scan reaches the last end; the position itself stops it."""
+    path, data = _file(tmp_path, 12 << 20)
+    ends = iter([(3 << 20) + 5, 9 << 20, 11 << 20])
+    asked: list[int] = []
+
+    def until(position: int) -> int:
+        asked.append(position)
+        return next(ends, position)
+
+    seen = bytearray()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        scan_blocks(fd, None, [mmap.mmap(-1, BUFFER_BYTES) for _ in range(3)], 100, until, seen.extend,
+                    threading.Event())  # fmt: skip
+    finally:
+        os.close(fd)
+    assert bytes(seen) == data[100 : 11 << 20]
+    assert asked == [100, (3 << 20) + 5, 9 << 20, 11 << 20]

@@ -12,7 +12,7 @@ import mmap
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pyfiledrop.errors import BadRequest
@@ -87,6 +87,7 @@ awkward = st.lists(
 @given(data=awkward, large=st.integers(0, 300_000), after=st.booleans(), seed=st.integers(0, 10_000))
 def test_readinto_gives_what_the_parser_gives(data: bytes, large: int, after: bool, seed: int) -> None:
     data = data + random.Random(seed).randbytes(large) + data
+    assume(DELIMITER not in data)  # the awkward pieces can join into the delimiter: no valid form holds that
     body = form([("dzuuid", "x"), ("dzchunkindex", "0")], data, [("late", "field")] if after else [], b"epilogue")
     expected = read_with_parser(body)
     assert expected[1] == data

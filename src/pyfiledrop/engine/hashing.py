@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +24,11 @@ class _PrefixHash:
     upto: int = 0
     busy: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # A running catch-up reads on while the recorded prefix grows: ``target`` is how far it may go, raised by the
+    # calls that find it running (``scanning``); both change under ``guard`` (the scan asks from a worker thread).
+    target: int = 0
+    scanning: bool = False
+    guard: threading.Lock = field(default_factory=threading.Lock)
 
 
 class InlineClaim:
@@ -63,8 +69,14 @@ class PrefixHashes:
         return InlineClaim(state)
 
     async def catch_up(self, upload_id: UploadId, prefix: int) -> int:
-        """Hash the file from where the hasher stands up to ``prefix``; return how far it got."""
+        """Hash the file from where the hasher stands up to ``prefix`` (bytes recorded: they never change); return
+        how far it got. A catch-up already running is told to go on to ``prefix`` instead: one pass keeps its
+        read-ahead going while chunks are recorded behind each other."""
         state = self._states.setdefault(upload_id, _PrefixHash())
+        with state.guard:
+            state.target = max(state.target, prefix)
+            if state.scanning:
+                return state.upto
         async with state.lock:
             if state.busy or state.upto >= prefix:
                 return state.upto
@@ -74,9 +86,19 @@ class PrefixHashes:
                 state.hasher.update(block)
                 state.upto += len(block)
 
+            def until(position: int) -> int:  # in a worker thread: where this pass may read to now
+                with state.guard:
+                    if state.target <= position:
+                        state.scanning = False  # from here on, a new prefix starts a new pass
+                    return state.target
+
+            with state.guard:
+                state.scanning = True
             try:
-                await self._storage.scan_partial(upload_id, state.upto, prefix, observe)
+                await self._storage.scan_partial(upload_id, state.upto, until, observe)
             finally:
+                with state.guard:
+                    state.scanning = False
                 state.busy = False
             return state.upto
 

@@ -17,6 +17,8 @@ BatchObserver = Callable[[Sequence[bytes]], None]
 BlockObserver = Callable[[memoryview], None]
 # Called with bytes just read into a buffer, in the thread that read them when there is one (see ``Fillable``).
 ReadObserver = Callable[[memoryview], None]
+# How far a read-back goes: a fixed end, or a function of the position reached that gives the next end.
+ScanEnd = int | Callable[[int], int]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -79,9 +81,11 @@ class Storage(Protocol):
         """
         ...
 
-    async def scan_partial(self, upload_id: UploadId, start: int, end: int, observe: BlockObserver) -> None:
+    async def scan_partial(self, upload_id: UploadId, start: int, end: ScanEnd, observe: BlockObserver) -> None:
         """Let ``observe`` see bytes ``[start, end)`` of an unfinished upload, in order, in worker threads (to hash
-        what was written out of order). Returns, or raises, only once no thread is using ``observe``."""
+        what was written out of order). ``end`` may be a function, asked for a new end each time the scan reaches
+        the last one (a worker thread asks; the position reached, or less, ends the scan): more bytes recorded
+        meanwhile are read on in the same pass. Returns, or raises, only once no thread is using ``observe``."""
 
     async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
         """Fill an allocated upload with the bytes of finished parts, in order."""

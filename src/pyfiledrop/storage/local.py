@@ -18,7 +18,14 @@ from pathlib import Path
 from pyfiledrop.engine.ids import UploadId, is_upload_id
 from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.engine.names import storage_name
-from pyfiledrop.storage.base import BatchObserver, BlockObserver, Capability, ProgressCallback, WriteProgress
+from pyfiledrop.storage.base import (
+    BatchObserver,
+    BlockObserver,
+    Capability,
+    ProgressCallback,
+    ScanEnd,
+    WriteProgress,
+)
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, scan_blocks, write_span
 from pyfiledrop.workers import settle
@@ -80,7 +87,7 @@ class LocalStorage:
             if direct_fd is not None:
                 os.close(direct_fd)
 
-    async def scan_partial(self, upload_id: UploadId, start: int, end: int, observe: BlockObserver) -> None:
+    async def scan_partial(self, upload_id: UploadId, start: int, end: ScanEnd, observe: BlockObserver) -> None:
         path = self._partial(upload_id)
         fd = os.open(path, os.O_RDONLY)
         direct_fd = open_direct(path, os.O_RDONLY)

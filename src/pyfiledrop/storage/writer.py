@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from pyfiledrop.errors import StorageFull
-from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, WriteProgress
+from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, ScanEnd, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 from pyfiledrop.workers import settle
 
@@ -199,7 +199,7 @@ def read_span(fd: int, direct_fd: int | None, buffer: mmap.mmap, position: int, 
 
 
 def scan_blocks(
-    fd: int, direct_fd: int | None, buffers: Sequence[mmap.mmap], start: int, end: int,
+    fd: int, direct_fd: int | None, buffers: Sequence[mmap.mmap], start: int, end: ScanEnd,
     observe: Callable[[memoryview], None], stop: threading.Event,
 ) -> None:  # fmt: skip
     """In a worker thread: let ``observe`` see ``[start, end)`` of the file block by block, in order, while a helper
@@ -214,11 +214,16 @@ def scan_blocks(
         failure: BaseException | None = None
         try:
             position = start
-            while position < end and not stop.is_set():
+            limit = end if isinstance(end, int) else end(start)
+            while not stop.is_set():
+                if position >= limit:
+                    limit = limit if isinstance(end, int) else end(position)  # recorded further meanwhile?
+                    if position >= limit:
+                        break
                 index = free.get()
                 if index < 0:
                     break
-                view, position = read_span(fd, direct_fd, buffers[index], position, end)
+                view, position = read_span(fd, direct_fd, buffers[index], position, limit)
                 ready.put((index, view))
         except BaseException as exc:  # noqa: BLE001 - handed to the observing thread, which raises it
             failure = exc
