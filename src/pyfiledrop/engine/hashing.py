@@ -1,9 +1,9 @@
 """The whole-file sha256, computed while bytes arrive so completion does not re-read a cold file.
 
 sha256 is sequential, so each upload keeps one hasher that has consumed exactly ``[0, upto)``. A write
-that starts at ``upto`` feeds it inline (the bytes are hashed in the writer thread right after they reach
-the page cache); bytes that arrived out of order are hashed later from the file, just behind the
-contiguous prefix, while they are still in the page cache.
+that starts at ``upto`` feeds it inline (each buffer is hashed by the thread that read it from the socket);
+bytes that arrived out of order are read back from the file once they are recorded behind the contiguous
+prefix (``catch_up``, one pass that reads on while more chunks are recorded).
 """
 
 from __future__ import annotations
