@@ -40,6 +40,7 @@ log = logging.getLogger("pyfiledrop.http")
 _T = TypeVar("_T")
 Observer = Callable[[memoryview], None]  # sees bytes just read (storage.base.ReadObserver)
 
+_COALESCE = 64 * 1024  # a body up to this size goes out in the same send as its head
 _PIECE = 1 << 20  # largest piece receive() hands out
 _HIGH_WATER = 4 << 20  # pause reading the socket when this much is buffered and nobody takes it
 _EAGER_BODY = 64 * 1024  # a body up to this size is read by asyncio along with its head
@@ -606,19 +607,24 @@ class _Exchange:
             case "http.response.body":
                 body: bytes = message.get("body", b"")
                 more = bool(message.get("more_body", False))
-                if not self.head_sent:
-                    self._send_head(None if more else len(body))
+                out = b"" if self.head_sent else self._head_bytes(None if more else len(body))
                 if body and self._has_body():
-                    conn.write(b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_response else body)
+                    framed = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked_response else body
+                    if len(framed) > _COALESCE:
+                        conn.write(out)  # a large body is not copied just to join its head
+                        out = b""
+                    out += framed
                 if not more:
                     if self.chunked_response:
-                        conn.write(b"0\r\n\r\n")
+                        out += b"0\r\n\r\n"
                     self.finished = True
+                if out:
+                    conn.write(out)  # head and a small body in one send: one syscall per answer
                 await conn.drain()
             case "http.response.pathsend":
                 path = Path(str(message["path"]))
                 if not self.head_sent:
-                    self._send_head(path.stat().st_size)  # noqa: ASYNC240 - one stat: the length, unless given
+                    conn.write(self._head_bytes(path.stat().st_size))  # noqa: ASYNC240 - one stat: the length
                 await conn.drain()
                 if self._has_body():
                     await self._send_file(path)
@@ -629,7 +635,7 @@ class _Exchange:
     def _has_body(self) -> bool:
         return self.head.method != "HEAD" and self.status not in _NO_BODY_STATUS and self.status >= 200
 
-    def _send_head(self, length: int | None) -> None:
+    def _head_bytes(self, length: int | None) -> bytes:
         if not self.started:
             raise RuntimeError("http.response.body before http.response.start")
         names = {name for name, _ in self.headers}
@@ -652,8 +658,8 @@ class _Exchange:
             headers.append((b"connection", b"close"))
         elif self.keep_alive and self.head.version == "1.0":
             headers.append((b"connection", b"keep-alive"))
-        self.conn.write(response_head(self.status, headers))
         self.head_sent = True
+        return response_head(self.status, headers)
 
     async def _send_file(self, path: Path) -> None:
         transport = self.conn.transport
