@@ -116,7 +116,8 @@ def test_verify_reports_a_file_changed_on_disk(tmp_path: Path) -> None:
         good = await service.status(await upload(service, os.urandom(5000), name="good"))  # type: ignore[arg-type]
         bad = await service.status(await upload(service, os.urandom(5000), name="bad"))  # type: ignore[arg-type]
         path = tmp_path / str(bad.blob_key)
-        path.write_bytes(b"X" + path.read_bytes()[1:])
+        stored = path.read_bytes()
+        path.write_bytes(bytes([stored[0] ^ 0xFF]) + stored[1:])  # b"X" + … was the same file 1 time in 256
         checks = {c.key: c for c in await lifecycle.verify()}
         assert checks[str(good.blob_key)].ok
         assert not checks[str(bad.blob_key)].ok
