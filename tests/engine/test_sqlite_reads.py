@@ -5,13 +5,25 @@ blocking the loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from pyfiledrop.engine.model import Protocol, Upload
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+
+
+@contextlib.asynccontextmanager
+async def open_store(tmp_path: Path) -> AsyncIterator[SQLiteMetadataStore]:
+    store = SQLiteMetadataStore(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def _upload(upload_id: str) -> Upload:
@@ -22,15 +34,11 @@ def _upload(upload_id: str) -> Upload:
 
 def test_a_read_on_the_loop_sees_each_committed_write(tmp_path: Path) -> None:
     async def main() -> None:
-        store = SQLiteMetadataStore(tmp_path / "db.sqlite3")
-        await store.open()
-        try:
+        async with open_store(tmp_path) as store:
             await store.insert(_upload("A" * 24))
             for end in range(1, 11):
                 await store.record_range("A" * 24, end - 1, end)  # type: ignore[arg-type]
                 assert (await store.get("A" * 24)).received.total == end  # type: ignore[arg-type]
-        finally:
-            await store.close()
 
     asyncio.run(main())
 
@@ -54,9 +62,7 @@ class _BusyOnce:
 
 def test_a_read_refused_as_busy_on_the_loop_is_made_in_the_thread(tmp_path: Path) -> None:
     async def main() -> None:
-        store = SQLiteMetadataStore(tmp_path / "db.sqlite3")
-        await store.open()
-        try:
+        async with open_store(tmp_path) as store:
             await store.insert(_upload("B" * 24))
             assert store._reader is not None
             busy = _BusyOnce(store._reader)
@@ -75,7 +81,5 @@ def test_a_read_refused_as_busy_on_the_loop_is_made_in_the_thread(tmp_path: Path
             assert (await store.get("B" * 24)).filename == "a.bin"  # type: ignore[arg-type]
             assert len(called_from) == 1, "the next read is on the loop again"
             store._reader = busy.real
-        finally:
-            await store.close()
 
     asyncio.run(main())

@@ -100,9 +100,7 @@ class FileData:
             carry = self.carry
             view[: len(carry)] = carry
             scan = _Scan(view, len(carry), delimiter, observe)
-            n = await body.readinto(view[len(carry) :], scan.after_read)
-            if n == 0:
-                scan.after_read(view[len(carry) : len(carry)])  # only the carried bytes: found nothing, see nothing
+            n = await body.readinto(view[len(carry) :], scan.after_read)  # n == 0: not called, nothing found
             filled = len(carry) + n
             if scan.found >= 0:  # the part ends here: the parser takes over again from the delimiter
                 self.raw, self.carry = False, b""

@@ -583,7 +583,7 @@ class _Exchange:
                 got, error = await conn.read_socket_into(view[:want], filled, idle_timeout, observe)
                 filled, observe = filled + got, None  # the thread has let observe see them
                 self.pending_error = error
-        if observe is not None and filled:  # all of it came from asyncio's buffer: a few KiB, seen here
+        if observe is not None and filled:  # all of it came from what asyncio read with the head: seen here
             observe(view[:filled])
         self.left -= filled
         self.body_done = self.left == 0
