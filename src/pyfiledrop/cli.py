@@ -7,6 +7,8 @@ import asyncio
 import dataclasses
 import errno
 import logging
+import logging.handlers
+import queue
 import secrets
 import signal
 import socket
@@ -167,17 +169,33 @@ def serve(flags: dict[str, object]) -> int:
     _check_port_free(settings.host, settings.port)
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pyfiledrop.web.server import StartupFailed
 
+    listener = _log_in_thread()
     try:
         asyncio.run(_serve(settings))
     except StartupFailed as exc:
         _fail(f"pyfiledrop could not start: {exc}")
     except OSError as exc:  # listening failed after all (the port was taken between the check and now)
         _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    finally:
+        listener.stop()  # writes out what is still queued
     print("pyfiledrop stopped; unfinished uploads resume where they left off.", flush=True)
     return 0
+
+
+def _log_in_thread() -> logging.handlers.QueueListener:
+    """Log lines are written to stderr by a thread of their own: on the event loop a write per finished upload
+    is a syscall, and every syscall there hands the GIL to a busy worker thread and waits to get it back."""
+    output = logging.StreamHandler()
+    output.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    messages: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    queued = logging.handlers.QueueHandler(messages)
+    queued.setFormatter(logging.Formatter("%(message)s"))  # the output handler adds time, level and name
+    logging.basicConfig(level=logging.INFO, handlers=[queued])
+    listener = logging.handlers.QueueListener(messages, output)
+    listener.start()
+    return listener
 
 
 async def _serve(settings: Settings) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
+from pyfiledrop.workers import in_thread
 from tests.socketlike import SocketLike
 
 
@@ -48,8 +50,12 @@ async def whole(service: UploadService, data: bytes, owner: str = "owner-1") -> 
     new = NewUpload("small.bin", owner, len(data), Protocol.PUT)
     with service.whole_buffer(len(data)) as buffer:
         assert buffer is not None
-        buffer[:] = data
-        return await service.create_whole(new, buffer)
+
+        def fill_then(job: Callable[[], None]) -> None:  # as the server does: the thread that reads stores
+            buffer[:] = data
+            job()
+
+        return await service.create_whole(new, buffer, functools.partial(in_thread, fill_then))
 
 
 def test_a_whole_small_upload_is_stored_hashed_and_recorded_at_once(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from pyfiledrop.errors import (
     UploadGone,
 )
 from pyfiledrop.meta.base import MetadataStore
-from pyfiledrop.storage.base import Fillable, ProgressCallback, ReadObserver, Storage, WriteProgress
+from pyfiledrop.storage.base import Fillable, ProgressCallback, ReadObserver, Storage, ThreadRunner, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 
 log = logging.getLogger("pyfiledrop.engine")
@@ -148,11 +148,12 @@ class UploadService:
         finally:
             self._whole_held -= 1
 
-    async def create_whole(self, request: NewUpload, data: memoryview) -> Upload:
-        """A small upload that arrived whole in its first request (PUT, tus creation-with-upload of the whole
-        file): stored, hashed and renamed into place in one worker-thread job, recorded in one transaction — a
-        third of the thread hand-offs of create/write/complete, which is what small files cost. A crash before
-        the record leaves only a file that start-up removes; the client had no answer, so it sends again."""
+    async def create_whole(self, request: NewUpload, data: memoryview, run: ThreadRunner) -> Upload:
+        """A small upload that comes whole in its first request (PUT, tus creation-with-upload of the whole file):
+        ``run`` reads the body into ``data`` and, in the same worker thread, it is hashed, written and renamed into
+        place; then it is recorded in one transaction — a third of the thread hand-offs of create/write/complete,
+        which is what small files cost. Refused (size, quota) before the body is read. A crash before the record
+        leaves only a file that start-up removes; the client had no answer, so it sends again."""
         size = len(data)
         self._check_size(size)
         if request.allowance is not None:
@@ -165,7 +166,7 @@ class UploadService:
             metadata=dict(request.metadata), expires_at=request.expires_at, received=RangeSet().add(0, size),
         )  # fmt: skip
         hasher = hashlib.sha256()
-        blob = await self.storage.store_whole(upload.id, upload.filename, data, hasher.update)
+        blob = await self.storage.store_whole(upload.id, upload.filename, data, hasher.update, run)
         sha256 = hasher.hexdigest()
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
         same = await self._existing_blob(sha256, size)

@@ -3,6 +3,8 @@ expiration and concatenation. One small handler per verb; the engine does the wo
 
 from __future__ import annotations
 
+import functools
+
 from pyfiledrop.engine.checksum import ALGORITHMS, parse_checksum_header
 from pyfiledrop.engine.ids import UploadId, parse_upload_id
 from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
@@ -131,8 +133,8 @@ async def _create_whole(ctx: Context, request: Request, new: NewUpload) -> Uploa
     with ctx.service.whole_buffer(size) as buffer:
         if buffer is None:
             return None
-        await timed_stream(request, ctx.idle_timeout).read_whole(buffer)
-        return await ctx.service.create_whole(new, buffer)
+        body = timed_stream(request, ctx.idle_timeout)
+        return await ctx.service.create_whole(new, buffer, functools.partial(body.read_whole, buffer))
 
 
 def _check_initial_chunk(request: Request, size: int | None, *, final: bool) -> tuple[str, bytes] | None:

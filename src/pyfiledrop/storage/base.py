@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef
+from pyfiledrop.workers import in_thread
 
 # Called in a worker thread with each batch, while that batch is being written: hashing overlaps the write.
 BatchObserver = Callable[[Sequence[bytes]], None]
@@ -19,6 +20,9 @@ BlockObserver = Callable[[memoryview], None]
 ReadObserver = Callable[[memoryview], None]
 # How far a read-back goes: a fixed end, or a function of the position reached that gives the next end.
 ScanEnd = int | Callable[[int], int]
+# Runs a job in a worker thread and gives back what it returned, perhaps after filling the buffer the job uses in that
+# same thread (a small request body: read and stored in one thread job). ``workers.in_thread`` is the plain one.
+ThreadRunner = Callable[[Callable[[], None]], Awaitable[None]]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
 
@@ -95,9 +99,9 @@ class Storage(Protocol):
         ...
 
     async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview,
-                          observe: Callable[[memoryview], None]) -> BlobRef:  # fmt: skip
-        """A small upload whose bytes are all here: write, ``finalize`` and let ``observe`` see the bytes, in one
-        go (one worker-thread job instead of one per step)."""
+                          observe: Callable[[memoryview], None], run: ThreadRunner = in_thread) -> BlobRef:  # fmt: skip
+        """A small upload's bytes in ``data``: write, ``finalize`` and let ``observe`` see the bytes, in one job that
+        ``run`` runs in a worker thread (one job instead of one per step; ``run`` may fill ``data`` first)."""
         ...
 
     async def unfinalize(self, upload_id: UploadId, filename: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import re
 import shutil
@@ -24,11 +25,12 @@ from pyfiledrop.storage.base import (
     Capability,
     ProgressCallback,
     ScanEnd,
+    ThreadRunner,
     WriteProgress,
 )
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, scan_blocks, write_span
-from pyfiledrop.workers import settle
+from pyfiledrop.workers import in_thread, settle
 
 _READ_BLOCK = 1 << 20
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")
@@ -153,9 +155,9 @@ class LocalStorage:
             _fsync_dir(final.parent)
 
     async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview,
-                          observe: Callable[[memoryview], None]) -> BlobRef:  # fmt: skip
+                          observe: Callable[[memoryview], None], run: ThreadRunner = in_thread) -> BlobRef:  # fmt: skip
         blob = self._final_ref(upload_id, filename, len(data))
-        await asyncio.to_thread(self._store_whole, upload_id, blob, data, observe)
+        await run(functools.partial(self._store_whole, upload_id, blob, data, observe))
         return blob
 
     def _store_whole(

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pyfiledrop.web.wire import (
     MAX_CHUNK_LINE,
@@ -44,6 +44,9 @@ _COALESCE = 64 * 1024  # a body up to this size goes out in the same send as its
 _PIECE = 1 << 20  # largest piece receive() hands out
 _HIGH_WATER = 4 << 20  # pause reading the socket when this much is buffered and nobody takes it
 _EAGER_BODY = 64 * 1024  # a body up to this size is read by asyncio along with its head
+# asyncio reads up to this much per recv (its default, 256 KiB, pulls a large body's first 200-odd KiB in with the
+# head: a big bytes object, mapped and unmapped by malloc, only to be copied into the body buffer after)
+_RECV_SIZE = 64 * 1024
 _DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped to keep the connection
 _POLL_SLICE_MS = 200  # a socket-reading thread looks up this often to see whether it should stop
 _LINGER_S = 2.0  # after an early answer, keep reading (and dropping) so the client sees the answer, not a reset
@@ -83,6 +86,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if isinstance(getattr(transport, "max_size", None), int):  # selector transports (not documented API)
+            transport.max_size = _RECV_SIZE  # type: ignore[attr-defined]
         sock = transport.get_extra_info("socket")
         if sock is not None and transport.get_extra_info("sslcontext") is None:
             self.fd = sock.fileno()
@@ -436,7 +441,7 @@ class _Exchange:
 
     async def run(self) -> bool:
         conn, server = self.conn, self.conn.server
-        scope = server.scope(conn, self.head, self._readinto)
+        scope = server.scope(conn, self.head, {"readinto": self._readinto, "read_whole": self._read_whole})
         try:
             await server.app(scope, self._receive, self._send)
         except _Gone:
@@ -544,6 +549,37 @@ class _Exchange:
         except WireError as exc:
             self.body_error = exc
             raise ConnectionError(exc.message) from exc
+
+    async def _read_whole(self, view: memoryview, idle_timeout: float, then: Callable[[], _T]) -> _T:
+        """Fill ``view`` with the whole body — a Content-Length body of exactly ``len(view)`` bytes, none of it read
+        yet — and return ``then()``, run in the worker thread that read the body's last bytes: a small upload is
+        read, hashed and stored in one thread job. Errors as ``_readinto``; whatever ``then`` raises comes as is."""
+        if self.head.chunked or self.left != len(view) or self.pending_error is not None:
+            raise RuntimeError("read_whole takes a whole Content-Length body of the buffer's size")
+        outcome: list[tuple[bool, Any]] = []
+
+        def finish(seen: memoryview) -> None:
+            if len(seen) == len(view):  # all of it: short means the client left, the error comes next
+                try:
+                    outcome.append((True, then()))
+                except BaseException as exc:  # noqa: BLE001 - raised on the event loop below
+                    outcome.append((False, exc))
+
+        # Only hand ``finish`` over when a thread will read the socket (not for bytes asyncio already holds).
+        in_thread = self.conn.fd >= 0 and self.conn.buffered < self.left
+        filled = 0
+        while filled < len(view):
+            n = await self._readinto(view[filled:], idle_timeout, finish if in_thread and not filled else None)
+            if n == 0:
+                raise ConnectionError("the body ended before its Content-Length")
+            filled += n
+        if not outcome:
+            job = self.conn.server.executor.submit(then)
+            return await self.conn._in_thread(job, threading.Event())
+        done, value = outcome[0]
+        if not done:
+            raise value
+        return cast(_T, value)
 
     async def _fill_from_pieces(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         filled = 0

@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from pyfiledrop.errors import BadRequest, ClientDisconnected, RequestTimeout
@@ -19,6 +19,7 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[str, str]]
+_T = TypeVar("_T")
 
 
 class Request:
@@ -119,6 +120,9 @@ class RequestBody:
         self._fill: Callable[[memoryview, float, ReadObserver | None], Awaitable[int]] | None = (
             extension["readinto"] if extension else None
         )
+        self._whole: Callable[[memoryview, float, Callable[[], Any]], Awaitable[Any]] | None = (
+            extension.get("read_whole") if extension else None
+        )
 
     def __aiter__(self) -> RequestBody:
         return self
@@ -162,8 +166,18 @@ class RequestBody:
         except ConnectionError:
             raise ClientDisconnected() from None
 
-    async def read_whole(self, view: memoryview) -> None:
-        """Fill ``view`` with the whole body; BadRequest if the body is shorter or longer."""
+    async def read_whole(self, view: memoryview, then: Callable[[], _T]) -> _T:
+        """Fill ``view`` with the whole body (BadRequest if it is shorter or longer), then return ``then()``, run in
+        a worker thread — with our server, the very thread that read the body (one job for both)."""
+        whole = self._whole
+        if whole is not None and not self._left and self.request.content_length == len(view):
+            self.request.body_consumed = True
+            try:
+                return cast(_T, await whole(view, self.idle_timeout, then))
+            except TimeoutError:
+                raise RequestTimeout(self.idle_timeout) from None
+            except ConnectionError:
+                raise ClientDisconnected() from None
         filled = 0
         while filled < len(view):
             n = await self.readinto(view[filled:])
@@ -172,6 +186,7 @@ class RequestBody:
             filled += n
         if await self.readinto(memoryview(bytearray(1))):
             raise BadRequest(f"the body is longer than the {len(view)} bytes announced")
+        return await in_thread(then)
 
     async def _copy_into(self, view: memoryview) -> int:
         filled = 0

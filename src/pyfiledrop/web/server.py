@@ -5,7 +5,8 @@ pieces, each a fresh bytes object and a wake-up of the event loop, which cost mo
 bytes. This server offers the app the ``pyfiledrop.readinto`` extension,
 ``await scope["extensions"]["pyfiledrop.readinto"]["readinto"](view, idle_timeout, observe=None)``: a worker thread
 reads the socket straight into the storage's aligned buffer and, with ``observe``, hands that callable the bytes
-it read before returning (the hash sees them in that thread). Everything else is plain ASGI 3.
+it read before returning (the hash sees them in that thread). Its ``read_whole(view, idle_timeout, then)`` reads a
+whole small body the same way and returns ``then()``, run in that same thread. Everything else is plain ASGI 3.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ class HttpServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait(pending, timeout=1)
 
-    def scope(self, conn: Connection, head: RequestHead, readinto: Callable[..., Awaitable[int]]) -> dict[str, Any]:
+    def scope(
+        self, conn: Connection, head: RequestHead, reading: dict[str, Callable[..., Awaitable[Any]]]
+    ) -> dict[str, Any]:
         return {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -117,7 +120,7 @@ class HttpServer:
             "headers": head.headers,
             "client": conn.client,
             "server": conn.sockname,
-            "extensions": {**self._extensions, "pyfiledrop.readinto": {"readinto": readinto}},
+            "extensions": {**self._extensions, "pyfiledrop.readinto": reading},
         }
 
 
