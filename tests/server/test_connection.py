@@ -102,6 +102,8 @@ class EchoApp:
                 return
             case "/file":
                 await self.send_file(send, query)
+            case "/whole":
+                await self.whole(scope, send, query)
             case _:
                 await self.echo(scope, receive, send, query)
 
@@ -160,6 +162,30 @@ class EchoApp:
             "mode": mode, "length": sum(counts), "sha256": digest.hexdigest(),
         }  # fmt: skip
         await respond(send, 200, json.dumps(body).encode(), b"application/json")
+
+    async def whole(self, scope: Scope, send: Send, query: dict[str, str]) -> None:
+        """The extension's ``read_whole``: the body into a buffer of its Content-Length, then a function (it hashes
+        the buffer and names its thread; raises with ``fail``) run in a worker thread; answers what it returned."""
+        read_whole = scope["extensions"]["pyfiledrop.readinto"]["read_whole"]
+        length = int(dict(scope["headers"])[b"content-length"])
+        view = memoryview(bytearray(length))
+        loop_thread = threading.current_thread().name
+
+        def then() -> dict[str, Any]:
+            self.record("then", threading.current_thread().name)
+            if "fail" in query:
+                raise ValueError("then failed")
+            return {"sha256": sha(bytes(view)), "thread": threading.current_thread().name, "loop": loop_thread}
+
+        try:
+            answer = await read_whole(view, WAIT, then)
+        except ConnectionError as exc:
+            self.record("ConnectionError", str(exc))
+            return
+        except ValueError as exc:
+            await respond(send, 422, str(exc).encode())
+            return
+        await respond(send, 200, json.dumps(answer).encode(), b"application/json")
 
     async def stream(self, send: Send, query: dict[str, str]) -> None:
         """An answer without a length: pieces, empty pieces between them, a large one with ``size``."""
@@ -617,6 +643,56 @@ def test_readinto_buffer_sizes(server: Running, app: EchoApp, size: int, buf: in
     assert (echoed["length"], echoed["sha256"]) == (size, sha(body))
     counts = app.wait_for("counts")
     assert full_buffers_until_the_end(counts, buf), counts
+
+
+@pytest.mark.parametrize("size", [10, 100_000, 3 * MiB])
+@pytest.mark.parametrize("arrival", ["with the head", "after the head, in pieces"])
+def test_read_whole_runs_the_function_in_a_worker_thread_after_the_whole_body(
+    server: Running, app: EchoApp, size: int, arrival: str
+) -> None:
+    """``read_whole``: a small upload is read and stored by one thread job. Whether the body came with its head
+    (asyncio read it) or after it (a worker thread reads the socket), the function sees all of it, runs off the
+    event loop, and its result is the answer; the connection stays open for the next request."""
+    body = os.urandom(size)
+    raw = request("PUT", "/whole", body=body)
+    client = server.connect()
+    if arrival == "with the head":
+        client.send(raw)
+    else:
+        split = len(raw) - size
+        client.send(raw[:split])
+        for start in range(split, len(raw), max(size // 3, 1)):
+            time.sleep(0.05)
+            client.send(raw[start : start + max(size // 3, 1)])
+    answer = client.response().json()
+    assert answer["sha256"] == sha(body)
+    assert answer["thread"] != answer["loop"]
+    assert app.seen("then") == [answer["thread"]]  # once
+    client.send(request("GET", "/echo?after=1"))
+    assert client.response().json()["query"] == "after=1"
+
+
+def test_read_whole_a_client_leaving_mid_body_is_an_error_and_the_function_never_runs(
+    server: Running, app: EchoApp
+) -> None:
+    client = server.connect()
+    client.send(request("PUT", "/whole", ("Content-Length: 1000000",)) + b"a" * 100_000)
+    time.sleep(0.1)
+    client.close()
+    assert "closed" in app.wait_for("ConnectionError")
+    assert app.seen("then") == []
+
+
+def test_read_whole_what_the_function_raises_reaches_the_app_and_the_connection_stays(
+    server: Running, app: EchoApp
+) -> None:
+    client = server.connect()
+    client.send(request("PUT", "/whole?fail=1", body=os.urandom(300_000)))
+    response = client.response()
+    assert (response.status, response.body) == (422, b"then failed")
+    assert response.header("connection") is None  # the body was read whole: keep-alive
+    client.send(request("GET", "/echo?after=1"))
+    assert client.response().json()["query"] == "after=1"
 
 
 @pytest.mark.parametrize("mode", ["readinto", "receive"])
