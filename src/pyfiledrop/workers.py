@@ -4,10 +4,18 @@ reuse that memory, or return, before the job is over — even when cancelled."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
+
+# Jobs started from any thread (a body-reading thread starts the write of the buffer it filled): no event loop needed.
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="pyfiledrop-io")
+
+
+def submit(function: Callable[..., _T], *args: Any) -> concurrent.futures.Future[_T]:
+    return _POOL.submit(function, *args)
 
 
 async def settle(futures: Sequence[asyncio.Future[Any]]) -> None:

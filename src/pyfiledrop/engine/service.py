@@ -38,7 +38,16 @@ from pyfiledrop.errors import (
     UploadGone,
 )
 from pyfiledrop.meta.base import MetadataStore
-from pyfiledrop.storage.base import Fillable, ProgressCallback, ReadObserver, Storage, ThreadRunner, WriteProgress
+from pyfiledrop.storage.base import (
+    Fillable,
+    FillTarget,
+    ProgressCallback,
+    Pumpable,
+    ReadObserver,
+    Storage,
+    ThreadRunner,
+    WriteProgress,
+)
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
 
 log = logging.getLogger("pyfiledrop.engine")
@@ -540,12 +549,43 @@ class _LimitedFill:
 
     async def readinto(self, view: memoryview, observe: ReadObserver | None = None) -> int:
         if self.room == 0:
-            if len(view) and await self.body.readinto(memoryview(bytearray(1))):
-                raise _too_long(self.size_known, self.max_bytes)  # the body goes on past the room it has
-            return 0
+            return await self._end(len(view))
         n = await self.body.readinto(view[: self.room], observe)
         self.room -= n
         return n
+
+    async def pump(self, target: FillTarget) -> int | None:
+        if not isinstance(self.body, Pumpable):
+            return None
+        if self.room == 0:
+            return await self._end(1)
+        roomy = _RoomTarget(target, self.room)
+        n = await self.body.pump(roomy)
+        self.room = roomy.room
+        return n
+
+    async def _end(self, wanted: int) -> int:
+        if wanted and await self.body.readinto(memoryview(bytearray(1))):
+            raise _too_long(self.size_known, self.max_bytes)  # the body goes on past the room it has
+        return 0
+
+
+class _RoomTarget:
+    """A fill target that hands out no more than ``room`` bytes of views in all (the rest of the upload)."""
+
+    def __init__(self, target: FillTarget, room: int) -> None:
+        self.target = target
+        self.room = room
+
+    def next_view(self) -> memoryview | None:
+        if self.room == 0:
+            return None
+        view = self.target.next_view()
+        return None if view is None else view[: self.room]
+
+    def filled(self, n: int) -> None:
+        self.room -= n
+        self.target.filled(n)
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:

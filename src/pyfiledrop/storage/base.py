@@ -41,6 +41,30 @@ class Fillable(Protocol):
         ...
 
 
+class FillTarget(Protocol):
+    """Buffers to read a body into, handed out and taken back in one worker thread (``Pumpable.pump``). Neither
+    method raises: a failure is kept by the target, which then says stop."""
+
+    def next_view(self) -> memoryview | None:
+        """Room for the next bytes, or None: stop, go back to the event loop. May block until room is free."""
+        ...
+
+    def filled(self, n: int) -> None:
+        """``n`` bytes were read into the start of the last view."""
+
+
+@runtime_checkable
+class Pumpable(Protocol):
+    """A body that reads itself into a target's buffers in one worker thread, buffer after buffer, without going
+    back to the event loop in between (no wake-up and hand-off per buffer: they cost more CPU than the copy)."""
+
+    async def pump(self, target: FillTarget) -> int | None:
+        """Read into ``target`` until the body ends or the target says stop; returns the bytes read (0 at the end
+        of the body), or None when this body cannot pump (the caller uses ``readinto``). Failures as
+        ``Fillable.readinto``: bytes read before one are returned first, the failure raised by the next call."""
+        ...
+
+
 @dataclass
 class WriteProgress:
     """Filled in by ``Storage.write`` as batches reach the file; still right when the write raises."""

@@ -16,20 +16,23 @@ writes its side of such a page through the page cache too, so the two never race
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import errno
+import math
 import mmap
 import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from pyfiledrop.errors import StorageFull
-from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, ScanEnd, WriteProgress
+from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, Pumpable, ScanEnd, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
-from pyfiledrop.workers import settle
+from pyfiledrop.workers import settle, submit
 
 ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
@@ -52,7 +55,7 @@ class BufferWriter:
         self.fill = self.lead
         self.buffers: list[mmap.mmap] = []
         self.current = 0
-        self.in_flight: list[asyncio.Future[None]] = []
+        self.in_flight: list[concurrent.futures.Future[None]] = []
         self.in_flight_bytes = 0
         self.reported = 0.0
         self.observed_on_read = False  # the body let ``observe`` see the bytes as they were read
@@ -64,7 +67,9 @@ class BufferWriter:
             self.buffers = [first, second]
             try:
                 try:
-                    if isinstance(body, Fillable):
+                    if isinstance(body, Pumpable) and await self._pump_from(body, checkpoint):
+                        pass
+                    elif isinstance(body, Fillable):
                         await self._fill_from(body, checkpoint)
                     else:
                         await self._copy_from(body, checkpoint)
@@ -73,10 +78,29 @@ class BufferWriter:
                     await self._flush()
                     raise
                 await self._flush()
-            finally:
-                await settle(self.in_flight)  # never reuse a buffer or close the fd under a running job
+            finally:  # never reuse a buffer or close the fd under a running job
+                await settle([asyncio.wrap_future(job) for job in self.in_flight])
                 self.buffers = []
         return self.progress.written
+
+    async def _pump_from(self, body: Pumpable, checkpoint: ProgressCallback | None) -> bool:
+        """The body reads itself into our buffers in one worker thread, which hashes each buffer and starts its
+        write; the event loop hears back only for a checkpoint (once a second) and at the end. False: this body
+        cannot pump."""
+        loop = asyncio.get_running_loop()
+        self.observed_on_read = self.observe is not None
+        while True:
+            wait = self.reported + _PROGRESS_EVERY - loop.time() if checkpoint is not None else math.inf
+            target = _PumpTarget(self, time.monotonic() + wait)
+            n = await body.pump(target)
+            if n is None:
+                return False
+            if target.error is not None:
+                raise target.error
+            if target.checkpoint_due:
+                await self._swap(checkpoint)
+            elif n == 0:
+                return True
 
     async def _fill_from(self, body: Fillable, checkpoint: ProgressCallback | None) -> None:
         observe = self.observe
@@ -111,8 +135,7 @@ class BufferWriter:
             await checkpoint(self.progress.written)
             self.reported = loop.time()
         self._start()
-        self.base += BUFFER_BYTES
-        self.current, self.lead, self.fill = self.current ^ 1, 0, 0
+        self._next_buffer()
 
     async def _flush(self) -> None:
         await self._finish_in_flight()
@@ -124,23 +147,70 @@ class BufferWriter:
             await asyncio.get_running_loop().run_in_executor(None, os.fdatasync, self.fd)
 
     def _start(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Start writing (and, unless done as it was read, hashing) the current buffer. Any thread may call this."""
         buffer, start, end = self.buffers[self.current], self.lead, self.fill
-        jobs = [loop.run_in_executor(None, write_span, self.fd, self.direct_fd, buffer, start, end, self.base)]
+        jobs = [submit(write_span, self.fd, self.direct_fd, buffer, start, end, self.base)]
         if self.observe is not None and not self.observed_on_read:
             batch: list[bytes] = [memoryview(buffer)[start:end]]  # type: ignore[list-item]  # hashers take any buffer
-            jobs.append(loop.run_in_executor(None, self.observe, batch))
+            jobs.append(submit(self.observe, batch))
         self.in_flight = jobs
         self.in_flight_bytes = end - start
+
+    def _next_buffer(self) -> None:
+        self.base += BUFFER_BYTES
+        self.current, self.lead, self.fill = self.current ^ 1, 0, 0
 
     async def _finish_in_flight(self) -> None:
         if not self.in_flight:
             return
-        done, _ = await asyncio.wait(self.in_flight)  # both the write and the hash, even if one fails
-        self.in_flight = []
-        for future in done:
-            future.result()
+        await settle([asyncio.wrap_future(job) for job in self.in_flight])  # the write and the hash, even if one fails
+        self._collect()
+
+    def _collect(self) -> None:
+        """The jobs in flight are over: raise the first failure, else count their bytes as written."""
+        jobs, self.in_flight = self.in_flight, []
+        for job in jobs:
+            job.result()
         self.progress.written += self.in_flight_bytes
+
+
+class _PumpTarget:
+    """``BufferWriter``'s buffers as a ``FillTarget``: used in the worker thread that reads the body, while the
+    event loop waits for it. A full buffer's write starts from that thread once the other buffer's is over; the
+    target says stop when a checkpoint is due or a write failed (kept in ``error``)."""
+
+    def __init__(self, writer: BufferWriter, checkpoint_at: float) -> None:
+        self.writer = writer
+        self.checkpoint_at = checkpoint_at  # time.monotonic()
+        self.checkpoint_due = False
+        self.error: BaseException | None = None
+
+    def next_view(self) -> memoryview | None:
+        writer = self.writer
+        if self.error is not None:
+            return None
+        if writer.fill == BUFFER_BYTES:
+            try:
+                concurrent.futures.wait(writer.in_flight)
+                writer._collect()
+            except Exception as exc:  # noqa: BLE001 - the event loop raises it
+                self.error = exc
+                return None
+            if time.monotonic() >= self.checkpoint_at:
+                self.checkpoint_due = True  # the loop checkpoints, then starts this buffer's write
+                return None
+            writer._start()
+            writer._next_buffer()
+        return memoryview(writer.buffers[writer.current])[writer.fill :]
+
+    def filled(self, n: int) -> None:
+        writer = self.writer
+        if writer.observe is not None:
+            try:
+                writer.observe([memoryview(writer.buffers[writer.current])[writer.fill : writer.fill + n]])  # type: ignore[list-item]
+            except Exception as exc:  # noqa: BLE001 - the event loop raises it
+                self.error = exc
+        writer.fill += n
 
 
 def open_direct(path: Path, flags: int) -> int | None:

@@ -33,6 +33,7 @@ from pyfiledrop.web.wire import (
 )
 
 if TYPE_CHECKING:
+    from pyfiledrop.storage.base import FillTarget
     from pyfiledrop.web.server import HttpServer
 
 log = logging.getLogger("pyfiledrop.http")
@@ -418,6 +419,43 @@ def _fill_from_socket(
     return got, None
 
 
+def _pump_socket(
+    fd: int, left: int, prefix: bytes, target: FillTarget, idle_timeout: float, stop: threading.Event
+) -> tuple[int, BaseException | None, bytes]:
+    """In a worker thread: up to ``left`` body bytes, ``prefix`` first then the socket, into the target's views.
+    Returns the bytes read, why it stopped short (if it did) and what is left of ``prefix``."""
+    total = 0
+    while left > 0:
+        view = target.next_view()
+        if view is None:
+            break
+        view = view[: min(len(view), left)]
+        got, error = 0, None
+        if prefix:
+            got = min(len(prefix), len(view))
+            view[:got] = prefix[:got]
+            prefix = prefix[got:]
+        if got < len(view):
+            n, error = _fill_from_socket(fd, view[got:], idle_timeout, stop)
+            got += n
+        total, left = total + got, left - got
+        if got:
+            target.filled(got)
+        if error is not None:
+            return total, error, prefix
+    return total, None, prefix
+
+
+def _as_read_error(error: BaseException, exchange: _Exchange) -> BaseException:
+    """A body failure as the readers see it: ConnectionError (gone, malformed) or TimeoutError."""
+    if isinstance(error, WireError):
+        exchange.body_error = error
+        return ConnectionError(error.message)
+    if isinstance(error, _Gone):
+        return ConnectionError("the client closed the connection")
+    return error
+
+
 class _Exchange:
     """One request and its response on a connection."""
 
@@ -441,7 +479,10 @@ class _Exchange:
 
     async def run(self) -> bool:
         conn, server = self.conn, self.conn.server
-        scope = server.scope(conn, self.head, {"readinto": self._readinto, "read_whole": self._read_whole})
+        reading: dict[str, Callable[..., Awaitable[Any]]] = {
+            "readinto": self._readinto, "read_whole": self._read_whole, "pump": self._pump
+        }  # fmt: skip
+        scope = server.scope(conn, self.head, reading)
         try:
             await server.app(scope, self._receive, self._send)
         except _Gone:
@@ -580,6 +621,39 @@ class _Exchange:
         if not done:
             raise value
         return cast(_T, value)
+
+    async def _pump(self, target: FillTarget, idle_timeout: float) -> int | None:
+        """Read the body into ``target``'s views in one worker thread until it ends or the target says stop (see
+        ``storage.base.Pumpable``); None for a body that cannot be read that way (chunked, TLS). Errors as
+        ``_readinto``."""
+        conn = self.conn
+        if self.head.chunked or conn.fd < 0:
+            return None
+        if self.pending_error is not None:
+            raise _as_read_error(self.pending_error, self)
+        if self.body_done:
+            return 0
+        self._send_continue()
+        if not conn.reading_paused and conn.transport is not None:
+            conn.transport.pause_reading()
+            conn.reading_paused = True
+        prefix = b""  # what asyncio read with the head goes first
+        while conn.buffered and len(prefix) < self.left:
+            prefix += conn.take(self.left - len(prefix))
+        stop = threading.Event()
+        job = conn.server.executor.submit(_pump_socket, conn.fd, self.left, prefix, target, idle_timeout, stop)
+        got, error, rest = await conn._in_thread(job, stop)
+        if rest:  # the target stopped before taking all of it: back in front of the socket's bytes
+            conn.chunks.appendleft(rest)
+            conn.buffered += len(rest)
+        self.left -= got
+        self.body_done = self.left == 0
+        if self.body_done:
+            conn.resume_reading()
+        self.pending_error = error
+        if got == 0 and error is not None:
+            raise _as_read_error(error, self)
+        return got
 
     async def _fill_from_pieces(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         filled = 0

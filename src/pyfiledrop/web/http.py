@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from pyfiledrop.errors import BadRequest, ClientDisconnected, RequestTimeout
-from pyfiledrop.storage.base import ReadObserver
+from pyfiledrop.storage.base import FillTarget, ReadObserver
 from pyfiledrop.workers import in_thread
 
 Scope = dict[str, Any]
@@ -123,6 +123,9 @@ class RequestBody:
         self._whole: Callable[[memoryview, float, Callable[[], Any]], Awaitable[Any]] | None = (
             extension.get("read_whole") if extension else None
         )
+        self._pump: Callable[[FillTarget, float], Awaitable[int | None]] | None = (
+            extension.get("pump") if extension else None
+        )
 
     def __aiter__(self) -> RequestBody:
         return self
@@ -161,6 +164,19 @@ class RequestBody:
         self.request.body_consumed = True
         try:
             return await self._fill(view, self.idle_timeout, observe)
+        except TimeoutError:
+            raise RequestTimeout(self.idle_timeout) from None
+        except ConnectionError:
+            raise ClientDisconnected() from None
+
+    async def pump(self, target: FillTarget) -> int | None:
+        """Read into ``target``'s buffers in one worker thread (``storage.base.Pumpable``); None when this body
+        cannot (not our server, chunked, TLS, a piece already taken out): the caller uses ``readinto``."""
+        if self._pump is None or self._left or self._error is not None:
+            return None
+        self.request.body_consumed = True
+        try:
+            return await self._pump(target, self.idle_timeout)
         except TimeoutError:
             raise RequestTimeout(self.idle_timeout) from None
         except ConnectionError:
