@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from typing import Any
 
 
 class SocketLike:
@@ -36,3 +37,28 @@ class SocketLike:
                 observe(view[:n])
         await asyncio.sleep(0)
         return n
+
+
+class PumpingSocketLike(SocketLike):
+    """Also ``pump`` (``storage.base.Pumpable``), as the server's: in a worker thread, view after view — filled in
+    odd sizes; now and then it stops after a view or two, or says it cannot pump (the caller uses readinto)."""
+
+    async def pump(self, target: Any) -> int | None:
+        if self.rng.random() < 0.2:
+            return None
+        return await asyncio.to_thread(self._pump, target, self.rng.choice((1, 2, 1_000_000)))
+
+    def _pump(self, target: Any, views: int) -> int:
+        total = 0
+        for _ in range(views):
+            if not self.data:
+                break
+            view = target.next_view()
+            if view is None:
+                break
+            n = min(len(view), len(self.data), self.rng.choice(self.read_sizes))
+            view[:n] = self.data[:n]
+            self.data = self.data[n:]
+            target.filled(n)
+            total += n
+        return total

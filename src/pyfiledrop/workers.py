@@ -31,6 +31,17 @@ async def settle(futures: Sequence[asyncio.Future[Any]]) -> None:
         raise asyncio.CancelledError
 
 
+async def settle_jobs(jobs: Sequence[concurrent.futures.Future[Any]]) -> None:
+    """``settle`` for jobs started with ``submit``; their outcome is read from the jobs themselves."""
+    waiting = [asyncio.wrap_future(job) for job in jobs]
+    try:
+        await settle(waiting)
+    finally:
+        for future in waiting:
+            if future.done() and not future.cancelled():
+                future.exception()  # marks it retrieved: no "exception was never retrieved" for a copy
+
+
 async def in_thread(function: Callable[..., _T], *args: Any) -> _T:
     """``function(*args)`` in a worker thread, waited for to its end even through cancellation."""
     job = asyncio.get_running_loop().run_in_executor(None, function, *args)

@@ -19,10 +19,11 @@ from pyfiledrop.engine.model import Protocol, Upload, UploadState
 from pyfiledrop.engine.service import WHOLE_BUFFERS, WHOLE_MAX_BYTES, Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.storage.buffers import BUFFER_BYTES as POOL_BUFFER
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.workers import in_thread
-from tests.socketlike import SocketLike
+from tests.socketlike import PumpingSocketLike, SocketLike
 
 
 async def open_service(tmp_path: Path, **limits: int) -> UploadService:
@@ -146,13 +147,13 @@ async def in_pieces(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
 
 
 @pytest.mark.parametrize("chunk_size", [1_000_000, 4 << 20, 3 * 4096 + 17])
-@pytest.mark.parametrize("fillable", [True, False])
+@pytest.mark.parametrize("body_kind", ["pieces", "fillable", "pumping"])
 def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
-    tmp_path: Path, chunk_size: int, fillable: bool
+    tmp_path: Path, chunk_size: int, body_kind: str
 ) -> None:
     """O_DIRECT for whole pages, the page cache for the partial pages where two chunks meet: written in
     parallel and out of order, with bodies that come in odd sizes, the file and its sha256 are exact."""
-    rng = random.Random(chunk_size + fillable)
+    rng = random.Random(f"{chunk_size}-{body_kind}")
     data = os.urandom(9_500_001)
 
     async def main() -> None:
@@ -163,7 +164,9 @@ def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
 
             async def send(offset: int) -> Upload:
                 piece = data[offset : offset + chunk_size]
-                body = SocketLike(piece, rng, (1, 4096, 65_536, 700_000)) if fillable else in_pieces(piece, rng)
+                sizes = (1, 4096, 65_536, 700_000)
+                body = {"pieces": lambda: in_pieces(piece, rng), "fillable": lambda: SocketLike(piece, rng, sizes),
+                        "pumping": lambda: PumpingSocketLike(piece, rng, sizes)}[body_kind]()  # fmt: skip
                 return await service.write(upload.id, Chunk(offset, body, len(piece), all_or_nothing=True))
 
             for start in range(0, len(offsets), 4):
@@ -176,14 +179,20 @@ def test_parallel_chunks_at_unaligned_offsets_give_the_exact_file(
     asyncio.run(main())
 
 
-def test_an_unexpected_write_error_gives_the_hasher_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("size", [5 << 20, (9 << 20) + 5])
+@pytest.mark.parametrize("body_kind", [SocketLike, PumpingSocketLike])
+def test_an_unexpected_write_error_gives_the_hasher_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body_kind: type[SocketLike], size: int
+) -> None:
     """EIO in the middle of a write: the error goes up, and the whole-file hasher is not left claimed by the write
-    (else the next write could not hash inline and completion would wait for it)."""
+    (else the next write could not hash inline and completion would wait for it). A pumping body meets the error
+    in its reading thread, which stops; the event loop raises it. With more body behind the failed buffer, writing
+    stops at the failure."""
     import errno
 
     from pyfiledrop.storage import writer
 
-    data = os.urandom(5 << 20)
+    data = os.urandom(size)
     real = writer.write_span
     calls = 0
 
@@ -199,12 +208,46 @@ def test_an_unexpected_write_error_gives_the_hasher_back(tmp_path: Path, monkeyp
             upload = await service.create(NewUpload("eio.bin", "owner-1", len(data), Protocol.TUS))
             monkeypatch.setattr(writer, "write_span", failing_span)
             with pytest.raises(OSError):
-                await service.write(upload.id, Chunk(0, SocketLike(data, random.Random(3), (1 << 20,))))
+                await service.write(upload.id, Chunk(0, body_kind(data, random.Random(3), (1 << 20,))))
             monkeypatch.setattr(writer, "write_span", real)
             assert not service._hashes._states[upload.id].busy, "the hasher was given back"
             kept = (await service.meta.get(upload.id)).offset
-            rest = SocketLike(data[kept:], random.Random(4), (1 << 20,))
+            rest = body_kind(data[kept:], random.Random(4), (1 << 20,))
             done = await asyncio.wait_for(service.write(upload.id, Chunk(kept, rest, exact_offset=True)), 20)
             assert done.sha256 == hashlib.sha256(data).hexdigest()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("body_kind", [SocketLike, PumpingSocketLike])
+def test_a_long_request_checkpoints_what_reached_the_file_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body_kind: type[SocketLike]
+) -> None:
+    """Checkpoints (once a second; here at every buffer) record only bytes already written, in order — also when
+    the body pumps itself in a worker thread and must hand back to the event loop for each one."""
+    from pyfiledrop.storage import writer
+
+    monkeypatch.setattr(writer, "_PROGRESS_EVERY", 0.0)
+    data = os.urandom((7 << 20) + 123)
+
+    async def main() -> None:
+        async with service_at(tmp_path) as service:
+            upload = await service.create(NewUpload("cp.bin", "owner-1", len(data), Protocol.TUS))
+            recorded: list[int] = []
+            real = service.meta.record_range
+
+            async def record(upload_id: UploadId, start: int, end: int) -> Upload:
+                part = (tmp_path / ".partial" / f"{upload_id}.part").read_bytes()
+                assert part[:end] == data[:end], "a checkpoint came before its bytes were in the file"
+                recorded.append(end)
+                return await real(upload_id, start, end)
+
+            monkeypatch.setattr(service.meta, "record_range", record)
+            body = body_kind(data, random.Random(5), (65_536, 1 << 20, 3 << 20))
+            done = await service.write(upload.id, Chunk(0, body, exact_offset=True))
+            assert done.sha256 == hashlib.sha256(data).hexdigest()
+            assert recorded == sorted(recorded) and len(recorded) >= 3, recorded
+            assert all(end % POOL_BUFFER == 0 for end in recorded[:-1]), recorded
+            assert recorded[-1] == len(data)
 
     asyncio.run(main())

@@ -125,23 +125,19 @@ class EchoApp:
         counts: list[int] = []
         mode = query.get("mode", "receive")
         try:
-            if mode == "readinto":
+            if mode == "pump" and not await self.pump(scope, query, digest, counts):
+                mode = "receive"  # the server said this body cannot pump: read it the plain way
+            if mode == "receive":
+                await self.receive_body(receive, digest, counts)
+            elif mode == "readinto":
                 readinto = scope["extensions"]["pyfiledrop.readinto"]["readinto"]
                 view = memoryview(bytearray(int(query.get("buf", MiB))))
                 while n := await readinto(view, float(query.get("idle", WAIT))):
                     counts.append(n)
                     digest.update(view[:n])
-            else:
-                while True:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        self.record("disconnect", counts)
-                        return
-                    body = message.get("body", b"")
-                    counts.append(len(body))
-                    digest.update(body)
-                    if not message.get("more_body", False):
-                        break
+        except _Disconnected:
+            self.record("disconnect", counts)
+            return
         except ConnectionError as exc:
             self.record("ConnectionError", (counts, str(exc)))
             return
@@ -162,6 +158,35 @@ class EchoApp:
             "mode": mode, "length": sum(counts), "sha256": digest.hexdigest(),
         }  # fmt: skip
         await respond(send, 200, json.dumps(body).encode(), b"application/json")
+
+    async def receive_body(self, receive: Receive, digest: Any, counts: list[int]) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected()
+            body = message.get("body", b"")
+            counts.append(len(body))
+            digest.update(body)
+            if not message.get("more_body", False):
+                return
+
+    async def pump(self, scope: Scope, query: dict[str, str], digest: Any, counts: list[int]) -> bool:
+        """The extension's ``pump`` into a target of ``buf``-byte views, at most ``views`` of them per call (then
+        it says stop and is called again); records the calls made. False: the server would not pump this body."""
+        pump = scope["extensions"]["pyfiledrop.readinto"]["pump"]
+        size, per_call = int(query.get("buf", MiB)), int(query.get("views", 0))
+        calls = 0
+        while True:
+            target = _Target(size, per_call, digest, counts)
+            n = await pump(target, float(query.get("idle", WAIT)))
+            if n is None:
+                self.record("pump refused")
+                return False
+            calls += 1
+            if n == 0:
+                self.record("pump calls", calls)
+                return True
+            assert n == sum(target.counts), (n, target.counts)
 
     async def whole(self, scope: Scope, send: Send, query: dict[str, str]) -> None:
         """The extension's ``read_whole``: the body into a buffer of its Content-Length, then a function (it hashes
@@ -204,6 +229,35 @@ class EchoApp:
             headers.append((b"content-length", b"%d" % self.file.stat().st_size))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.pathsend", "path": str(self.file)})
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class _Target:
+    """A ``storage.base.FillTarget`` for the echo app: hashes what it is given, in the pumping thread."""
+
+    def __init__(self, size: int, per_call: int, digest: Any, counts: list[int]) -> None:
+        self.view = memoryview(bytearray(size))
+        self.per_call = per_call
+        self.given = 0
+        self.digest = digest
+        self.all_counts = counts
+        self.counts: list[int] = []
+        self.thread = threading.current_thread()
+
+    def next_view(self) -> memoryview | None:
+        assert threading.current_thread() is not self.thread, "a pump reads in a worker thread"
+        if self.per_call and self.given == self.per_call:
+            return None
+        self.given += 1
+        return self.view
+
+    def filled(self, n: int) -> None:
+        self.digest.update(self.view[:n])
+        self.counts.append(n)
+        self.all_counts.append(n)
 
 
 async def respond(send: Send, status: int, body: bytes, content_type: bytes = b"text/plain") -> None:
@@ -643,6 +697,60 @@ def test_readinto_buffer_sizes(server: Running, app: EchoApp, size: int, buf: in
     assert (echoed["length"], echoed["sha256"]) == (size, sha(body))
     counts = app.wait_for("counts")
     assert full_buffers_until_the_end(counts, buf), counts
+
+
+@pytest.mark.parametrize(
+    ("size", "buf", "views"),
+    [(10, MiB, 0), (300_001, 4093, 1), (300_001, 65_536, 2), (5 * MiB + 3, MiB, 0), (5 * MiB + 3, MiB, 1)],
+)
+@pytest.mark.parametrize("arrival", ["with the head", "after the head, in pieces"])
+def test_pump_fills_view_after_view_in_one_thread_call_and_resumes_where_a_target_stopped(
+    server: Running, app: EchoApp, size: int, buf: int, views: int, arrival: str
+) -> None:
+    """``pump``: the body goes into view after view without coming back to the app, each view full except the
+    last; a target that says stop gets the rest on the next call — including bytes that came with the head and
+    did not fit its views (they go back in front of the socket's)."""
+    body = os.urandom(size)
+    raw = request("POST", f"/echo?mode=pump&buf={buf}&views={views}", body=body)
+    client = server.connect()
+    if arrival == "with the head":
+        client.send(raw)
+    else:
+        split = len(raw) - size
+        client.send(raw[:split])
+        for start in range(split, len(raw), max(size // 3, 1)):
+            time.sleep(0.05)
+            client.send(raw[start : start + max(size // 3, 1)])
+    echoed = client.response().json()
+    assert (echoed["length"], echoed["sha256"]) == (size, sha(body))
+    counts = app.wait_for("counts")
+    assert full_buffers_until_the_end(counts, buf), counts
+    calls = app.wait_for("pump calls")
+    if views == 0:
+        assert calls == 2  # all of it in one call, then 0: the end
+    else:
+        assert calls == -(-size // (buf * views)) + 1
+    client.send(request("GET", "/echo?after=1"))
+    assert client.response().json()["query"] == "after=1"
+
+
+def test_pump_a_client_leaving_mid_body_is_an_error_after_its_bytes(server: Running, app: EchoApp) -> None:
+    client = server.connect()
+    client.send(request("PUT", "/echo?mode=pump&buf=65536", ("Content-Length: 1000000",)) + b"a" * 100_000)
+    time.sleep(0.1)
+    client.close()
+    counts, message = app.wait_for("ConnectionError")
+    assert sum(counts) == 100_000
+    assert "closed" in message
+
+
+def test_pump_is_refused_for_a_chunked_body(server: Running, app: EchoApp) -> None:
+    """Chunk framing is parsed on the event loop: no pump, the app reads it another way."""
+    body = os.urandom(70_000)
+    raw = request("POST", "/echo?mode=pump", ("Transfer-Encoding: chunked",), chunked(body[:10], body[10:]))
+    echoed = server.exchange(raw).json()
+    assert (echoed["length"], echoed["sha256"]) == (len(body), sha(body))
+    app.wait_for("pump refused")
 
 
 @pytest.mark.parametrize("size", [10, 100_000, 3 * MiB])

@@ -32,7 +32,7 @@ from pathlib import Path
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, Pumpable, ScanEnd, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
-from pyfiledrop.workers import settle, submit
+from pyfiledrop.workers import settle_jobs, submit
 
 ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
@@ -59,6 +59,7 @@ class BufferWriter:
         self.in_flight_bytes = 0
         self.reported = 0.0
         self.observed_on_read = False  # the body let ``observe`` see the bytes as they were read
+        self.failed = False  # a write failed: nothing after it is written
 
     async def run(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> int:
         """Write the whole body; returns the byte count (``progress.written`` is right even when this raises)."""
@@ -79,7 +80,7 @@ class BufferWriter:
                     raise
                 await self._flush()
             finally:  # never reuse a buffer or close the fd under a running job
-                await settle([asyncio.wrap_future(job) for job in self.in_flight])
+                await settle_jobs(self.in_flight)
                 self.buffers = []
         return self.progress.written
 
@@ -107,12 +108,12 @@ class BufferWriter:
         seen = None if observe is None else lambda view: observe([view])
         self.observed_on_read = seen is not None
         while True:
+            if self.fill == BUFFER_BYTES:  # (also when a pump left it full)
+                await self._swap(checkpoint)
             n = await body.readinto(memoryview(self.buffers[self.current])[self.fill :], seen)
             if n == 0:
                 return
             self.fill += n
-            if self.fill == BUFFER_BYTES:
-                await self._swap(checkpoint)
 
     async def _copy_from(self, body: AsyncIterator[bytes], checkpoint: ProgressCallback | None) -> None:
         async for piece in body:
@@ -139,7 +140,7 @@ class BufferWriter:
 
     async def _flush(self) -> None:
         await self._finish_in_flight()
-        if self.fill > self.lead:
+        if self.fill > self.lead and not self.failed:
             self._start()
             self.lead = self.fill
             await self._finish_in_flight()
@@ -163,14 +164,19 @@ class BufferWriter:
     async def _finish_in_flight(self) -> None:
         if not self.in_flight:
             return
-        await settle([asyncio.wrap_future(job) for job in self.in_flight])  # the write and the hash, even if one fails
+        await settle_jobs(self.in_flight)  # the write and the hash, even if one fails
         self._collect()
 
     def _collect(self) -> None:
-        """The jobs in flight are over: raise the first failure, else count their bytes as written."""
+        """The jobs in flight are over: raise the first failure, else count their bytes as written. After a
+        failure nothing more is written or counted: bytes past a hole must never be counted as written."""
         jobs, self.in_flight = self.in_flight, []
-        for job in jobs:
-            job.result()
+        try:
+            for job in jobs:
+                job.result()
+        except BaseException:
+            self.failed = True
+            raise
         self.progress.written += self.in_flight_bytes
 
 
