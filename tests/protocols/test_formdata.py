@@ -16,9 +16,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pyfiledrop.errors import BadRequest
-from pyfiledrop.protocols.formdata import FormStream
+from pyfiledrop.protocols.formdata import FileData, FormStream
 from pyfiledrop.protocols.multipart import Field, FilePart, MultipartParser, PartEnd
-from tests.socketlike import SocketLike
+from tests.socketlike import PumpingSocketLike, SocketLike
 
 BOUNDARY = b"----pfdBoundary7MA4YWxkTrZu0gW"
 DELIMITER = b"\r\n--" + BOUNDARY
@@ -35,9 +35,33 @@ def form(before: list[tuple[str, str]], data: bytes, after: list[tuple[str, str]
     return body + DELIMITER + b"--\r\n" + epilogue
 
 
-async def read_fast(body: bytes, seed: int) -> tuple[dict[str, str], bytes]:
+class Collect:
+    """A fill target (``storage.base.FillTarget``) that hands out views of odd sizes and says stop after a few."""
+
+    def __init__(self, rng: random.Random, data: bytearray) -> None:
+        self.rng = rng
+        self.data = data
+        self.left = rng.choice([1, 2, 1000])
+        self.view = memoryview(b"")
+        self.said_stop = False
+
+    def next_view(self) -> memoryview | None:
+        if self.left == 0:
+            self.said_stop = True
+            return None
+        self.left -= 1
+        self.view = memoryview(bytearray(self.rng.choice([1, 3, 40, 1023, 1024, 4096, 70_000, 1 << 20])))
+        return self.view
+
+    def filled(self, n: int) -> None:
+        self.data += self.view[:n]
+
+
+async def read_fast(body: bytes, seed: int, pumping: bool = False) -> tuple[dict[str, str], bytes]:
+    """The file part read with ``readinto`` in odd sizes — and, ``pumping``, now and then with ``pump`` (the body
+    reads itself in a worker thread, the delimiter searched there)."""
     rng = random.Random(seed)
-    stream = FormStream(SocketLike(body, rng, READS), BOUNDARY)
+    stream = FormStream((PumpingSocketLike if pumping else SocketLike)(body, rng, READS), BOUNDARY)
     fields: dict[str, str] = {}
     data = bytearray()
     buffer = mmap.mmap(-1, 1 << 20)
@@ -48,6 +72,14 @@ async def read_fast(body: bytes, seed: int) -> tuple[dict[str, str], bytes]:
             case FilePart():
                 part = stream.file_data()
                 while True:
+                    if pumping and rng.random() < 0.7:
+                        assert isinstance(part, FileData)
+                        target = Collect(rng, data)
+                        pumped = await part.pump(target)
+                        if pumped == 0 and not target.said_stop:
+                            break
+                        if pumped is not None:
+                            continue
                     size = rng.choice([1, 3, 40, 1023, 1024, 4096, 70_000, 1 << 20])
                     if rng.random() < 0.5:
                         start = rng.randint(0, (1 << 20) - size)
@@ -84,14 +116,16 @@ awkward = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=awkward, large=st.integers(0, 300_000), after=st.booleans(), seed=st.integers(0, 10_000))
-def test_readinto_gives_what_the_parser_gives(data: bytes, large: int, after: bool, seed: int) -> None:
+@given(
+    data=awkward, large=st.integers(0, 300_000), after=st.booleans(), seed=st.integers(0, 10_000), pumping=st.booleans()
+)
+def test_readinto_gives_what_the_parser_gives(data: bytes, large: int, after: bool, seed: int, pumping: bool) -> None:
     data = data + random.Random(seed).randbytes(large) + data
     assume(DELIMITER not in data)  # the awkward pieces can join into the delimiter: no valid form holds that
     body = form([("dzuuid", "x"), ("dzchunkindex", "0")], data, [("late", "field")] if after else [], b"epilogue")
     expected = read_with_parser(body)
     assert expected[1] == data
-    assert asyncio.run(read_fast(body, seed)) == expected
+    assert asyncio.run(read_fast(body, seed, pumping)) == expected
 
 
 @pytest.mark.parametrize("seed", range(40))

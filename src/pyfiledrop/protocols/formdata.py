@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 from pyfiledrop.errors import BadRequest
 from pyfiledrop.protocols.multipart import Event, MultipartParser, PartEnd
-from pyfiledrop.storage.base import Fillable, ReadObserver
+from pyfiledrop.storage.base import Fillable, FillTarget, Pumpable, ReadObserver
 
 _SMALL_VIEW = 1024  # a buffer's last few bytes: read through a bounce buffer, the delimiter must fit
 
@@ -87,6 +87,36 @@ class FileData:
         if observe is not None and parsed:  # a few bytes the parser or the bounce buffer gave: seen here
             observe(view[:parsed])
         return parsed
+
+    async def pump(self, target: FillTarget) -> int | None:
+        """The file's bytes into ``target`` by the request body's own pump: its thread looks for the delimiter in
+        each view, hands the target the file data before it and keeps what may begin one for the next view. None
+        while the parser holds bytes of the file (``readinto`` gives them) or the body cannot pump."""
+        if self.done:
+            return 0
+        body = self.stream.body
+        if self.overflow or (self.stream.events and not self.raw) or not isinstance(body, Pumpable):
+            return None
+        if not self.raw:
+            self.carry, self.raw = self.stream.parser.take_held_back(), True
+        scan = _ScanTarget(target, self.carry, self.stream.parser.delimiter)
+        got = await body.pump(scan)
+        self.carry = scan.carry
+        if scan.tail is not None:  # the part ends: the parser takes over again from the delimiter
+            self.raw = False
+            events = self.stream.events
+            events.extend(self.stream.parser.feed(scan.tail))
+            if events and isinstance(events[0], PartEnd):
+                events.popleft()
+                self.done = True
+            return scan.data if scan.data or self.done else None
+        if got is None:
+            return None
+        if scan.data or scan.target_stopped:
+            return scan.data  # (0: the storage's target stopped it at once; it knows why)
+        if got == 0 and not scan.stopped_small:
+            raise BadRequest("the multipart body ended inside the file part")
+        return None  # nothing for the file yet (a small view, or only bytes that may begin the delimiter)
 
     async def _read_raw(self, view: memoryview, observe: ReadObserver | None) -> int:
         """Read the body straight into ``view``; the reading thread looks for the delimiter and lets ``observe``
@@ -165,6 +195,49 @@ class _Scan:
         self.data_end = self.found if self.found >= 0 else filled - _held_back(view, filled, delimiter)
         if self.observe is not None and self.data_end:
             self.observe(view[: self.data_end])
+
+
+class _ScanTarget:
+    """A fill target in front of the storage's, used by the body's pumping thread: each view begins with the bytes
+    kept back from the one before; the file data up to the delimiter (or up to what could begin one) goes to the
+    storage's target, the bytes from the delimiter on are kept for the parser (``tail``), and then it says stop."""
+
+    def __init__(self, target: FillTarget, carry: bytes, delimiter: bytes) -> None:
+        self.target = target
+        self.carry = carry
+        self.delimiter = delimiter
+        self.view = memoryview(b"")
+        self.tail: bytes | None = None
+        self.data = 0  # file bytes handed to the target
+        self.stopped_small = False  # a view too small for a delimiter: readinto has a bounce buffer for that
+        self.target_stopped = False
+
+    def next_view(self) -> memoryview | None:
+        if self.tail is not None:
+            return None
+        view = self.target.next_view()
+        if view is None:
+            self.target_stopped = True
+            return None
+        if len(view) < _SMALL_VIEW:
+            self.stopped_small = True
+            return None
+        self.view = view
+        view[: len(self.carry)] = self.carry
+        return view[len(self.carry) :]
+
+    def filled(self, n: int) -> None:
+        view, delimiter = self.view, self.delimiter
+        filled = len(self.carry) + n
+        found = _find(view, delimiter, filled)
+        data_end = found if found >= 0 else filled - _held_back(view, filled, delimiter)
+        if found >= 0:
+            self.tail, self.carry = bytes(view[found:filled]), b""
+        else:
+            self.carry = bytes(view[data_end:filled])
+        if data_end:
+            self.data += data_end
+            self.target.filled(data_end)
 
 
 def _held_back(view: memoryview, filled: int, delimiter: bytes) -> int:

@@ -54,14 +54,15 @@ class FillTarget(Protocol):
 
 
 @runtime_checkable
-class Pumpable(Protocol):
+class Pumpable(Fillable, Protocol):
     """A body that reads itself into a target's buffers in one worker thread, buffer after buffer, without going
     back to the event loop in between (no wake-up and hand-off per buffer: they cost more CPU than the copy)."""
 
     async def pump(self, target: FillTarget) -> int | None:
-        """Read into ``target`` until the body ends or the target says stop; returns the bytes read (0 at the end
-        of the body), or None when this body cannot pump (the caller uses ``readinto``). Failures as
-        ``Fillable.readinto``: bytes read before one are returned first, the failure raised by the next call."""
+        """Read into ``target`` until the body ends or the target says stop; returns the bytes read (0: the end of
+        the body, or the target stopped it at once), or None when the body cannot pump now (the caller reads the
+        next bytes with ``readinto`` and may pump again after). Failures as ``Fillable.readinto``: bytes read
+        before one are returned first, the failure raised by the next call."""
         ...
 
 

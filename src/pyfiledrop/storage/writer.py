@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, Pumpable, ScanEnd, WriteProgress
@@ -68,9 +69,7 @@ class BufferWriter:
             self.buffers = [first, second]
             try:
                 try:
-                    if isinstance(body, Pumpable) and await self._pump_from(body, checkpoint):
-                        pass
-                    elif isinstance(body, Fillable):
+                    if isinstance(body, Fillable):
                         await self._fill_from(body, checkpoint)
                     else:
                         await self._copy_from(body, checkpoint)
@@ -84,30 +83,29 @@ class BufferWriter:
                 self.buffers = []
         return self.progress.written
 
-    async def _pump_from(self, body: Pumpable, checkpoint: ProgressCallback | None) -> bool:
-        """The body reads itself into our buffers in one worker thread, which hashes each buffer and starts its
-        write; the event loop hears back only for a checkpoint (once a second) and at the end. False: this body
-        cannot pump."""
-        loop = asyncio.get_running_loop()
-        self.observed_on_read = self.observe is not None
-        while True:
-            wait = self.reported + _PROGRESS_EVERY - loop.time() if checkpoint is not None else math.inf
-            target = _PumpTarget(self, time.monotonic() + wait)
-            n = await body.pump(target)
-            if n is None:
-                return False
-            if target.error is not None:
-                raise target.error
-            if target.checkpoint_due:
-                await self._swap(checkpoint)
-            elif n == 0:
-                return True
-
     async def _fill_from(self, body: Fillable, checkpoint: ProgressCallback | None) -> None:
+        """A body that fills our buffers. One that pumps (``Pumpable``) reads itself in one worker thread, which
+        hashes each buffer and starts its write: the event loop hears back only for a checkpoint (once a second)
+        and at the end. When it cannot pump (not now, or never), one ``readinto`` at a time."""
+        loop = asyncio.get_running_loop()
         observe = self.observe
         seen = None if observe is None else lambda view: observe([view])
         self.observed_on_read = seen is not None
+        pumps = isinstance(body, Pumpable)
         while True:
+            if pumps:
+                wait = self.reported + _PROGRESS_EVERY - loop.time() if checkpoint is not None else math.inf
+                target = _PumpTarget(self, time.monotonic() + wait)
+                n = await cast(Pumpable, body).pump(target)
+                if target.error is not None:
+                    raise target.error
+                if target.checkpoint_due:
+                    await self._swap(checkpoint)
+                    continue
+                if n == 0:
+                    return
+                if n is not None:
+                    continue
             if self.fill == BUFFER_BYTES:  # (also when a pump left it full)
                 await self._swap(checkpoint)
             n = await body.readinto(memoryview(self.buffers[self.current])[self.fill :], seen)
