@@ -407,6 +407,19 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def send_as(client: Client, raw: bytes, size: int, arrival: str) -> None:
+    """A request whose body is its last ``size`` bytes: all at once "with the head", or "after the head, in
+    pieces" (three, 50 ms apart: a worker thread reads the socket for most of it)."""
+    if arrival == "with the head":
+        client.send(raw)
+        return
+    split = len(raw) - size
+    client.send(raw[:split])
+    for start in range(split, len(raw), max(size // 3, 1)):
+        time.sleep(0.05)
+        client.send(raw[start : start + max(size // 3, 1)])
+
+
 def full_buffers_until_the_end(counts: list[int], buf: int) -> bool:
     """``readinto`` fills the whole buffer every time but the last (where the body ends)."""
     return all(n == buf for n in counts[:-1]) and (not counts or 0 < counts[-1] <= buf)
@@ -682,21 +695,20 @@ def test_50_mb_body(server: Running, app: EchoApp, mode: str) -> None:
 )
 @pytest.mark.parametrize("arrival", ["with the head", "after the head, in pieces"])
 def test_readinto_buffer_sizes(server: Running, app: EchoApp, size: int, buf: int, arrival: str) -> None:
+    echo_in_buffers(server, app, f"mode=readinto&buf={buf}", size, buf, arrival)
+
+
+def echo_in_buffers(server: Running, app: EchoApp, query: str, size: int, buf: int, arrival: str) -> Client:
+    """POST ``size`` random bytes to ``/echo?query``; the echo must match and have come in full ``buf``-byte
+    buffers until the last. Returns the connection, still open."""
     body = os.urandom(size)
-    raw = request("POST", f"/echo?mode=readinto&buf={buf}", body=body)
     client = server.connect()
-    if arrival == "with the head":
-        client.send(raw)
-    else:  # the worker thread reads the socket for most of it
-        split = len(raw) - size
-        client.send(raw[:split])
-        for start in range(split, len(raw), max(size // 3, 1)):
-            time.sleep(0.05)
-            client.send(raw[start : start + max(size // 3, 1)])
+    send_as(client, request("POST", f"/echo?{query}", body=body), size, arrival)
     echoed = client.response().json()
     assert (echoed["length"], echoed["sha256"]) == (size, sha(body))
     counts = app.wait_for("counts")
     assert full_buffers_until_the_end(counts, buf), counts
+    return client
 
 
 @pytest.mark.parametrize(
@@ -710,21 +722,7 @@ def test_pump_fills_view_after_view_in_one_thread_call_and_resumes_where_a_targe
     """``pump``: the body goes into view after view without coming back to the app, each view full except the
     last; a target that says stop gets the rest on the next call — including bytes that came with the head and
     did not fit its views (they go back in front of the socket's)."""
-    body = os.urandom(size)
-    raw = request("POST", f"/echo?mode=pump&buf={buf}&views={views}", body=body)
-    client = server.connect()
-    if arrival == "with the head":
-        client.send(raw)
-    else:
-        split = len(raw) - size
-        client.send(raw[:split])
-        for start in range(split, len(raw), max(size // 3, 1)):
-            time.sleep(0.05)
-            client.send(raw[start : start + max(size // 3, 1)])
-    echoed = client.response().json()
-    assert (echoed["length"], echoed["sha256"]) == (size, sha(body))
-    counts = app.wait_for("counts")
-    assert full_buffers_until_the_end(counts, buf), counts
+    client = echo_in_buffers(server, app, f"mode=pump&buf={buf}&views={views}", size, buf, arrival)
     calls = app.wait_for("pump calls")
     if views == 0:
         assert calls == 2  # all of it in one call, then 0: the end
@@ -764,14 +762,7 @@ def test_read_whole_runs_the_function_in_a_worker_thread_after_the_whole_body(
     body = os.urandom(size)
     raw = request("PUT", "/whole", body=body)
     client = server.connect()
-    if arrival == "with the head":
-        client.send(raw)
-    else:
-        split = len(raw) - size
-        client.send(raw[:split])
-        for start in range(split, len(raw), max(size // 3, 1)):
-            time.sleep(0.05)
-            client.send(raw[start : start + max(size // 3, 1)])
+    send_as(client, raw, size, arrival)
     answer = client.response().json()
     assert answer["sha256"] == sha(body)
     assert answer["thread"] != answer["loop"]
