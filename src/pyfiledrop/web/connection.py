@@ -75,6 +75,7 @@ class Connection(asyncio.Protocol):
         self.drain_waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         self.reading_paused = False
+        self.high_water = _HIGH_WATER  # reading pauses when this much is buffered and nobody takes it
         self.fd = -1  # the socket, when the fast body path may read it (not under TLS)
         self.socket_read: concurrent.futures.Future[Any] | None = None  # a worker-thread job using the body buffer
         self.idle = True  # between requests: may be closed at once on shutdown
@@ -102,7 +103,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.buffered += len(data)
-        if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport is not None:
+        if self.buffered > self.high_water and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
         self._wake()
@@ -158,10 +159,13 @@ class Connection(asyncio.Protocol):
                 self.idle = False
                 if (head.content_length or 0) > _EAGER_BODY and self.fd >= 0 and self.transport is not None:
                     # Leave a large body in the socket until the app asks: readinto then takes it straight from
-                    # there, instead of asyncio reading it into pieces that are copied over after.
+                    # there, instead of asyncio reading it into pieces that are copied over after. An app that
+                    # reads a few pieces first (a multipart preamble) gets one read's worth at a time.
                     self.transport.pause_reading()
                     self.reading_paused = True
+                    self.high_water = _RECV_SIZE
                 keep = await _Exchange(self, head).run()
+                self.high_water = _HIGH_WATER
                 self.idle = True
                 if not keep:
                     return
