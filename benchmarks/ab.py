@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,12 @@ ROOT = Path(__file__).resolve().parent
 PROJECT_PYTHON = sys.executable
 BENCH_BIN = ROOT / ".work" / "venv" / "bin"
 DATA = ROOT / ".work" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def thread_ticks(pid: int) -> dict[int, int]:
@@ -73,7 +80,7 @@ def client_command(case: str, url: str, args: argparse.Namespace) -> list[str]:
 
 def measure(side: str, args: argparse.Namespace) -> dict[str, object]:
     scratch = Path(tempfile.mkdtemp(prefix="pfd-ab-"))
-    port = 20000 + os.getpid() % 5000
+    port = free_port()  # a new one each run: pyfiledrop upload would take a reused URL for a resume
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYFILEDROP_")}
     env["PYTHONPATH"] = str(Path(side).resolve())
     server = subprocess.Popen(

@@ -326,3 +326,28 @@ def test_200_uploads_at_once_keep_status_requests_fast_and_memory_bounded(server
     assert not probe.failures, probe.failures[:5]
     assert probe.percentile(0.99) < P99_BOUND_S, probe.summary("200 uploads")
     assert max(probe.rss) < RSS_BOUND_MIB, probe.summary("200 uploads")
+
+
+def test_more_stalled_large_bodies_than_reading_threads_do_not_block_other_uploads(
+    server: ServerProcess,
+) -> None:
+    """Large bodies are read by worker threads; 80 clients that start one and then send nothing must not hold
+    every such thread until their timeout: a new upload meanwhile goes through at once."""
+    stalled = 80
+    paths = [new_tus(server, 2 << 20) for _ in range(stalled)]
+    socks = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in paths]
+    try:
+        for sock, path in zip(socks, paths, strict=True):
+            sock.sendall(patch_head(path, 0, 2 << 20) + b"x" * 100_000)  # a body too large to be read with its head
+        time.sleep(0.5)
+        data = random.Random(7).randbytes(3 << 20)
+        started = time.monotonic()
+        put = httpx.put(f"{server.url}/meanwhile.bin", content=data, timeout=30)
+        small = httpx.put(f"{server.url}/small.bin", content=data[:100_000], timeout=30)
+        took = time.monotonic() - started
+    finally:
+        for sock in socks:
+            sock.close()
+    assert put.status_code == 201 and put.headers["x-sha256"] == hashlib.sha256(data).hexdigest()
+    assert small.status_code == 201
+    assert took < TIMEOUT_S / 2, f"the new uploads waited {took:.1f} s behind the stalled ones"

@@ -974,17 +974,41 @@ def test_readinto_a_client_leaving_mid_body_is_an_error_after_its_bytes_not_an_e
     assert 0 not in counts, counts
 
 
-def test_readinto_idle_timeout(server: Running, app: EchoApp) -> None:
+@pytest.mark.parametrize("mode", ["readinto", "pump"])
+@pytest.mark.parametrize("idle", [0.5, 1.5])
+def test_readinto_idle_timeout(server: Running, app: EchoApp, mode: str, idle: float) -> None:
+    """The idle timeout counts from the last byte, also after the reading thread gave the socket back (0.25 s)."""
     client = server.connect()
     started = time.monotonic()
-    client.send(request("PUT", "/echo?mode=readinto&idle=0.5&buf=65536", (f"Content-Length: {2 * MiB}",)))
+    client.send(request("PUT", f"/echo?mode={mode}&idle={idle}&buf=65536", (f"Content-Length: {2 * MiB}",)))
     client.send(b"a" * 100_000)
     response = client.response()
     elapsed = time.monotonic() - started
     assert response.status == 408  # the app's own answer to TimeoutError
     assert response.header("connection") == "close"  # 2 MiB unread is too much to drop
-    assert 0.4 < elapsed < 3
+    assert idle - 0.1 < elapsed < idle + 2.5
     assert sum(app.wait_for("TimeoutError")) == 100_000
+
+
+@pytest.mark.parametrize("mode", ["readinto", "pump", "whole"])
+def test_a_body_with_pauses_longer_than_a_thread_waits_arrives_whole(server: Running, app: EchoApp, mode: str) -> None:
+    """A client that stops for a while mid-body: the reading thread gives the socket back to the event loop after
+    0.25 s of nothing (so a stalled client holds no thread), the loop waits, a thread reads on when bytes come."""
+    body = os.urandom(3 * MiB + 5)
+    target = "/whole" if mode == "whole" else f"/echo?mode={mode}&buf={MiB}"
+    raw = request("PUT", target, body=body)
+    split = len(raw) - len(body)
+    client = server.connect()
+    client.send(raw[:split])
+    for start in range(split, len(raw), MiB):
+        client.send(raw[start : start + MiB])
+        time.sleep(0.6)
+    answer = client.response().json()
+    assert answer["sha256"] == sha(body)
+    if mode != "whole":
+        assert answer["length"] == len(body)
+    client.send(request("GET", "/echo?after=1"))
+    assert client.response().json()["query"] == "after=1"
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,10 @@ _EAGER_BODY = 64 * 1024  # a body up to this size is read by asyncio along with 
 # head: a big bytes object, mapped and unmapped by malloc, only to be copied into the body buffer after)
 _RECV_SIZE = 64 * 1024
 _DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped to keep the connection
-_POLL_SLICE_MS = 200  # a socket-reading thread looks up this often to see whether it should stop
+_POLL_SLICE_MS = 100  # a socket-reading thread looks up this often to see whether it should stop
+# A socket-reading thread that gets nothing for this long gives the socket back to the event loop, which waits for
+# more without a thread: stalled or trickling clients must not hold the threads every other upload needs.
+_PARK_AFTER_S = 0.25
 _LINGER_S = 2.0  # after an early answer, keep reading (and dropping) so the client sees the answer, not a reset
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -59,6 +62,10 @@ App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callabl
 
 class _Gone(Exception):
     """The client closed the connection."""
+
+
+class _Parked(Exception):
+    """A socket-reading thread found nothing for a while and gave the socket back (not an error of the body)."""
 
 
 class Connection(asyncio.Protocol):
@@ -411,8 +418,12 @@ def _fill_from_socket(
         try:
             n = os.readv(fd, [view[got:]])
         except BlockingIOError:
-            if not poller.poll(_POLL_SLICE_MS) and time.monotonic() - last > idle_timeout:
-                return got, TimeoutError()
+            if not poller.poll(_POLL_SLICE_MS):
+                idle = time.monotonic() - last
+                if idle > idle_timeout:
+                    return got, TimeoutError()
+                if idle > _PARK_AFTER_S:
+                    return got, _Parked()
             continue
         except OSError as exc:
             return got, _Gone(str(exc))
@@ -641,15 +652,9 @@ class _Exchange:
         if not conn.reading_paused and conn.transport is not None:
             conn.transport.pause_reading()
             conn.reading_paused = True
-        prefix = b""  # what asyncio read with the head goes first
-        while conn.buffered and len(prefix) < self.left:
-            prefix += conn.take(self.left - len(prefix))
-        stop = threading.Event()
-        job = conn.server.executor.submit(_pump_socket, conn.fd, self.left, prefix, target, idle_timeout, stop)
-        got, error, rest = await conn._in_thread(job, stop)
-        if rest:  # the target stopped before taking all of it: back in front of the socket's bytes
-            conn.chunks.appendleft(rest)
-            conn.buffered += len(rest)
+        got, error = await self._pump_until_bytes(target, idle_timeout)
+        if isinstance(error, _Parked):
+            error = None  # a short count: the caller pumps again
         self.left -= got
         self.body_done = self.left == 0
         if self.body_done:
@@ -658,6 +663,28 @@ class _Exchange:
         if got == 0 and error is not None:
             raise _as_read_error(error, self)
         return got
+
+    async def _pump_until_bytes(self, target: FillTarget, idle_timeout: float) -> tuple[int, BaseException | None]:
+        """One pumping thread; if it gave the socket back without a byte, wait on the loop and start another."""
+        conn = self.conn
+        while True:
+            prefix = b""  # what asyncio read (with the head, or while the socket was parked) goes first
+            while conn.buffered and len(prefix) < self.left:
+                prefix += conn.take(self.left - len(prefix))
+            stop = threading.Event()
+            job = conn.server.executor.submit(_pump_socket, conn.fd, self.left, prefix, target, idle_timeout, stop)
+            got, error, rest = await conn._in_thread(job, stop)
+            if rest:  # the target stopped before taking all of it: back in front of the socket's bytes
+                conn.chunks.appendleft(rest)
+                conn.buffered += len(rest)
+            if got or not isinstance(error, _Parked):
+                return got, error
+            if conn.eof:
+                return 0, _Gone()
+            try:
+                await self._wait_parked(idle_timeout)  # nothing came: wait on the loop without a thread
+            except TimeoutError:
+                raise _as_read_error(TimeoutError(), self) from None
 
     async def _fill_from_pieces(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         filled = 0
@@ -671,6 +698,28 @@ class _Exchange:
         if observe is not None and filled:
             await self.conn.observe_in_thread(observe, view[:filled])
         return filled
+
+    def _take_buffered(self, view: memoryview, filled: int, want: int) -> int:
+        conn = self.conn
+        while filled < want and conn.buffered:
+            piece = conn.take(want - filled)
+            view[filled : filled + len(piece)] = piece
+            filled += len(piece)
+        return filled
+
+    async def _wait_parked(self, idle_timeout: float) -> None:
+        """After a reading thread gave the socket back: wait (no thread) until asyncio reads more, the client
+        leaves, or the rest of the idle timeout passes (then the TimeoutError is the body's failure)."""
+        conn = self.conn
+        try:
+            await conn._wait_data(max(idle_timeout - _PARK_AFTER_S, 0))
+        except TimeoutError:
+            self.pending_error = TimeoutError()
+            raise
+        finally:
+            if not conn.reading_paused and conn.transport is not None:
+                conn.transport.pause_reading()
+                conn.reading_paused = True
 
     async def _fill(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         conn = self.conn
@@ -686,17 +735,18 @@ class _Exchange:
         if not conn.reading_paused and conn.transport is not None:
             conn.transport.pause_reading()
             conn.reading_paused = True
-        while filled < want and conn.buffered:  # what asyncio had read already comes first
-            piece = conn.take(want - filled)
-            view[filled : filled + len(piece)] = piece
-            filled += len(piece)
-        if filled < want:
+        filled = self._take_buffered(view, filled, want)  # what asyncio had read already comes first
+        while filled < want:
             if conn.eof:
                 self.pending_error = _Gone()
-            else:
-                got, error = await conn.read_socket_into(view[:want], filled, idle_timeout, observe)
+                break
+            got, error = await conn.read_socket_into(view[:want], filled, idle_timeout, observe)
+            if got or filled or not isinstance(error, _Parked):
                 filled, observe = filled + got, None  # the thread has let observe see them
-                self.pending_error = error
+                self.pending_error = None if isinstance(error, _Parked) else error
+                break  # a short count is fine: the caller asks again
+            await self._wait_parked(idle_timeout)  # nothing came: wait on the loop, then take what asyncio read
+            filled = self._take_buffered(view, filled, want)
         if observe is not None and filled:  # all of it came from what asyncio read with the head: seen here
             observe(view[:filled])
         self.left -= filled
