@@ -408,6 +408,8 @@ def _read_socket(
 def _fill_from_socket(
     fd: int, view: memoryview, idle_timeout: float, stop: threading.Event
 ) -> tuple[int, BaseException | None]:
+    """Read until ``view`` is full. Stops short with why: the client left (``_Gone``), nothing came for the idle
+    timeout (TimeoutError), or for ``_PARK_AFTER_S`` (``_Parked``: the event loop waits for more, not this thread)."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     got = 0
