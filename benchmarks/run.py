@@ -386,6 +386,33 @@ def completion_latency(data: Path, scratch: Path, server_args: list[str], runs: 
     return results
 
 
+def many_small_runs(scratch: Path, server_args: list[str], runs: int, report: dict[str, Any]) -> str:
+    """``runs`` rounds of 200 × 1 MiB against both servers, alternating which goes first; the ratio of medians."""
+    kinds = ("pyfiledrop", "copyparty")
+    results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for r in range(runs):
+        for kind in kinds if r % 2 == 0 else reversed(kinds):
+            results[kind].append(many_small(kind, scratch, server_args, 200, 50))
+    report["many_small"] = results
+
+    def median(kind: str, key: str) -> float:
+        values = sorted(float(run.get(key) or 0) for run in results[kind])
+        return values[len(values) // 2]
+
+    pf_runs = [float(run.get("files_per_s") or 0) for run in results["pyfiledrop"]]
+    cp_runs = [float(run.get("files_per_s") or 0) for run in results["copyparty"]]
+    ratios = [p / c for p, c in zip(pf_runs, cp_runs, strict=True) if c]
+    p99 = [run.get("status_p99_ms") for run in results["pyfiledrop"]]
+    ok = [f"{run.get('stored_ok')}" for kind in kinds for run in results[kind]]
+    line = (f"200 × 1 MiB from 50 clients (PUT), median of {runs}: pyfiledrop {median('pyfiledrop', 'files_per_s'):.0f} "
+            f"files/s, copyparty {median('copyparty', 'files_per_s'):.0f}; ratio "
+            f"{median('pyfiledrop', 'files_per_s') / (median('copyparty', 'files_per_s') or float('inf')):.2f} "
+            f"(per run {', '.join(f'{x:.2f}' for x in ratios)}); status p99 {p99} ms (p50 median "
+            f"{median('pyfiledrop', 'status_p50_ms'):.1f} ms); stored ok {'/'.join(ok)} (targets ≥ 1.5, p99 < 100 ms)")  # fmt: skip
+    print(line, flush=True)
+    return line
+
+
 def many_small(kind: str, scratch: Path, server_args: list[str], files: int, clients: int) -> dict[str, Any]:
     shutil.rmtree(scratch, ignore_errors=True)
     server = Server(kind, scratch / "storage", server_args if kind == "pyfiledrop" else []).start()
@@ -664,16 +691,7 @@ def main(argv: list[str]) -> int:
         text_parts.append(line)
 
     if "many" not in skip:
-        many = {kind: many_small(kind, scratch, server_args, 200, 50) for kind in ("pyfiledrop", "copyparty")}
-        report["many_small"] = many
-        pf, cp = many["pyfiledrop"], many["copyparty"]
-        ratio = (pf.get("files_per_s") or 0) / (cp.get("files_per_s") or float("inf"))
-        line = (f"200 × 1 MiB from 50 clients (PUT): pyfiledrop {pf.get('files_per_s', 0):.0f} files/s "
-                f"({pf.get('stored_ok')} ok, status p50 {pf.get('status_p50_ms')} ms, p99 {pf.get('status_p99_ms')} ms); "
-                f"copyparty {cp.get('files_per_s', 0):.0f} files/s ({cp.get('stored_ok')} ok); ratio {ratio:.2f} "
-                "(targets ≥ 1.5, p99 < 100 ms)")  # fmt: skip
-        print(line, flush=True)
-        text_parts.append(line)
+        text_parts.append(many_small_runs(scratch, server_args, runs, report))
 
     if "profile" not in skip:
         summary = profile(data, sha, scratch, server_args, RESULTS / f"profile-{stamp}.txt")
