@@ -110,9 +110,8 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.buffered += len(data)
-        if self.buffered > self.high_water and not self.reading_paused and self.transport is not None:
-            self.transport.pause_reading()
-            self.reading_paused = True
+        if self.buffered > self.high_water:
+            self.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -168,8 +167,7 @@ class Connection(asyncio.Protocol):
                     # Leave a large body in the socket until the app asks: readinto then takes it straight from
                     # there, instead of asyncio reading it into pieces that are copied over after. An app that
                     # reads a few pieces first (a multipart preamble) gets one read's worth at a time.
-                    self.transport.pause_reading()
-                    self.reading_paused = True
+                    self.pause_reading()
                     self.high_water = _RECV_SIZE
                 keep = await _Exchange(self, head).run()
                 self.high_water = _HIGH_WATER
@@ -235,6 +233,12 @@ class Connection(asyncio.Protocol):
         self.buffered -= consumed_from - len(rest)
         if rest:
             self.chunks.appendleft(rest)
+
+    def pause_reading(self) -> None:
+        """asyncio stops reading the socket (a thread is about to, or enough is buffered)."""
+        if not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
 
     def resume_reading(self) -> None:
         """asyncio reads the socket again (unless a thread is reading it)."""
@@ -307,9 +311,7 @@ class Connection(asyncio.Protocol):
         """Fill ``view[start:]`` from the socket in a worker thread; with ``observe``, that thread then passes it
         ``view[:start + got]`` while the bytes are still in its CPU's cache."""
         assert self.transport is not None
-        if not self.reading_paused:
-            self.transport.pause_reading()  # asyncio must not read the socket under the thread
-            self.reading_paused = True
+        self.pause_reading()  # asyncio must not read the socket under the thread
         stop = threading.Event()
         job = self.server.executor.submit(_read_socket, self.fd, view, start, idle_timeout, stop, observe)
         return await self._in_thread(job, stop)
@@ -602,11 +604,8 @@ class _Exchange:
         n > 0, in the thread that read the socket when one did."""
         try:
             return await self._fill(view, idle_timeout, observe)
-        except _Gone as exc:
-            raise ConnectionError("the client closed the connection") from exc
-        except WireError as exc:
-            self.body_error = exc
-            raise ConnectionError(exc.message) from exc
+        except (_Gone, WireError) as exc:
+            raise _as_read_error(exc, self) from exc
 
     async def _read_whole(self, view: memoryview, idle_timeout: float, then: Callable[[], _T]) -> _T:
         """Fill ``view`` with the whole body — a Content-Length body of exactly ``len(view)`` bytes, none of it read
@@ -651,9 +650,7 @@ class _Exchange:
         if self.body_done:
             return 0
         self._send_continue()
-        if not conn.reading_paused and conn.transport is not None:
-            conn.transport.pause_reading()
-            conn.reading_paused = True
+        conn.pause_reading()
         got, error = await self._pump_until_bytes(target, idle_timeout)
         if isinstance(error, _Parked):
             error = None  # a short count: the caller pumps again
@@ -719,9 +716,7 @@ class _Exchange:
             self.pending_error = TimeoutError()
             raise
         finally:
-            if not conn.reading_paused and conn.transport is not None:
-                conn.transport.pause_reading()
-                conn.reading_paused = True
+            conn.pause_reading()
 
     async def _fill(self, view: memoryview, idle_timeout: float, observe: Observer | None) -> int:
         conn = self.conn
@@ -734,9 +729,7 @@ class _Exchange:
         self._send_continue()
         want = min(len(view), self.left)
         filled = 0
-        if not conn.reading_paused and conn.transport is not None:
-            conn.transport.pause_reading()
-            conn.reading_paused = True
+        conn.pause_reading()
         filled = self._take_buffered(view, filled, want)  # what asyncio had read already comes first
         while filled < want:
             if conn.eof:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any, TypeVar, cast
@@ -162,12 +163,8 @@ class RequestBody:
                 await in_thread(observe, view[:n])
             return n
         self.request.body_consumed = True
-        try:
+        with self._as_domain_errors():
             return await self._fill(view, self.idle_timeout, observe)
-        except TimeoutError:
-            raise RequestTimeout(self.idle_timeout) from None
-        except ConnectionError:
-            raise ClientDisconnected() from None
 
     async def pump(self, target: FillTarget) -> int | None:
         """Read into ``target``'s buffers in one worker thread (``storage.base.Pumpable``); None when this body
@@ -175,12 +172,8 @@ class RequestBody:
         if self._pump is None or self._left or self._error is not None:
             return None
         self.request.body_consumed = True
-        try:
+        with self._as_domain_errors():
             return await self._pump(target, self.idle_timeout)
-        except TimeoutError:
-            raise RequestTimeout(self.idle_timeout) from None
-        except ConnectionError:
-            raise ClientDisconnected() from None
 
     async def read_whole(self, view: memoryview, then: Callable[[], _T]) -> _T:
         """Fill ``view`` with the whole body (BadRequest if it is shorter or longer), then return ``then()``, run in
@@ -188,12 +181,8 @@ class RequestBody:
         whole = self._whole
         if whole is not None and not self._left and self.request.content_length == len(view):
             self.request.body_consumed = True
-            try:
+            with self._as_domain_errors():
                 return cast(_T, await whole(view, self.idle_timeout, then))
-            except TimeoutError:
-                raise RequestTimeout(self.idle_timeout) from None
-            except ConnectionError:
-                raise ClientDisconnected() from None
         filled = 0
         while filled < len(view):
             n = await self.readinto(view[filled:])
@@ -203,6 +192,16 @@ class RequestBody:
         if await self.readinto(memoryview(bytearray(1))):
             raise BadRequest(f"the body is longer than the {len(view)} bytes announced")
         return await in_thread(then)
+
+    @contextlib.contextmanager
+    def _as_domain_errors(self) -> Iterator[None]:
+        """The server extension's ConnectionError / TimeoutError as the errors the engine maps to HTTP."""
+        try:
+            yield
+        except TimeoutError:
+            raise RequestTimeout(self.idle_timeout) from None
+        except ConnectionError:
+            raise ClientDisconnected() from None
 
     async def _copy_into(self, view: memoryview) -> int:
         filled = 0
