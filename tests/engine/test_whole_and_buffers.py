@@ -8,6 +8,7 @@ import functools
 import hashlib
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pyfiledrop.engine.service import WHOLE_BUFFERS, WHOLE_MAX_BYTES, Chunk, Lim
 from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.buffers import BUFFER_BYTES as POOL_BUFFER
-from pyfiledrop.storage.buffers import POOL
+from pyfiledrop.storage.buffers import POOL, BufferPool
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.workers import in_thread
 from tests.socketlike import PumpingSocketLike, SocketLike
@@ -144,6 +145,29 @@ async def in_pieces(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
         yield bytes(view[:n])
         view = view[n:]
         await asyncio.sleep(0)
+
+
+def test_the_pool_keeps_a_burst_of_buffers_warm_and_gives_them_back_once_idle() -> None:
+    pool = BufferPool(keep_busy=6, keep_idle=2, idle_after_s=30.0)
+    with contextlib.ExitStack() as burst:
+        held = [burst.enter_context(pool.borrow()) for _ in range(8)]
+        for buffer in held:
+            buffer[:4096] = os.urandom(4096)
+    assert pool.free == 6  # two over keep_busy were unmapped at once
+    again = []
+    with contextlib.ExitStack() as second:
+        again = [second.enter_context(pool.borrow()) for _ in range(6)]
+        assert all(buffer in held for buffer in again)  # the warm ones: no fresh mapping, no page faults
+    assert not any(buffer.closed for buffer in again)
+    busy_at = time.monotonic()
+    assert pool.trim(busy_at + 10) == 0  # the burst was just now: keep them
+    assert pool.free == 6
+    assert pool.trim(busy_at + 31) == 4
+    assert pool.free == 2
+    assert sum(buffer.closed for buffer in again) == 4
+    with pool.borrow(), pool.borrow():  # at most keep_idle at once is not a burst: trim takes nothing more
+        pass
+    assert pool.trim(time.monotonic() + 31) == 0 and pool.free == 2
 
 
 @pytest.mark.parametrize("chunk_size", [1_000_000, 4 << 20, 3 * 4096 + 17])

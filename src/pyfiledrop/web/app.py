@@ -19,6 +19,7 @@ from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage.base import Capability
+from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.web import api, downloads, drops, openapi, shares
 from pyfiledrop.web.access import Access
@@ -126,9 +127,11 @@ class App:
                 log.exception("sweep failed")
 
     async def sweep(self) -> None:
-        """Drop stale unfinished uploads (--stale-after) and expired finished ones (--expire-after)."""
+        """Drop stale unfinished uploads (--stale-after) and expired finished ones (--expire-after); give back
+        the body buffers a burst of uploads left idle."""
         assert self.ctx is not None
         await self.ctx.lifecycle.sweep()
+        POOL.trim()
 
     # -- requests -----------------------------------------------------------------------------------------------
 
