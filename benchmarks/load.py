@@ -3,8 +3,9 @@ more thread asks for the status of an upload every few ms and times the answers.
 
     python load.py URL --files 200 --clients 50 --size 1048576 [--status-path /files/ID] [--tus]
 
-Every file has different bytes. Prints JSON: files, seconds, files_per_s, errors, status_p50_ms, status_p99_ms,
-status_n, sha256 (name → sha256 of each file sent).
+Every file has different bytes; they and their sha256 are made before the clock starts. Prints JSON: files,
+seconds, files_per_s, errors, status_p50_ms, status_p99_ms, status_n, client_cpu_s (this process, while timed),
+machine_busy (share of both cores busy meanwhile, from /proc/stat), sha256 (name → sha256 of each file sent).
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ import os
 import threading
 import time
 from urllib.parse import urlsplit
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, idle) jiffies of the whole machine so far (Linux); (0, 0) elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            user, nice, system, idle, iowait, irq, softirq = (int(x) for x in stat.readline().split()[1:8])
+    except (OSError, ValueError):
+        return 0, 0
+    return user + nice + system + irq + softirq, idle + iowait
 
 
 def main() -> None:
@@ -94,7 +105,7 @@ def main() -> None:
 
     watcher = threading.Thread(target=status, daemon=True) if args.status_path else None
     threads = [threading.Thread(target=client) for _ in range(args.clients)]
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started, ticks_started = time.perf_counter(), time.process_time(), machine_ticks()
     if watcher:
         watcher.start()
     for t in threads:
@@ -102,6 +113,8 @@ def main() -> None:
     for t in threads:
         t.join(600)
     seconds, client_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    (busy, idle), (busy_before, idle_before) = machine_ticks(), ticks_started
+    machine_busy = (busy - busy_before) / max(busy - busy_before + idle - idle_before, 1)
     stop.set()
     if watcher:
         watcher.join(10)
@@ -112,7 +125,8 @@ def main() -> None:
 
     print(json.dumps({"files": done[0], "seconds": seconds, "files_per_s": done[0] / seconds, "errors": errors[:5],
                       "error_count": len(errors), "status_p50_ms": pct(0.5), "status_p99_ms": pct(0.99),
-                      "status_n": len(latencies), "client_cpu_s": client_cpu_s, "sha256": shas}))  # fmt: skip
+                      "status_n": len(latencies), "client_cpu_s": client_cpu_s,
+                      "machine_busy": machine_busy, "sha256": shas}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -415,6 +415,9 @@ def many_small_runs(scratch: Path, server_args: list[str], runs: int, report: di
 
 def many_small(kind: str, scratch: Path, server_args: list[str], files: int, clients: int) -> dict[str, Any]:
     shutil.rmtree(scratch, ignore_errors=True)
+    # Start with nothing dirty in the page cache: GiBs written by the cases before (or 200 MiB by the other server's
+    # round, which does not fsync) are flushed during the next round otherwise, and that round's fsyncs wait.
+    os.sync()
     server = Server(kind, scratch / "storage", server_args if kind == "pyfiledrop" else []).start()
     try:
         status_args: list[str] = []
