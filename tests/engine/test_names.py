@@ -1,7 +1,12 @@
+import os
+import re
+
 import pytest
 
-from pyfiledrop.engine.ids import InvalidUploadId, new_upload_id, parse_upload_id
+from pyfiledrop.engine.ids import InvalidUploadId, new_upload_id, parse_upload_id, token_urlsafe
 from pyfiledrop.engine.names import display_name, storage_name
+
+_URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @pytest.mark.parametrize(
@@ -43,3 +48,25 @@ def test_new_ids_are_unique_url_safe_and_parse() -> None:
 def test_malformed_ids_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidUploadId):
         parse_upload_id(bad)
+
+
+def test_tokens_come_from_the_os_in_slices_of_the_right_length() -> None:
+    tokens = [token_urlsafe(16) for _ in range(600)]  # 9,600 bytes: the 4 KiB pool is refilled twice
+    assert len(set(tokens)) == 600
+    assert all(len(t) == 22 and _URLSAFE.fullmatch(t) for t in tokens)
+    assert len(token_urlsafe(5000)) == 6667  # more than the pool holds at once
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_does_not_hand_out_the_parents_pooled_bytes() -> None:
+    token_urlsafe(1)  # the pool now holds bytes the child would otherwise share
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write_end, token_urlsafe(32).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as pipe:
+        from_child = pipe.read()
+    assert len(from_child) == 43 and from_child != token_urlsafe(32)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import functools
+import gc
 import hashlib
 import os
 import random
@@ -145,6 +148,89 @@ async def in_pieces(data: bytes, rng: random.Random) -> AsyncIterator[bytes]:
         yield bytes(view[:n])
         view = view[n:]
         await asyncio.sleep(0)
+
+
+def test_a_file_system_that_refuses_o_direct_still_stores_whole_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As tmpfs before Linux 6.6: the create with O_DIRECT fails (after making the file); the page cache it is."""
+    real_open = os.open
+    refused = []
+
+    def no_direct(path: str | Path, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if flags & os.O_DIRECT:
+            if flags & os.O_CREAT:
+                refused.append(path)
+                os.close(real_open(path, flags & ~os.O_DIRECT, mode))  # the kernel creates it, then refuses
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    async def main() -> None:
+        async with service_at(tmp_path) as service:
+            monkeypatch.setattr(os, "open", no_direct)
+            first, second = os.urandom(64 << 10), os.urandom(8 << 10)  # whole pages both
+            done = [await whole(service, first), await whole(service, second)]
+            assert len(refused) == 1  # once known, the create is not tried with O_DIRECT again
+            for upload, data in zip(done, (first, second), strict=True):
+                assert upload.state is UploadState.COMPLETE
+                assert (tmp_path / (upload.blob_key or "")).read_bytes() == data
+            assert list((tmp_path / ".partial").iterdir()) == []
+
+    asyncio.run(main())
+
+
+def test_a_refused_direct_write_goes_on_through_the_page_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_pwrite = os.pwrite
+    refused = []
+
+    def picky(fd: int, data: memoryview, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    async def main() -> None:
+        async with service_at(tmp_path) as service:
+            monkeypatch.setattr(os, "pwrite", picky)
+            data = os.urandom(1 << 20)
+            upload = await whole(service, data)
+            assert refused == [0]
+            assert (tmp_path / (upload.blob_key or "")).read_bytes() == data
+            assert upload.sha256 == hashlib.sha256(data).hexdigest()
+
+    asyncio.run(main())
+
+
+def test_the_storage_folder_is_opened_once_for_its_fsyncs_and_closed_with_the_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not Path("/proc/self/fd").exists():
+        pytest.skip("needs /proc")
+    real_open = os.open
+    folder_opens = []
+
+    def counting(path: str | Path, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if Path(path) == tmp_path:
+            folder_opens.append(flags)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    async def main() -> int:
+        async with service_at(tmp_path) as service:
+            monkeypatch.setattr(os, "open", counting)
+            await whole(service, os.urandom(5000))  # the database opens its log files with the first write
+            before = len(os.listdir("/proc/self/fd"))
+            for _ in range(10):
+                await whole(service, os.urandom(5000))
+            assert len(folder_opens) == 1  # for the folder's fsync after each rename: once, not per file
+            assert len(os.listdir("/proc/self/fd")) == before
+            storage = service.storage
+            assert isinstance(storage, LocalStorage)
+            return storage._storage_dir_fd()
+
+    fd = asyncio.run(main())
+    gc.collect()
+    with contextlib.suppress(OSError):  # closed, or the number reused for something else: not our folder
+        assert os.readlink(f"/proc/self/fd/{fd}") != str(tmp_path)
 
 
 def test_the_pool_keeps_a_burst_of_buffers_warm_and_gives_them_back_once_idle() -> None:

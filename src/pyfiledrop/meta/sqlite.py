@@ -236,9 +236,18 @@ class SQLiteMetadataStore:
     ) -> Upload:
         def _insert_complete(db: sqlite3.Connection) -> Upload:
             with _transaction(db):
-                completing = upload.evolve(state=UploadState.COMPLETING)
-                db.execute(_INSERT, _to_row(completing))
-                return _record_completion(db, completing, sha256, blob, expires_at, shared)
+                if shared:
+                    completing = upload.evolve(state=UploadState.COMPLETING)
+                    db.execute(_INSERT, _to_row(completing))
+                    return _record_completion(db, completing, sha256, blob, expires_at, shared)
+                # A new file: its row goes in complete at once (one statement less: each one hands the GIL over).
+                _add_blob(db, blob, sha256)
+                done = upload.evolve(
+                    state=UploadState.COMPLETE, sha256=sha256, blob_key=blob.key, updated_at=time.time(),
+                    expires_at=expires_at,
+                )  # fmt: skip
+                db.execute(_INSERT, _to_row(done))
+                return done
 
         return await self._run(_insert_complete)
 
@@ -366,11 +375,7 @@ def _record_completion(
         if added.rowcount == 0:
             raise BlobGone(f"blob {blob.key} was deleted")
     elif blob is not None:
-        db.execute(
-            "INSERT INTO blobs (key, sha256, size, refs) VALUES (?, ?, ?, 1) "
-            "ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
-            (blob.key, sha256, blob.size),
-        )
+        _add_blob(db, blob, sha256)
     now = time.time()
     key = blob.key if blob is not None else None
     db.execute(
@@ -378,6 +383,14 @@ def _record_completion(
         (UploadState.COMPLETE.value, sha256, key, now, expires_at, upload.id),
     )
     return upload.evolve(state=UploadState.COMPLETE, sha256=sha256, blob_key=key, updated_at=now, expires_at=expires_at)
+
+
+def _add_blob(db: sqlite3.Connection, blob: BlobRef, sha256: str) -> None:
+    db.execute(
+        "INSERT INTO blobs (key, sha256, size, refs) VALUES (?, ?, ?, 1) "
+        "ON CONFLICT (key) DO UPDATE SET refs = refs + 1",
+        (blob.key, sha256, blob.size),
+    )
 
 
 def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:

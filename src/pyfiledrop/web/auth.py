@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyfiledrop.engine.ids import token_urlsafe
 from pyfiledrop.errors import Forbidden, NotAuthorized
 from pyfiledrop.web.http import Request
 
@@ -54,9 +55,9 @@ class Authenticator:
         self.admin_token = admin_token
 
     def issue(self) -> str:
-        owner = secrets.token_urlsafe(16)
+        owner = token_urlsafe(16)
         while owner.startswith("drop-"):  # reserved for uploads made through drop links (meta/drops.py)
-            owner = secrets.token_urlsafe(16)
+            owner = token_urlsafe(16)
         return f"{owner}.{self._sign(owner)}"
 
     def owner_of(self, token: str) -> str | None:
