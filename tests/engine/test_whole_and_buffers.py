@@ -11,6 +11,7 @@ import gc
 import hashlib
 import os
 import random
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
-from pyfiledrop.engine.model import Protocol, Upload, UploadState
+from pyfiledrop.engine.model import BlobRef, Protocol, Upload, UploadState
 from pyfiledrop.engine.service import WHOLE_BUFFERS, WHOLE_MAX_BYTES, Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
@@ -93,6 +94,33 @@ def test_the_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
             assert third.sha256 == second.sha256
 
     asyncio.run(main())
+
+
+def test_a_twin_whose_file_is_gone_is_not_reused_and_the_check_runs_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(300_000)
+    checked_in: list[str] = []
+
+    async def main() -> None:
+        async with service_at(tmp_path) as service:
+            holds = service.storage.holds
+
+            def watched(blob: BlobRef) -> bool:
+                checked_in.append(threading.current_thread().name)
+                return holds(blob)
+
+            monkeypatch.setattr(service.storage, "holds", watched)
+            first = await whole(service, data)
+            (tmp_path / (first.blob_key or "")).unlink()  # lost outside pyfiledrop
+            second = await whole(service, data)
+            assert second.blob_key != first.blob_key
+            assert (tmp_path / (second.blob_key or "")).read_bytes() == data
+            third = await whole(service, data)
+            assert third.blob_key == second.blob_key and len(stored_files(tmp_path)) == 1
+
+    asyncio.run(main())
+    assert checked_in and all(name.startswith("sqlite") for name in checked_in)
 
 
 def test_a_whole_upload_over_the_quota_is_refused_and_leaves_nothing(tmp_path: Path) -> None:

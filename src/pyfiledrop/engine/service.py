@@ -178,18 +178,13 @@ class UploadService:
         blob = await self.storage.store_whole(upload.id, upload.filename, data, hasher.update, run)
         sha256 = hasher.hexdigest()
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
-        same = await self._existing_blob(sha256, size)
-        if same is not None:
-            try:
-                done = await self.meta.insert_complete(upload, sha256, same, expires_at, shared=True)
-            except BlobGone:
-                same = None
-            else:
-                await self.storage.delete_blob(blob)
-        if same is None:
-            done = await self.meta.insert_complete(upload, sha256, blob, expires_at)
+        # The deduplication lookup happens in the recording transaction, off the event loop.
+        done = await self.meta.insert_complete(upload, sha256, blob, expires_at, reusable=self.storage.holds)
+        deduplicated = done.blob_key != blob.key
+        if deduplicated:
+            await self.storage.delete_blob(blob)
         log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
-                 " (deduplicated)" if same else "")  # fmt: skip
+                 " (deduplicated)" if deduplicated else "")  # fmt: skip
         return done
 
     def _check_size(self, size: int | None) -> None:

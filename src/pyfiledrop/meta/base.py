@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,10 +60,14 @@ class MetadataStore(Protocol):
         ...
 
     async def insert_complete(
-        self, upload: Upload, sha256: str, blob: BlobRef, expires_at: float | None, *, shared: bool = False
-    ) -> Upload:
-        """``insert`` and ``complete`` in one transaction: an upload whose bytes were all stored before it had a
-        record (a small one-request upload). Same ``shared`` rule as ``complete``."""
+        self, upload: Upload, sha256: str, blob: BlobRef, expires_at: float | None,
+        reusable: Callable[[BlobRef], bool] | None = None,
+    ) -> Upload:  # fmt: skip
+        """``insert`` and ``complete`` in one transaction: an upload whose bytes were all stored (as ``blob``)
+        before it had a record — a small one-request upload. Deduplication in the same transaction: if a blob
+        with the same sha256 and size is referenced and ``reusable`` says it is still there (called in the store's
+        own thread; it may block), the upload refers to that one instead, and the returned upload's ``blob_key``
+        says so (the caller then deletes its copy)."""
         ...
 
     async def terminate(self, upload_id: UploadId) -> BlobRef | None:

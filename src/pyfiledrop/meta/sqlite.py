@@ -232,18 +232,19 @@ class SQLiteMetadataStore:
         return await self._run(_complete)
 
     async def insert_complete(
-        self, upload: Upload, sha256: str, blob: BlobRef, expires_at: float | None, *, shared: bool = False
-    ) -> Upload:
+        self, upload: Upload, sha256: str, blob: BlobRef, expires_at: float | None,
+        reusable: Callable[[BlobRef], bool] | None = None,
+    ) -> Upload:  # fmt: skip
         def _insert_complete(db: sqlite3.Connection) -> Upload:
             with _transaction(db):
-                if shared:
-                    completing = upload.evolve(state=UploadState.COMPLETING)
-                    db.execute(_INSERT, _to_row(completing))
-                    return _record_completion(db, completing, sha256, blob, expires_at, shared)
-                # A new file: its row goes in complete at once (one statement less: each one hands the GIL over).
-                _add_blob(db, blob, sha256)
+                stored = _reusable_twin(db, sha256, blob, reusable) if reusable is not None else None
+                if stored is not None:
+                    db.execute("UPDATE blobs SET refs = refs + 1 WHERE key = ?", (stored.key,))
+                else:
+                    _add_blob(db, blob, sha256)
+                # The row goes in complete at once (one statement less: each one hands the GIL over).
                 done = upload.evolve(
-                    state=UploadState.COMPLETE, sha256=sha256, blob_key=blob.key, updated_at=time.time(),
+                    state=UploadState.COMPLETE, sha256=sha256, blob_key=(stored or blob).key, updated_at=time.time(),
                     expires_at=expires_at,
                 )  # fmt: skip
                 db.execute(_INSERT, _to_row(done))
@@ -383,6 +384,15 @@ def _record_completion(
         (UploadState.COMPLETE.value, sha256, key, now, expires_at, upload.id),
     )
     return upload.evolve(state=UploadState.COMPLETE, sha256=sha256, blob_key=key, updated_at=now, expires_at=expires_at)
+
+
+def _reusable_twin(
+    db: sqlite3.Connection, sha256: str, blob: BlobRef, reusable: Callable[[BlobRef], bool]
+) -> BlobRef | None:
+    """A referenced blob with the same content as ``blob`` that is still stored (deduplication)."""
+    rows = db.execute("SELECT key FROM blobs WHERE sha256 = ? AND size = ? AND refs > 0 AND key != ?",
+                      (sha256, blob.size, blob.key)).fetchall()  # fmt: skip
+    return next((twin for (key,) in rows if reusable(twin := BlobRef(key, blob.size))), None)
 
 
 def _add_blob(db: sqlite3.Connection, blob: BlobRef, sha256: str) -> None:

@@ -153,6 +153,10 @@ class Storage(Protocol):
         """Whether a finished blob is present with its full size."""
         ...
 
+    def holds(self, blob: BlobRef) -> bool:
+        """``exists``, callable from any thread (it may block)."""
+        ...
+
     def free_bytes(self) -> int | None:
         """Space left for new uploads, or None if the backend cannot tell."""
         ...

@@ -248,6 +248,9 @@ class LocalStorage:
             (self.storage_dir / key).unlink(missing_ok=True)
 
     async def exists(self, blob: BlobRef) -> bool:
+        return self.holds(blob)
+
+    def holds(self, blob: BlobRef) -> bool:
         try:
             return self._blob_path(blob).stat().st_size == blob.size
         except FileNotFoundError:
