@@ -16,6 +16,7 @@ from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, Uploa
 from pyfiledrop.engine.ranges import RangeSet
 from pyfiledrop.errors import BlobGone, StorageFull, UploadConflict, UploadNotFound
 from pyfiledrop.meta.base import Usage
+from pyfiledrop.workers import wrap_job
 
 T = TypeVar("T")
 
@@ -107,8 +108,7 @@ class SQLiteMetadataStore:
         return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, fn)
+        return await wrap_job(self._executor.submit(self._call, fn))
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A point read (one row by key) on the event loop's own read-only connection. It takes a few µs, where a

@@ -31,6 +31,7 @@ from pyfiledrop.web.wire import (
     response_head,
     status_body,
 )
+from pyfiledrop.workers import wrap_job
 
 if TYPE_CHECKING:
     from pyfiledrop.storage.base import FillTarget
@@ -323,7 +324,7 @@ class Connection(asyncio.Protocol):
     async def _in_thread(self, job: concurrent.futures.Future[_T], stop: threading.Event) -> _T:
         self.socket_read = job
         try:
-            return await asyncio.shield(asyncio.wrap_future(job))
+            return await asyncio.shield(wrap_job(job))
         except asyncio.CancelledError:
             # The caller's buffer must be left alone once this returns: stop the thread (it looks within a poll
             # slice) and wait for it, then give the cancellation back.
@@ -342,7 +343,7 @@ class Connection(asyncio.Protocol):
         cancelled = False
         while not job.done():
             try:
-                await asyncio.shield(asyncio.wrap_future(job))
+                await asyncio.shield(wrap_job(job))
             except asyncio.CancelledError:
                 cancelled = True
             except Exception:  # noqa: BLE001, S110 - its outcome was for the reader; here only the end matters
