@@ -207,6 +207,38 @@ def test_a_file_system_that_refuses_o_direct_still_stores_whole_pages(
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("fsync_files", [True, False])
+def test_a_whole_pages_body_is_written_synchronously_only_when_files_are_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync_files: bool
+) -> None:
+    real_open, real_fsync = os.open, os.fsync
+    created: list[int] = []
+    fsynced: list[int] = []
+
+    def watching_open(path: str | Path, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        if str(path).endswith(".part"):
+            created.append(flags)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    def watching_fsync(fd: int) -> None:
+        if os.path.isfile(f"/proc/self/fd/{fd}"):  # a file, not the folder
+            fsynced.append(fd)
+        real_fsync(fd)
+
+    storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=False, fsync_files=fsync_files)
+    (tmp_path / ".partial").mkdir()
+    with POOL.borrow() as buffer:
+        view = memoryview(buffer)[: 64 << 10]
+        view[:] = os.urandom(len(view))
+        monkeypatch.setattr(os, "open", watching_open)
+        monkeypatch.setattr(os, "fsync", watching_fsync)
+        blob = asyncio.run(storage.store_whole(UploadId("B" * 24), "x.bin", view, lambda _: None))
+        assert (tmp_path / blob.key).read_bytes() == bytes(view)
+    assert len(created) == 1 and created[0] & os.O_DIRECT
+    assert bool(created[0] & os.O_DSYNC) is fsync_files  # durable as the write returns, or left to the OS
+    assert fsynced == []  # O_DSYNC made the fsync call needless
+
+
 def test_a_refused_direct_write_goes_on_through_the_page_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_pwrite = os.pwrite
     refused = []
