@@ -187,6 +187,10 @@ def serve(flags: dict[str, object]) -> int:
 def _log_in_thread() -> logging.handlers.QueueListener:
     """Log lines are written to stderr by a thread of their own: on the event loop a write per finished upload
     is a syscall, and every syscall there hands the GIL to a busy worker thread and waits to get it back."""
+    # What a record would gather and the format never shows, skipped as the logging HOWTO's "Optimization" says:
+    # the caller's file and line (a stack walk), the process id (a system call), thread and process names.
+    logging._srcfile = None
+    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     output = logging.StreamHandler()
     output.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     messages: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()

@@ -1,7 +1,10 @@
 import os
 import re
+import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyfiledrop.engine.ids import InvalidUploadId, new_upload_id, parse_upload_id, token_urlsafe
 from pyfiledrop.engine.names import display_name, storage_name
@@ -70,3 +73,10 @@ def test_a_forked_child_does_not_hand_out_the_parents_pooled_bytes() -> None:
     with os.fdopen(read_end) as pipe:
         from_child = pipe.read()
     assert len(from_child) == 43 and from_child != token_urlsafe(32)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000), max_size=60))
+def test_display_name_drops_exactly_the_control_and_format_characters(raw: str) -> None:
+    expected = unicodedata.normalize("NFC", raw).replace("\\", "/").rsplit("/", 1)[-1]
+    expected = "".join(ch for ch in expected if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
+    assert display_name(raw) == (expected.strip().strip(".") or "upload")  # (60 characters stay under 200 bytes)

@@ -563,6 +563,17 @@ def test_app_without_lifespan_support_is_served(start: Callable[..., Running]) -
 # -- keep-alive and pipelining ----------------------------------------------------------------------------------
 
 
+def test_the_reading_threads_are_all_started_with_the_server(server: Running) -> None:
+    """Started on demand, each new one held up the event loop while it started (during the first burst)."""
+    assert server.server is not None
+    pool = server.server.executor
+    deadline = time.monotonic() + WAIT
+    while len(pool._threads) < pool._max_workers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pool._threads) == pool._max_workers == 64
+    assert server.exchange(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n").status == 200
+
+
 def test_keep_alive_several_requests_on_one_connection(server: Running, app: EchoApp) -> None:
     client = server.connect()
     port = client.sock.getsockname()[1]

@@ -18,7 +18,8 @@ def display_name(raw: str | None) -> str:
     """The name as the uploader meant it, minus what can hurt: path parts, control characters."""
     name = unicodedata.normalize("NFC", raw or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
+    if not (name.isascii() and name.isprintable()):  # (the common case needs no look at each character)
+        name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
     name = name.strip().strip(".")
     return _truncate(name) or "upload"
 
