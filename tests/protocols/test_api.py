@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 
 import httpx
 
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, ServerProcess
 
 TUS = {"tus-resumable": "1.0.0"}
 
@@ -97,3 +99,28 @@ def test_openapi_document_describes_the_api(client: httpx.Client) -> None:
     document = client.get("/api/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert {"/api/uploads", "/api/uploads/{upload_id}", "/api/config"} <= set(document["paths"])
+
+
+def _raw(server: ServerProcess, request: bytes) -> tuple[bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_a_request_the_http_layer_refuses_is_answered_in_the_routes_own_words(shared_server: ServerProcess) -> None:
+    """Found by schemathesis: a malformed Content-Length on an API route came back as plain text, undocumented."""
+    bad = b"Content-Length: Q UL\r\n"
+    target = b"DELETE /api/uploads/CZ4ABUe_kAvwVF5BEz41pi94 HTTP/1.1\r\n"
+    head, body = _raw(shared_server, target + b"Host: x\r\n" + bad + b"\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower()
+    error = json.loads(body)
+    assert error["error"] == "ERR_BAD_REQUEST" and "Content-Length" in error["detail"]
+    head, body = _raw(shared_server, b"PUT /some.bin HTTP/1.1\r\nHost: x\r\n" + bad + b"\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: text/plain" in head.lower()
+    assert b"Content-Length" in body and not body.startswith(b"{")
+    head, body = _raw(shared_server, b"GET /api/config HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 417 ") and json.loads(body)["error"] == "ERR_HTTP_417"

@@ -16,8 +16,10 @@ from pyfiledrop.web.wire import (
     WireError,
     chunk_size,
     parse_head,
+    plain_refusal,
     response_head,
     status_body,
+    target_path,
 )
 
 
@@ -332,7 +334,7 @@ def test_response_head(status: int, headers: list[tuple[bytes, bytes]], expected
 
 @pytest.mark.parametrize("status", [400, 408, 417, 431, 500, 501, 505])
 def test_status_body(status: int) -> None:
-    raw = status_body(status, "what went wrong")
+    raw = status_body(status, *plain_refusal(None, status, "what went wrong"))
     head_part, _, body = raw.partition(b"\r\n\r\n")
     lines = head_part.split(b"\r\n")
     assert lines[0].startswith(b"HTTP/1.1 %d " % status)
@@ -344,7 +346,21 @@ def test_status_body(status: int) -> None:
 
 
 def test_status_body_counts_bytes_not_characters() -> None:
-    raw = status_body(400, "é")
+    raw = status_body(400, *plain_refusal("/x", 400, "é"))
     _, _, body = raw.partition(b"\r\n\r\n")
     assert b"content-length: 3" in raw
     assert body == "é\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("head", "path"),
+    [
+        (b"DELETE /api/uploads/abc HTTP/1.1\r\nContent-Length: Q", "/api/uploads/abc"),
+        (b"GET /a%20b?x=1 HTTP/1.1", "/a b"),
+        (b"GET http://host:1/api/x HTTP/1.1\r\nHost: host", "/api/x"),
+        (b"NOT A REQUEST LINE", None),
+        (b"GET /x HTTP/1.1 trailing", None),
+    ],
+)
+def test_target_path_is_read_from_the_request_line_alone(head: bytes, path: str | None) -> None:
+    assert target_path(head) == path

@@ -25,7 +25,7 @@ from pyfiledrop.web import api, downloads, drops, openapi, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
-from pyfiledrop.web.errors import Style, render
+from pyfiledrop.web.errors import Style, refusal, render, style_for
 from pyfiledrop.web.guard import RateLimiter, check_csrf, client_address
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
 
@@ -57,6 +57,8 @@ def tus_extensions(capabilities: frozenset[Capability]) -> tuple[str, ...]:
 
 
 class App:
+    refusal = staticmethod(refusal)  # how the HTTP server words the answers it makes on its own (web/errors.py)
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ctx: Context | None = None
@@ -139,7 +141,7 @@ class App:
         assert self.ctx is not None, "lifespan did not run"
         request = Request(scope, receive)
         request.behind_proxy = self.settings.behind_proxy
-        style = _style_for(request.path)
+        style = style_for(request.path)
         extra = tus.cors_headers(request) if style is Style.TUS else []
         try:
             check_csrf(request, self.settings.public_url)
@@ -291,14 +293,6 @@ class App:
             ("cache-control", "public, max-age=86400" if cache else "no-cache"),
         ]
         return Response(200, headers, resource.read_bytes())
-
-
-def _style_for(path: str) -> Style:
-    if path.startswith("/files"):
-        return Style.TUS
-    if path.startswith(("/api", "/upload")):
-        return Style.JSON
-    return Style.TEXT
 
 
 def _keep_body_buffers_in_the_heap() -> None:

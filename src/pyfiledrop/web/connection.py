@@ -30,6 +30,7 @@ from pyfiledrop.web.wire import (
     parse_head,
     response_head,
     status_body,
+    target_path,
 )
 from pyfiledrop.workers import wrap_job
 
@@ -161,7 +162,7 @@ class Connection(asyncio.Protocol):
                 try:
                     head = parse_head(raw)
                 except WireError as exc:
-                    await self._refuse(exc)
+                    await self._refuse(exc, target_path(raw))
                     return
                 self.idle = False
                 if (head.content_length or 0) > _EAGER_BODY and self.fd >= 0 and self.transport is not None:
@@ -370,9 +371,13 @@ class Connection(asyncio.Protocol):
             if self.lost.done():
                 raise _Gone()
 
-    async def _refuse(self, exc: WireError) -> None:
-        self.write(status_body(exc.status, exc.message))
+    async def _refuse(self, exc: WireError, path: str | None = None) -> None:
+        self.write(self.refusal(path, exc.status, exc.message))
         await self.linger_close()
+
+    def refusal(self, path: str | None, status: int, message: str) -> bytes:
+        """An answer the server makes on its own, worded as the app words errors for that path."""
+        return status_body(status, *self.server.refusal(path, status, message))
 
     async def linger_close(self) -> None:
         """Close after an answer sent before the request was read: first say we are done writing, then read
@@ -530,7 +535,7 @@ class _Exchange:
 
     def _fallback(self, status: int, message: str) -> None:
         self.keep_alive = False
-        self.conn.write(status_body(status, message))
+        self.conn.write(self.conn.refusal(self.head.path, status, message))
         self.finished = True
 
     async def _drop_rest(self) -> bool:

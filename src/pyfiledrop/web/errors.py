@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from enum import Enum
@@ -41,6 +42,23 @@ class Style(Enum):
     TUS = "tus"  # text/plain "ERR_CODE: message", as tusd
     JSON = "json"  # {"error": code, "detail": message}
     TEXT = "text"  # a line for curl users
+
+
+def style_for(path: str) -> Style:
+    if path.startswith("/files"):
+        return Style.TUS
+    if path.startswith(("/api", "/upload")):
+        return Style.JSON
+    return Style.TEXT
+
+
+def refusal(path: str | None, status: int, message: str) -> tuple[bytes, bytes]:
+    """An answer the HTTP server makes on its own (a malformed head, a body cut short), as the routes of ``path``
+    word their errors: JSON for the API, as its OpenAPI document says; tus and plain text as they were."""
+    if path is None or style_for(path) is not Style.JSON:
+        return b"text/plain; charset=utf-8", (message + "\n").encode()
+    code = next((cls.code for cls, known in HTTP_STATUS.items() if known == status), f"ERR_HTTP_{status}")
+    return b"application/json", json.dumps({"error": code, "detail": message}).encode()
 
 
 def status_for(exc: e.PyfiledropError) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyfiledrop.web.connection import App, Connection
-from pyfiledrop.web.wire import RequestHead
+from pyfiledrop.web.wire import Refusal, RequestHead, plain_refusal
 
 log = logging.getLogger("pyfiledrop.http")
 
@@ -73,6 +73,9 @@ class HttpServer:
         self._stop = asyncio.Event()
         # Socket-reading threads block for a whole buffer; their own pool keeps them off the default executor.
         self.executor = concurrent.futures.ThreadPoolExecutor(_READERS, thread_name_prefix="pyfiledrop-recv")
+        # Answers the server makes on its own (a malformed head, a body cut short) are worded by the app when it
+        # says how (``refusal``): an API client gets JSON there too.
+        self.refusal: Refusal = getattr(app, "refusal", plain_refusal)
         self._tls = options.tls_cert is not None
         self._extensions: dict[str, Any] = {"http.response.pathsend": {}}
 

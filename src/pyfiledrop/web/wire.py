@@ -7,6 +7,7 @@ one number, Content-Length beside Transfer-Encoding, folded header lines, spaces
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import unquote
@@ -138,9 +139,26 @@ def response_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def status_body(status: int, message: str) -> bytes:
-    """A response for requests the server refuses on its own: plain text a person can read."""
-    text = (message + "\n").encode()
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(text)),
-               (b"connection", b"close")]  # fmt: skip
-    return response_head(status, headers) + text
+Refusal = Callable[[str | None, int, str], tuple[bytes, bytes]]  # (path if known, status, message) → type, body
+
+
+def plain_refusal(path: str | None, status: int, message: str) -> tuple[bytes, bytes]:
+    """How the server words a refusal of its own unless the app says otherwise: plain text a person can read."""
+    return b"text/plain; charset=utf-8", (message + "\n").encode()
+
+
+def status_body(status: int, content_type: bytes, body: bytes) -> bytes:
+    """A whole response for a request the server answers on its own, closing the connection after it."""
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), (b"connection", b"close")]
+    return response_head(status, headers) + body
+
+
+def target_path(head: bytes) -> str | None:
+    """The decoded path of a request head's target, if its request line can be read (for wording a refusal)."""
+    match = _REQUEST_LINE.fullmatch(head.split(b"\r\n", 1)[0])
+    if match is None:
+        return None
+    try:
+        return _split_target(match.group(2))[1]
+    except WireError:
+        return None
