@@ -10,6 +10,7 @@ from typing import Final
 
 from pyfiledrop import errors as e
 from pyfiledrop.web.http import Response, json_response, text_response
+from pyfiledrop.web.wire import plain_refusal
 
 log = logging.getLogger("pyfiledrop.web")
 
@@ -56,7 +57,7 @@ def refusal(path: str | None, status: int, message: str) -> tuple[bytes, bytes]:
     """An answer the HTTP server makes on its own (a malformed head, a body cut short), as the routes of ``path``
     word their errors: JSON for the API, as its OpenAPI document says; tus and plain text as they were."""
     if path is None or style_for(path) is not Style.JSON:
-        return b"text/plain; charset=utf-8", (message + "\n").encode()
+        return plain_refusal(path, status, message)
     code = next((cls.code for cls, known in HTTP_STATUS.items() if known == status), f"ERR_HTTP_{status}")
     return b"application/json", json.dumps({"error": code, "detail": message}).encode()
 
