@@ -51,6 +51,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         help="when to fsync: chunk = before every acknowledgement (survives power loss), file = when a file "
              "completes (default; acknowledged chunks survive a server crash), none = leave it to the OS "
              "[PYFILEDROP_DURABILITY]")  # fmt: skip
+    add("--helpers", help="processes that receive small uploads (up to 2 MiB) beside the server, so that many "
+        "at once use more than one core; 0 = the server alone (default 1, Linux) [PYFILEDROP_HELPERS]")  # fmt: skip
     add("--stale-after", help="seconds before an unfinished upload with no progress is dropped (default 86400) "
         "[PYFILEDROP_STALE_AFTER]")  # fmt: skip
     add("--expire-after", help="delete finished uploads after this long, e.g. 7d, 12h [PYFILEDROP_EXPIRE_AFTER]")
@@ -245,6 +247,7 @@ def banner(settings: Settings, admin_token: str) -> str:
     else:
         host = f"[{s.host}]" if ":" in s.host else s.host
         urls = [f"{scheme}://{host}:{s.port}/"]
+    from pyfiledrop.storage import intake
     from pyfiledrop.storage.local import LocalStorage
     from pyfiledrop.web.app import tus_extensions
 
@@ -258,6 +261,7 @@ def banner(settings: Settings, admin_token: str) -> str:
         f"  Downloads:        {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
         f"  Uploads:          {'password needed' if s.password else 'open to anyone who can reach it'}",
         f"  Durability:       {s.durability}",
+        f"  Helpers:          {s.helpers if intake.available() else 'none (Linux only)'} for small uploads",
         f"  Expire after:     {s.expire_after or 'never'}",
         f"  Quota:            {s.quota or 'none'}, per owner {s.owner_quota or 'none'}, keep free {s.min_free or '0'}",
         f"  Storage path:     {s.storage.resolve()}",

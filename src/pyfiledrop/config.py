@@ -47,6 +47,7 @@ class Settings:
     create_rate: int = 600  # uploads one address may create per minute (tus POST, PUT); bursts up to the same
     password: str | None = None  # uploading needs it (plain, or a hash from `pyfiledrop hash-password`)
     login_rate: int = 10  # wrong passwords one address may try per minute before 429
+    helpers: int = 1  # processes that receive small uploads beside the server (storage/intake.py); 0: none
 
     @property
     def chunks_dir(self) -> Path:
@@ -108,6 +109,7 @@ def parse_duration(flag: str, value: object) -> float:
 
 _POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate"}
 _CHOICES = {"durability": ("chunk", "file", "none")}
+_MAX_HELPERS = 8  # each has 16 threads: more than the cores of most machines that would run this
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 
 
@@ -156,6 +158,8 @@ def _convert(name: str, value: Any) -> Any:
             raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
         if name == "port" and number > 65535:
             raise ConfigError(f"{flag} must be at most 65535, not {value!r}")
+        if name == "helpers" and not 0 <= number <= _MAX_HELPERS:
+            raise ConfigError(f"{flag} must be from 0 to {_MAX_HELPERS}, not {value!r}")
         return number
     if name in ("storage", "chunks"):
         return Path(str(value)).expanduser()

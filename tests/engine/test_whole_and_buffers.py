@@ -57,9 +57,9 @@ async def whole(service: UploadService, data: bytes, owner: str = "owner-1") -> 
     with service.whole_buffer(len(data)) as buffer:
         assert buffer is not None
 
-        def fill_then(job: Callable[[], None]) -> None:  # as the server does: the thread that reads stores
+        def fill_then(job: Callable[[], str]) -> str:  # as the server does: the thread that reads stores
             buffer[:] = data
-            job()
+            return job()
 
         return await service.create_whole(new, buffer, functools.partial(in_thread, fill_then))
 
@@ -143,7 +143,7 @@ def test_a_file_stored_but_never_recorded_is_removed_at_start_up(tmp_path: Path)
             with POOL.borrow() as buffer:
                 view = memoryview(buffer)[:5000]
                 view[:] = os.urandom(5000)
-                await service.storage.store_whole(UploadId("A" * 24), "lost.bin", view, lambda _: None)
+                await service.storage.store_whole(UploadId("A" * 24), "lost.bin", view)
             assert len(stored_files(tmp_path)) == 1
             report = await Lifecycle(service, 3600).on_startup()
             assert report.blob_orphans == 1
@@ -232,8 +232,9 @@ def test_a_whole_pages_body_is_written_synchronously_only_when_files_are_fsynced
         view[:] = os.urandom(len(view))
         monkeypatch.setattr(os, "open", watching_open)
         monkeypatch.setattr(os, "fsync", watching_fsync)
-        blob = asyncio.run(storage.store_whole(UploadId("B" * 24), "x.bin", view, lambda _: None))
-        assert (tmp_path / blob.key).read_bytes() == bytes(view)
+        stored = asyncio.run(storage.store_whole(UploadId("B" * 24), "x.bin", view))
+        assert (tmp_path / stored.blob.key).read_bytes() == bytes(view)
+        assert stored.sha256 == hashlib.sha256(view).hexdigest()
     assert len(created) == 1 and created[0] & os.O_DIRECT
     assert bool(created[0] & os.O_DSYNC) is fsync_files  # durable as the write returns, or left to the OS
     assert fsynced == []  # O_DSYNC made the fsync call needless

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -41,6 +40,7 @@ from pyfiledrop.meta.base import MetadataStore
 from pyfiledrop.storage.base import (
     Fillable,
     FillTarget,
+    Lender,
     ProgressCallback,
     Pumpable,
     ReadObserver,
@@ -48,7 +48,7 @@ from pyfiledrop.storage.base import (
     ThreadRunner,
     WriteProgress,
 )
-from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
+from pyfiledrop.storage.buffers import BUFFER_BYTES
 
 log = logging.getLogger("pyfiledrop.engine")
 
@@ -152,17 +152,20 @@ class UploadService:
             return
         self._whole_held += 1
         try:
-            with POOL.borrow() as buffer, memoryview(buffer) as view:
-                yield view[:size]
+            with self.storage.whole_buffer(size) as view:
+                yield view
         finally:
             self._whole_held -= 1
 
-    async def create_whole(self, request: NewUpload, data: memoryview, run: ThreadRunner) -> Upload:
+    async def create_whole(
+        self, request: NewUpload, data: memoryview, run: ThreadRunner, lend: Lender | None = None
+    ) -> Upload:
         """A small upload that comes whole in its first request (PUT, tus creation-with-upload of the whole file):
-        ``run`` reads the body into ``data`` and, in the same worker thread, it is hashed, written and renamed into
-        place; then it is recorded in one transaction — a third of the thread hand-offs of create/write/complete,
-        which is what small files cost. Refused (size, quota) before the body is read. A crash before the record
-        leaves only a file that start-up removes; the client had no answer, so it sends again."""
+        ``run`` reads the body into ``data`` (from ``whole_buffer``) and, in the same worker thread, it is hashed,
+        written and renamed into place — or the storage's helper process does all that, given ``lend``; then it is
+        recorded in one transaction — a third of the thread hand-offs of create/write/complete, which is what small
+        files cost. Refused (size, quota) before the body is read. A crash before the record leaves only a file
+        that start-up removes; the client had no answer, so it sends again."""
         size = len(data)
         self._check_size(size)
         if request.allowance is not None:
@@ -174,9 +177,8 @@ class UploadService:
             protocol=request.protocol, created_at=now, updated_at=now, content_type=request.content_type,
             metadata=dict(request.metadata), expires_at=request.expires_at, received=RangeSet().add(0, size),
         )  # fmt: skip
-        hasher = hashlib.sha256()
-        blob = await self.storage.store_whole(upload.id, upload.filename, data, hasher.update, run)
-        sha256 = hasher.hexdigest()
+        stored = await self.storage.store_whole(upload.id, upload.filename, data, run, lend)
+        blob, sha256 = stored.blob, stored.sha256
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
         # The deduplication lookup happens in the recording transaction, off the event loop.
         done = await self.meta.insert_complete(upload, sha256, blob, expires_at, reusable=self.storage.holds)

@@ -34,7 +34,7 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
         length if length is not None and new.allowance is None else WHOLE_MAX_BYTES + 1
     ) as whole:
         if whole is not None:  # small: held whole, read and stored in one go
-            upload = await ctx.service.create_whole(new, whole, functools.partial(body.read_whole, whole))
+            upload = await ctx.service.create_whole(new, whole, functools.partial(body.read_whole, whole), body.lend)
         else:
             upload = await ctx.service.create(new)
             chunk = Chunk(offset=0, body=body, length=length, exact_offset=True)

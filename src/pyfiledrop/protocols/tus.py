@@ -134,7 +134,7 @@ async def _create_whole(ctx: Context, request: Request, new: NewUpload) -> Uploa
         if buffer is None:
             return None
         body = timed_stream(request, ctx.idle_timeout)
-        return await ctx.service.create_whole(new, buffer, functools.partial(body.read_whole, buffer))
+        return await ctx.service.create_whole(new, buffer, functools.partial(body.read_whole, buffer), body.lend)
 
 
 def _check_initial_chunk(request: Request, size: int | None, *, final: bool) -> tuple[str, bytes] | None:

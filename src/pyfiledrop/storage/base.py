@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.workers import in_thread
+
+_T = TypeVar("_T")
 
 # Called in a worker thread with each batch, while that batch is being written: hashing overlaps the write.
 BatchObserver = Callable[[Sequence[bytes]], None]
@@ -20,11 +23,38 @@ BlockObserver = Callable[[memoryview], None]
 ReadObserver = Callable[[memoryview], None]
 # How far a read-back goes: a fixed end, or a function of the position reached that gives the next end.
 ScanEnd = int | Callable[[int], int]
-# Runs a job in a worker thread and gives back what it returned, perhaps after filling the buffer the job uses in that
-# same thread (a small request body: read and stored in one thread job). ``workers.in_thread`` is the plain one.
-ThreadRunner = Callable[[Callable[[], None]], Awaitable[None]]
+# Lends the request's socket for the rest of its body, read into a buffer the size of the body: copies what the server
+# read already into the buffer's start, then awaits ``work`` (as often as it needs: a work that stops short because
+# nothing came, ``sockets.Parked``, is awaited again once more arrived). False, with nothing read: this body cannot be
+# lent (not our server, TLS, chunked, already started); then it is read the usual way. Raises ClientDisconnected /
+# RequestTimeout if the body stops short; whatever ``work`` raises ends the connection after the answer.
+Lender = Callable[["memoryview", "SocketWork"], Awaitable[bool]]
 # Awaited on the event loop with the bytes written so far, between batches: lets the engine checkpoint.
 ProgressCallback = Callable[[int], Awaitable[None]]
+
+
+class SocketWork(Protocol):
+    """Whoever a body's socket is lent to (``Lender``): reads the body's bytes into ``view[start:]`` of the buffer
+    the lender was given, from the non-blocking socket ``fd``, and returns how many it read and why it stopped short
+    (``sockets.Gone``, ``sockets.Parked``, TimeoutError), or None. Must not touch the socket once it returned."""
+
+    async def __call__(self, fd: int, start: int, idle_timeout: float) -> tuple[int, BaseException | None]: ...
+
+
+class ThreadRunner(Protocol):
+    """Runs a job in a worker thread and gives back what it returned, perhaps after filling the buffer the job uses
+    in that same thread (a small request body: read and stored in one thread job). ``workers.in_thread`` is the plain
+    one."""
+
+    def __call__(self, job: Callable[[], _T], /) -> Awaitable[_T]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A small upload stored whole: where, and the sha256 of its bytes (hex)."""
+
+    blob: BlobRef
+    sha256: str
 
 
 @runtime_checkable
@@ -123,10 +153,16 @@ class Storage(Protocol):
         """Make the finished upload visible under its final name, whole or not at all."""
         ...
 
-    async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview,
-                          observe: Callable[[memoryview], None], run: ThreadRunner = in_thread) -> BlobRef:  # fmt: skip
-        """A small upload's bytes in ``data``: write, ``finalize`` and let ``observe`` see the bytes, in one job that
-        ``run`` runs in a worker thread (one job instead of one per step; ``run`` may fill ``data`` first)."""
+    def whole_buffer(self, size: int) -> AbstractContextManager[memoryview]:
+        """Room for a small upload's body of ``size`` bytes (up to ``buffers.BUFFER_BYTES``), for ``store_whole``."""
+        ...
+
+    async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview, run: ThreadRunner = in_thread,
+                          lend: Lender | None = None) -> Stored:  # fmt: skip
+        """A small upload's bytes in ``data`` (from ``whole_buffer``): hash, write and ``finalize`` them in one job
+        that ``run`` runs in a worker thread (one job instead of one per step; ``run`` fills ``data`` first). Given
+        ``lend``, a backend may read the body itself from the client's socket instead (and hash and write it where
+        it likes: the local disk's helper process)."""
         ...
 
     async def unfinalize(self, upload_id: UploadId, filename: str) -> None:

@@ -7,15 +7,18 @@ Partial data: ``{chunks}/{upload_id}.part``. Finished files: ``{storage}/{upload
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
+import hashlib
 import os
 import re
 import shutil
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyfiledrop.engine.ids import UploadId, is_upload_id
 from pyfiledrop.engine.model import BlobRef
@@ -24,14 +27,19 @@ from pyfiledrop.storage.base import (
     BatchObserver,
     BlockObserver,
     Capability,
+    Lender,
     ProgressCallback,
     ScanEnd,
+    Stored,
     ThreadRunner,
     WriteProgress,
 )
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, scan_blocks, write_span
 from pyfiledrop.workers import in_thread, settle
+
+if TYPE_CHECKING:
+    from pyfiledrop.storage.intake import Intake, Reply
 
 _READ_BLOCK = 1 << 20
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")
@@ -42,8 +50,10 @@ _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash 
 class LocalStorage:
     capabilities = frozenset(Capability)
 
-    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync_chunks: bool, fsync_files: bool) -> None:
+    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync_chunks: bool, fsync_files: bool,
+                 intake: Intake | None = None) -> None:  # fmt: skip
         self.storage_dir = storage_dir
+        self.intake = intake  # small uploads read and stored by a helper process (storage/intake.py)
         self.chunks_dir = chunks_dir
         self.fsync_chunks = fsync_chunks  # before a chunk is acknowledged: survives power loss
         self.fsync_files = fsync_files  # before a finished file is renamed into place
@@ -172,16 +182,37 @@ class LocalStorage:
                 self._dir_fd = fd
             return self._dir_fd
 
-    async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview,
-                          observe: Callable[[memoryview], None], run: ThreadRunner = in_thread) -> BlobRef:  # fmt: skip
-        blob = self._final_ref(upload_id, filename, len(data))
-        await run(functools.partial(self._store_whole, upload_id, blob, data, observe))
-        return blob
+    @contextlib.contextmanager
+    def whole_buffer(self, size: int) -> Iterator[memoryview]:
+        """A slot the intake's helper can read into when there is one, else a pooled buffer (both page-aligned)."""
+        if self.intake is not None and self.intake.alive:
+            with self.intake.buffer(size) as slot:
+                if slot is not None:
+                    yield slot
+                    return
+        with POOL.borrow() as buffer, memoryview(buffer) as view:
+            yield view[:size]
 
-    def _store_whole(
-        self, upload_id: UploadId, blob: BlobRef, data: memoryview, observe: Callable[[memoryview], None]
-    ) -> None:
-        observe(data)
+    async def store_whole(self, upload_id: UploadId, filename: str, data: memoryview, run: ThreadRunner = in_thread,
+                          lend: Lender | None = None) -> Stored:  # fmt: skip
+        blob = self._final_ref(upload_id, filename, len(data))
+        intake = self.intake
+        if lend is not None and intake is not None and intake.alive and (slot := intake.slot_of(data)) is not None:
+            replies: list[Reply] = []
+
+            async def helper_reads(fd: int, start: int, idle_timeout: float) -> tuple[int, BaseException | None]:
+                reply = await intake.run(fd, slot, start, len(data), idle_timeout, upload_id, blob.key)
+                replies.append(reply)
+                return reply.got, reply.body_error()
+
+            if await lend(data, helper_reads):
+                return Stored(blob, replies[-1].stored())
+        return Stored(blob, await run(functools.partial(self.write_whole, upload_id, blob, data)))
+
+    def write_whole(self, upload_id: UploadId, blob: BlobRef, data: memoryview) -> str:
+        """Hash ``data``, write it as a new partial file and rename it into place as ``blob``, in this thread (a
+        worker thread of the server, or of the intake's helper). Returns the sha256 (hex)."""
+        sha256 = hashlib.sha256(data).hexdigest()
         partial = self._partial(upload_id)
         fd = self._create_direct(partial) if len(data) % _ALIGN == 0 else None
         try:
@@ -196,6 +227,7 @@ class LocalStorage:
             if fd is not None:
                 os.close(fd)
         self._publish(partial, self._blob_path(blob))
+        return sha256
 
     def _create_direct(self, partial: Path) -> int | None:
         """The new partial file opened with O_DIRECT, or None where this file system refuses it (then known).

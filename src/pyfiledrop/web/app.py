@@ -12,12 +12,13 @@ from importlib import resources
 from pyfiledrop import config
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
-from pyfiledrop.engine.service import Limits, UploadService
+from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.meta.drops import DropStore
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
+from pyfiledrop.storage import intake
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
@@ -63,6 +64,7 @@ class App:
         self.settings = settings
         self.ctx: Context | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._intake: intake.Intake | None = None
         self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,8 +96,13 @@ class App:
         _keep_body_buffers_in_the_heap()
         s = self.settings
         config.check_folders(s)
+        fsync_files = s.durability != "none"
+        if s.helpers and intake.available():
+            self._intake = intake.Intake(
+                s.storage, s.chunks_dir, fsync_files=fsync_files, slots=WHOLE_BUFFERS, processes=s.helpers
+            )
         storage = LocalStorage(
-            s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=s.durability != "none"
+            s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
         )
         meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "chunk" else "NORMAL")
         await meta.open()
@@ -119,6 +126,8 @@ class App:
                 await self._sweeper
         if self.ctx is not None:
             await self.ctx.service.meta.close()
+        if self._intake is not None:
+            await self._intake.close()
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -134,6 +143,8 @@ class App:
         assert self.ctx is not None
         await self.ctx.lifecycle.sweep()
         POOL.trim()
+        if self._intake is not None:
+            self._intake.trim()
 
     # -- requests -----------------------------------------------------------------------------------------------
 

@@ -12,15 +12,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
-import select
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from pyfiledrop.sockets import PARK_AFTER_S, Gone, Parked, fill_from_socket
 from pyfiledrop.web.wire import (
     MAX_CHUNK_LINE,
     MAX_HEAD_BYTES,
@@ -35,7 +33,7 @@ from pyfiledrop.web.wire import (
 from pyfiledrop.workers import wrap_job
 
 if TYPE_CHECKING:
-    from pyfiledrop.storage.base import FillTarget
+    from pyfiledrop.storage.base import FillTarget, SocketWork
     from pyfiledrop.web.server import HttpServer
 
 log = logging.getLogger("pyfiledrop.http")
@@ -51,23 +49,11 @@ _EAGER_BODY = 64 * 1024  # a body up to this size is read by asyncio along with 
 # head: a big bytes object, mapped and unmapped by malloc, only to be copied into the body buffer after)
 _RECV_SIZE = 64 * 1024
 _DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped to keep the connection
-_POLL_SLICE_MS = 100  # a socket-reading thread looks up this often to see whether it should stop
-# A socket-reading thread that gets nothing for this long gives the socket back to the event loop, which waits for
-# more without a thread: stalled or trickling clients must not hold the threads every other upload needs.
-_PARK_AFTER_S = 0.25
 _LINGER_S = 2.0  # after an early answer, keep reading (and dropping) so the client sees the answer, not a reset
 _NO_BODY_STATUS = frozenset({204, 304})
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
                Awaitable[None]]  # fmt: skip
-
-
-class _Gone(Exception):
-    """The client closed the connection."""
-
-
-class _Parked(Exception):
-    """A socket-reading thread found nothing for a while and gave the socket back (not an error of the body)."""
 
 
 class Connection(asyncio.Protocol):
@@ -279,7 +265,7 @@ class Connection(asyncio.Protocol):
     async def take_some(self, limit: int) -> bytes:
         while not self.buffered:
             if self.eof:
-                raise _Gone()
+                raise Gone()
             await self._wait_data(None)
         return self.take(limit)
 
@@ -361,7 +347,7 @@ class Connection(asyncio.Protocol):
 
     async def drain(self) -> None:
         if self.lost.done():
-            raise _Gone()
+            raise Gone()
         if self.write_paused:
             self.drain_waiter = self.loop.create_future()
             try:
@@ -369,7 +355,7 @@ class Connection(asyncio.Protocol):
             finally:
                 self.drain_waiter = None
             if self.lost.done():
-                raise _Gone()
+                raise Gone()
 
     async def _refuse(self, exc: WireError, path: str | None = None) -> None:
         self.write(self.refusal(path, exc.status, exc.message))
@@ -407,41 +393,10 @@ def _read_socket(
 ) -> tuple[int, BaseException | None]:
     """Fill ``view[start:]`` from a non-blocking socket, then let ``observe`` see ``view[:start + got]``.
     Returns what arrived and why it stopped short, if it did."""
-    got, error = _fill_from_socket(fd, view[start:], idle_timeout, stop)
+    got, error = fill_from_socket(fd, view[start:], idle_timeout, stop.is_set)
     if observe is not None and start + got:
         observe(view[: start + got])
     return got, error
-
-
-def _fill_from_socket(
-    fd: int, view: memoryview, idle_timeout: float, stop: threading.Event
-) -> tuple[int, BaseException | None]:
-    """Read until ``view`` is full. Stops short with why: the client left (``_Gone``), nothing came for the idle
-    timeout (TimeoutError), or for ``_PARK_AFTER_S`` (``_Parked``: the event loop waits for more, not this thread)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    got = 0
-    last = time.monotonic()
-    while got < len(view):
-        if stop.is_set():
-            return got, _Gone()
-        try:
-            n = os.readv(fd, [view[got:]])
-        except BlockingIOError:
-            if not poller.poll(_POLL_SLICE_MS):
-                idle = time.monotonic() - last
-                if idle > idle_timeout:
-                    return got, TimeoutError()
-                if idle > _PARK_AFTER_S:
-                    return got, _Parked()
-            continue
-        except OSError as exc:
-            return got, _Gone(str(exc))
-        if n == 0:
-            return got, _Gone()
-        got += n
-        last = time.monotonic()
-    return got, None
 
 
 def _pump_socket(
@@ -461,7 +416,7 @@ def _pump_socket(
             view[:got] = prefix[:got]
             prefix = prefix[got:]
         if got < len(view):
-            n, error = _fill_from_socket(fd, view[got:], idle_timeout, stop)
+            n, error = fill_from_socket(fd, view[got:], idle_timeout, stop.is_set)
             got += n
         total, left = total + got, left - got
         if got:
@@ -476,7 +431,7 @@ def _as_read_error(error: BaseException, exchange: _Exchange) -> BaseException:
     if isinstance(error, WireError):
         exchange.body_error = error
         return ConnectionError(error.message)
-    if isinstance(error, _Gone):
+    if isinstance(error, Gone):
         return ConnectionError("the client closed the connection")
     return error
 
@@ -505,12 +460,12 @@ class _Exchange:
     async def run(self) -> bool:
         conn, server = self.conn, self.conn.server
         reading: dict[str, Callable[..., Awaitable[Any]]] = {
-            "readinto": self._readinto, "read_whole": self._read_whole, "pump": self._pump
+            "readinto": self._readinto, "read_whole": self._read_whole, "pump": self._pump, "lend": self._lend
         }  # fmt: skip
         scope = server.scope(conn, self.head, reading)
         try:
             await server.app(scope, self._receive, self._send)
-        except _Gone:
+        except Gone:
             conn.abort()
             return False
         except Exception:  # the app's own error boundary should have answered; this is the last one
@@ -546,7 +501,7 @@ class _Exchange:
             async with asyncio.timeout(5):
                 while not self.body_done:
                     await self._next_piece()
-        except (TimeoutError, _Gone, WireError):
+        except (TimeoutError, Gone, WireError):
             return False
         return True
 
@@ -594,7 +549,7 @@ class _Exchange:
             return {"type": "http.disconnect"}
         try:
             piece = await self._next_piece()
-        except _Gone:
+        except Gone:
             return {"type": "http.disconnect"}
         except WireError as exc:
             self.body_error = exc
@@ -610,7 +565,7 @@ class _Exchange:
         n > 0, in the thread that read the socket when one did."""
         try:
             return await self._fill(view, idle_timeout, observe)
-        except (_Gone, WireError) as exc:
+        except (Gone, WireError) as exc:
             raise _as_read_error(exc, self) from exc
 
     async def _read_whole(self, view: memoryview, idle_timeout: float, then: Callable[[], _T]) -> _T:
@@ -644,6 +599,44 @@ class _Exchange:
             raise value
         return cast(_T, value)
 
+    async def _lend(self, view: memoryview, idle_timeout: float, work: SocketWork) -> bool:
+        """Lend the socket to ``work`` for the rest of a Content-Length body of exactly ``len(view)`` bytes, none
+        of it read yet (``storage.base.Lender``): what asyncio read along with the head goes into ``view`` first.
+        False, with nothing read: chunked, TLS, or all of it already here. Errors as ``_readinto``; whatever
+        ``work`` raises comes as is, and the connection ends after the answer (how far it read is not known)."""
+        conn = self.conn
+        if self.head.chunked or conn.fd < 0 or self.left != len(view) or self.pending_error is not None:
+            return False
+        if conn.buffered >= self.left:
+            return False
+        self._send_continue()
+        conn.pause_reading()
+        filled = self._take_buffered(view, 0, len(view))
+        try:
+            while filled < len(view):
+                if conn.eof:
+                    raise Gone()
+                try:
+                    got, error = await work(conn.fd, filled, idle_timeout)
+                except BaseException:
+                    self.keep_alive = False
+                    raise
+                filled += got
+                if isinstance(error, Parked):  # nothing came for a while: wait on the loop, not in a thread
+                    await self._wait_parked(idle_timeout)
+                    filled = self._take_buffered(view, filled, len(view))
+                elif error is not None:
+                    raise error
+        except (Gone, WireError) as exc:
+            self.pending_error = exc
+            raise _as_read_error(exc, self) from exc
+        finally:
+            self.left -= filled
+            self.body_done = self.left == 0
+            if self.body_done:
+                conn.resume_reading()
+        return True
+
     async def _pump(self, target: FillTarget, idle_timeout: float) -> int | None:
         """Read the body into ``target``'s views in one worker thread until it ends or the target says stop (see
         ``storage.base.Pumpable``); None for a body that cannot be read that way (chunked, TLS). Errors as
@@ -658,7 +651,7 @@ class _Exchange:
         self._send_continue()
         conn.pause_reading()
         got, error = await self._pump_until_bytes(target, idle_timeout)
-        if isinstance(error, _Parked):
+        if isinstance(error, Parked):
             error = None  # a short count: the caller pumps again
         self.left -= got
         self.body_done = self.left == 0
@@ -682,10 +675,10 @@ class _Exchange:
             if rest:  # the target stopped before taking all of it: back in front of the socket's bytes
                 conn.chunks.appendleft(rest)
                 conn.buffered += len(rest)
-            if got or not isinstance(error, _Parked):
+            if got or not isinstance(error, Parked):
                 return got, error
             if conn.eof:
-                return 0, _Gone()
+                return 0, Gone()
             try:
                 await self._wait_parked(idle_timeout)  # nothing came: wait on the loop without a thread
             except TimeoutError:
@@ -717,7 +710,7 @@ class _Exchange:
         leaves, or the rest of the idle timeout passes (then the TimeoutError is the body's failure)."""
         conn = self.conn
         try:
-            await conn._wait_data(max(idle_timeout - _PARK_AFTER_S, 0))
+            await conn._wait_data(max(idle_timeout - PARK_AFTER_S, 0))
         except TimeoutError:
             self.pending_error = TimeoutError()
             raise
@@ -739,12 +732,12 @@ class _Exchange:
         filled = self._take_buffered(view, filled, want)  # what asyncio had read already comes first
         while filled < want:
             if conn.eof:
-                self.pending_error = _Gone()
+                self.pending_error = Gone()
                 break
             got, error = await conn.read_socket_into(view[:want], filled, idle_timeout, observe)
-            if got or filled or not isinstance(error, _Parked):
+            if got or filled or not isinstance(error, Parked):
                 filled, observe = filled + got, None  # the thread has let observe see them
-                self.pending_error = None if isinstance(error, _Parked) else error
+                self.pending_error = None if isinstance(error, Parked) else error
                 break  # a short count is fine: the caller asks again
             await self._wait_parked(idle_timeout)  # nothing came: wait on the loop, then take what asyncio read
             filled = self._take_buffered(view, filled, want)
@@ -833,4 +826,4 @@ class _Exchange:
             try:
                 await self.conn.loop.sendfile(transport, handle)
             except (ConnectionError, RuntimeError) as exc:
-                raise _Gone() from exc
+                raise Gone() from exc

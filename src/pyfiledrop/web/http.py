@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl
 
 from pyfiledrop.errors import BadRequest, ClientDisconnected, RequestTimeout
-from pyfiledrop.storage.base import FillTarget, ReadObserver
+from pyfiledrop.storage.base import FillTarget, ReadObserver, SocketWork
 from pyfiledrop.workers import in_thread
 
 Scope = dict[str, Any]
@@ -127,6 +127,9 @@ class RequestBody:
         self._pump: Callable[[FillTarget, float], Awaitable[int | None]] | None = (
             extension.get("pump") if extension else None
         )
+        self._lend: Callable[[memoryview, float, SocketWork], Awaitable[bool]] | None = (
+            extension.get("lend") if extension else None
+        )
 
     def __aiter__(self) -> RequestBody:
         return self
@@ -192,6 +195,19 @@ class RequestBody:
         if await self.readinto(memoryview(bytearray(1))):
             raise BadRequest(f"the body is longer than the {len(view)} bytes announced")
         return await in_thread(then)
+
+    async def lend(self, view: memoryview, work: SocketWork) -> bool:
+        """``storage.base.Lender``: the client's socket to ``work`` for the rest of a body of exactly ``len(view)``
+        bytes. False, with nothing read, where it cannot be lent (not our server, TLS, chunked, started)."""
+        lend = self._lend
+        if lend is None or self._left or self._error is not None or self.request.content_length != len(view):
+            return False
+        consumed, self.request.body_consumed = self.request.body_consumed, True
+        with self._as_domain_errors():
+            lent = await lend(view, self.idle_timeout, work)
+        if not lent:
+            self.request.body_consumed = consumed
+        return lent
 
     @contextlib.contextmanager
     def _as_domain_errors(self) -> Iterator[None]:

@@ -1,0 +1,283 @@
+"""The intake: a helper process that receives small uploads for the server.
+
+One Python process cannot keep two cores busy with many small uploads: every system call hands its GIL over, and
+a 1 MiB PUT makes dozens (two whole server processes sharing the load did 1.6× one; benchmarks/PROFILE.md). So
+the server lends the client's socket (``storage.base.Lender``) to a helper process, which reads the body straight
+into shared memory, hashes it, writes it and renames it into place in its own threads, under its own GIL; the
+server only parses the head, records the upload and answers. Linux only (memfd, SCM_RIGHTS); elsewhere, with
+``--helpers 0``, or once a helper died, the server does it all itself.
+
+Jobs and replies are small JSON datagrams on a SOCK_SEQPACKET pair; the client socket's descriptor travels with
+its job (SCM_RIGHTS). Bodies live in the slots of one shared memfd mapping: the server copies in what it read
+along with the head, the helper reads the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import mmap
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pyfiledrop.errors import StorageFull
+from pyfiledrop.sockets import Gone, Parked
+from pyfiledrop.storage.buffers import BUFFER_BYTES
+
+log = logging.getLogger("pyfiledrop.intake")
+
+SLOT_BYTES = BUFFER_BYTES
+HELPER_THREADS = 16  # jobs one helper works on at once (4: 613 files/s, 8: 652, 16: 694, 32: 665)
+_KEEP_IDLE = 12  # slots whose memory is kept once a burst is over (as storage.buffers.POOL)
+_IDLE_AFTER_S = 30.0
+_CLOSE_WAIT_S = 5.0
+
+
+def available() -> bool:
+    return sys.platform.startswith("linux") and hasattr(os, "memfd_create") and hasattr(os, "pidfd_open")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Read the body into ``slot`` from ``start`` to ``size``; once it is all there, hash and store it."""
+
+    id: int
+    slot: int
+    start: int
+    size: int
+    idle_timeout: float
+    upload_id: str
+    blob_key: str
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Job:
+        return cls(**json.loads(data))
+
+
+_STOPS: dict[str, type[BaseException]] = {"gone": Gone, "timeout": TimeoutError, "parked": Parked}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What came of a job: bytes read, why the body stopped short (``stop``), else the sha256 of what was stored
+    (``sha256``) or why storing failed (``errno`` of an OSError, or ``message`` alone for anything else)."""
+
+    id: int
+    got: int
+    stop: str | None = None  # gone | timeout | parked
+    sha256: str | None = None
+    errno: int | None = None
+    message: str | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Reply:
+        return cls(**json.loads(data))
+
+    @classmethod
+    def stopped(cls, job_id: int, got: int, error: BaseException) -> Reply:
+        stop = next(name for name, kind in _STOPS.items() if isinstance(error, kind))
+        return cls(job_id, got, stop=stop)
+
+    @classmethod
+    def failed(cls, job_id: int, got: int, error: BaseException) -> Reply:
+        cause = error.__cause__ if isinstance(error, StorageFull) else error
+        if isinstance(cause, OSError):
+            return cls(job_id, got, errno=cause.errno or errno.EIO, message=cause.strerror or str(cause))
+        return cls(job_id, got, message=f"{type(error).__name__}: {error}")
+
+    def body_error(self) -> BaseException | None:
+        return _STOPS[self.stop]() if self.stop else None
+
+    def stored(self) -> str:
+        """The sha256 of the stored body, or the error that stopped it being stored, raised as it was."""
+        if self.sha256 is not None:
+            return self.sha256
+        if self.errno is not None:
+            error = OSError(self.errno, self.message)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull() from error
+            raise error
+        raise RuntimeError(f"the upload helper could not store the body: {self.message}")
+
+
+class Intake:
+    """The server's side: shared slots, the helper process, and jobs sent to it and answered."""
+
+    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync_files: bool, slots: int, processes: int) -> None:
+        self.slots = slots
+        self._memfd = os.memfd_create("pyfiledrop-intake")
+        os.ftruncate(self._memfd, slots * SLOT_BYTES)
+        self._region = mmap.mmap(self._memfd, slots * SLOT_BYTES)
+        self._view = memoryview(self._region)
+        self._free = list(range(slots))  # the last returned is the first borrowed: its pages are the warm ones
+        self._lent: dict[int, int] = {}  # id of a borrowed view → its slot
+        self._busy_at = 0.0
+        self._ctrl, helper_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._replies: dict[int, asyncio.Future[Reply]] = {}
+        self._next_id = 0
+        self._loop = asyncio.get_running_loop()
+        self.alive = True
+        self.jobs = 0  # sent, for tests and the curious
+        args = [sys.executable, "-m", "pyfiledrop.storage.intake_helper", str(helper_end.fileno()), str(self._memfd),
+                str(slots * SLOT_BYTES), str(storage_dir), str(chunks_dir), "1" if fsync_files else "0",
+                str(HELPER_THREADS)]  # fmt: skip
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._exits: list[int] = []  # a pidfd per helper: readable once it exited
+        try:
+            for _ in range(processes):  # each takes the next job when one of its threads is free
+                process = subprocess.Popen(args, pass_fds=(helper_end.fileno(), self._memfd), stdin=subprocess.DEVNULL,
+                                           env=_helper_env())  # fmt: skip
+                self._processes.append(process)
+                self._exits.append(os.pidfd_open(process.pid))
+        finally:
+            helper_end.close()
+        self._ctrl.setblocking(False)
+        self._loop.add_reader(self._ctrl.fileno(), self._read_replies)
+        for pidfd in self._exits:
+            self._loop.add_reader(pidfd, self._lost)
+
+    # -- slots --------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def buffer(self, size: int) -> Iterator[memoryview | None]:
+        """A slot's first ``size`` bytes, or None when all are taken."""
+        if not self._free or size > SLOT_BYTES:
+            yield None
+            return
+        slot = self._free.pop()
+        if self.slots - len(self._free) > _KEEP_IDLE:
+            self._busy_at = time.monotonic()
+        view = self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + size]
+        self._lent[id(view)] = slot
+        try:
+            yield view
+        finally:
+            del self._lent[id(view)]
+            view.release()
+            self._free.append(slot)
+
+    def slot_of(self, view: memoryview) -> int | None:
+        return self._lent.get(id(view))
+
+    def trim(self, now: float | None = None) -> int:
+        """Give the memory of free slots beyond a few back to the system once no burst needed them for a while."""
+        now = time.monotonic() if now is None else now
+        extra = len(self._free) - _KEEP_IDLE
+        if extra <= 0 or now - self._busy_at < _IDLE_AFTER_S:
+            return 0
+        for slot in self._free[:extra]:  # the coldest end
+            self._region.madvise(mmap.MADV_REMOVE, slot * SLOT_BYTES, SLOT_BYTES)
+        return extra
+
+    # -- jobs ---------------------------------------------------------------------------------------------------
+
+    async def run(self, fd: int, slot: int, start: int, size: int, idle_timeout: float, upload_id: str,
+                  blob_key: str) -> Reply:  # fmt: skip
+        """Have the helper read socket ``fd`` into ``slot`` from ``start`` to ``size`` and, once all is there,
+        store it. Returns only once the helper is done with the socket and the slot (a cancelled caller shuts the
+        socket down, so that the helper stops at once, and waits for it)."""
+        if not self.alive:
+            raise OSError(errno.EPIPE, "the upload helper process is gone")
+        self._next_id += 1
+        job = Job(self._next_id, slot, start, size, idle_timeout, upload_id, blob_key)
+        reply = self._loop.create_future()
+        self._ctrl.sendmsg([job.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        self._replies[job.id] = reply
+        self.jobs += 1
+        try:
+            return await asyncio.shield(reply)
+        except asyncio.CancelledError:
+            _shut_down(fd)
+            with contextlib.suppress(Exception):
+                await reply
+            raise
+
+    def _read_replies(self) -> None:
+        while True:
+            try:
+                data = self._ctrl.recv(4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._lost()
+                return
+            reply = Reply.decode(data)
+            waiting = self._replies.pop(reply.id, None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(reply)
+
+    def _lost(self) -> None:
+        """A helper exited (or closed its end): the jobs in hand failed (their clients get an error, the
+        connection is closed); from now on the server stores small uploads itself."""
+        if self.alive:
+            codes = [process.poll() for process in self._processes]
+            log.error("an upload helper process exited (exit codes %s); the server stores small uploads itself "
+                      "from now on", codes)  # fmt: skip
+        self._stop_watching()
+        for waiting in self._replies.values():
+            if not waiting.done():
+                waiting.set_exception(OSError(errno.EPIPE, "the upload helper process is gone"))
+        self._replies.clear()
+
+    def _stop_watching(self) -> None:
+        if self.alive:
+            self.alive = False
+            for fd in (self._ctrl.fileno(), *self._exits):
+                self._loop.remove_reader(fd)
+
+    async def close(self) -> None:
+        self._stop_watching()
+        self._ctrl.close()  # the helpers see the end and exit
+        await asyncio.to_thread(_end_all, self._processes)
+        for pidfd in self._exits:
+            os.close(pidfd)
+        for waiting in self._replies.values():
+            if not waiting.done():
+                waiting.set_exception(OSError(errno.EPIPE, "the server is stopping"))
+        with contextlib.suppress(BufferError):  # a view still alive somewhere: the GC unmaps it
+            self._view.release()
+            self._region.close()
+        os.close(self._memfd)
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
+
+def _helper_env() -> dict[str, str]:
+    """The helper imports the very package the server runs (a source checkout or a patched copy included)."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def _end_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + _CLOSE_WAIT_S
+    for process in processes:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _shut_down(fd: int) -> None:
+    with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)
