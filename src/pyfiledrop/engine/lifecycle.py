@@ -21,6 +21,7 @@ class StartupReport:
     completed: int  # uploads finished that a crash had cut off while completing
     partial_orphans: int  # partial files with no unfinished upload
     blob_orphans: int  # finished files with no record
+    renamed: int = 0  # finished files found under their partial name (power lost before the rename was on disk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +52,9 @@ class Lifecycle:
         for upload in ready:
             await self.service.resume_receiving(upload)
         unfinished = {u.id for u in receiving if not u.all_bytes_received}
-        partial_orphans = [
-            i for i in await storage.partial_ids() if i not in unfinished and not await self._awaits_concat(i)
-        ]
+        leftovers = [i for i in await storage.partial_ids() if i not in unfinished and not await self._awaits_concat(i)]
+        renamed = [i for i in leftovers if await self._finish_rename(i)]
+        partial_orphans = [i for i in leftovers if i not in renamed]
         for upload_id in partial_orphans:
             await storage.discard(upload_id)
         known = {blob.key for blob, _, _ in await meta.blobs()}
@@ -61,7 +62,21 @@ class Lifecycle:
         for key in blob_orphans:
             log.warning("removing %s: no upload refers to it (left by a crash during a delete)", key)
             await storage.delete_blob_key(key)
-        return StartupReport(len(stuck) + len(ready), len(partial_orphans), len(blob_orphans))
+        return StartupReport(len(stuck) + len(ready), len(partial_orphans), len(blob_orphans), len(renamed))
+
+    async def _finish_rename(self, upload_id: UploadId) -> bool:
+        """A finished upload whose file is still under its partial name: its rename did not reach the disk."""
+        try:
+            upload = await self.service.meta.get(upload_id)
+        except UploadNotFound:
+            return False
+        if upload.state is not UploadState.COMPLETE or upload.blob is None or upload.sha256 is None:
+            return False
+        if not await self.service.storage.refinalize(upload_id, upload.blob, upload.sha256):
+            return False
+        log.warning("%s (%r): its file was found under its partial name and checked; renamed", upload.id,
+                    upload.filename)  # fmt: skip
+        return True
 
     async def _awaits_concat(self, upload_id: UploadId) -> bool:
         """A finished tus partial upload keeps its bytes in the partial folder until a final upload takes them."""

@@ -165,6 +165,11 @@ class Storage(Protocol):
         it likes: the local disk's helper process)."""
         ...
 
+    async def refinalize(self, upload_id: UploadId, blob: BlobRef, sha256: str) -> bool:
+        """After power failed between a finished file's rename and the rename reaching the disk: if the upload's
+        partial bytes are there, whole and with this sha256, make them ``blob`` again. False: nothing to do."""
+        ...
+
     async def unfinalize(self, upload_id: UploadId, filename: str) -> None:
         """After a crash between finalize and its record: put the bytes back where an unfinished upload's are."""
 
