@@ -140,8 +140,10 @@ class Intake:
         self._exits: list[int] = []  # a pidfd per helper: readable once it exited
         try:
             for _ in range(processes):  # each takes the next job when one of its threads is free
+                # A process group of its own: Ctrl-C in a terminal reaches the server only, which ends the helper by
+                # closing the control socket once it has stopped (a helper killed first would fail its last jobs).
                 process = subprocess.Popen(args, pass_fds=(helper_end.fileno(), self._memfd), stdin=subprocess.DEVNULL,
-                                           env=_helper_env())  # fmt: skip
+                                           env=_helper_env(), process_group=0)  # fmt: skip
                 self._processes.append(process)
                 self._exits.append(os.pidfd_open(process.pid))
         finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import signal
 import socket
 import sys
 import threading
@@ -61,7 +60,6 @@ def _work(ctrl: socket.socket, region: memoryview, storage: LocalStorage) -> Non
 
 def main(argv: list[str]) -> None:
     ctrl_fd, memfd, size, storage_dir, chunks_dir, fsync_files, threads = argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server ends us when it stops
     region = memoryview(mmap.mmap(int(memfd), int(size)))
     storage = LocalStorage(Path(storage_dir), Path(chunks_dir), fsync_chunks=False, fsync_files=fsync_files == "1")
     ctrl = socket.socket(fileno=int(ctrl_fd))

@@ -1,0 +1,215 @@
+"""The intake: a real helper process reads bodies from real sockets into shared slots, hashes and stores them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.errors import StorageFull
+from pyfiledrop.sockets import Gone, Parked
+from pyfiledrop.storage import intake
+from pyfiledrop.storage.intake import Intake, Reply
+from pyfiledrop.storage.local import LocalStorage
+
+pytestmark = pytest.mark.skipif(not intake.available(), reason="the intake needs Linux (memfd, pidfd)")
+
+UPLOAD_ID = "U" * 24
+
+
+@contextlib.asynccontextmanager
+async def running(tmp_path: Path, slots: int = 4) -> AsyncIterator[Intake]:
+    (tmp_path / ".partial").mkdir(exist_ok=True)
+    started = Intake(tmp_path, tmp_path / ".partial", fsync_files=True, slots=slots, processes=1)
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
+@contextlib.contextmanager
+def connected() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A TCP connection over loopback: (client, the server's non-blocking end)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    server.setblocking(False)
+    with client, server:
+        yield client, server
+
+
+def send_later(client: socket.socket, *pieces: bytes, pause: float = 0.0, close: bool = False) -> threading.Thread:
+    def send() -> None:
+        for piece in pieces:
+            client.sendall(piece)
+            time.sleep(pause)
+        if close:
+            client.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def test_the_helper_reads_the_rest_of_a_body_hashes_and_stores_it(tmp_path: Path) -> None:
+    data = os.urandom((1 << 20) + 12345)
+    head = 70_000  # what the server read along with the request head, copied into the slot first
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with helper.buffer(len(data)) as view, connected() as (client, server):
+                assert view is not None and helper.slot_of(view) is not None
+                view[:head] = data[:head]
+                sender = send_later(client, data[head:])
+                reply = await helper.run(server.fileno(), helper.slot_of(view) or 0, head, len(data), 5.0,
+                                         UPLOAD_ID, f"{UPLOAD_ID}_big.bin")  # fmt: skip
+                sender.join()
+            assert (reply.got, reply.body_error()) == (len(data) - head, None)
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_big.bin").read_bytes() == data
+            assert list((tmp_path / ".partial").iterdir()) == []
+            assert helper.jobs == 1
+
+    asyncio.run(main())
+
+
+def test_a_silent_client_is_given_back_and_a_client_that_leaves_stores_nothing(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with helper.buffer(len(data)) as view, connected() as (client, server):
+                assert view is not None
+                slot = helper.slot_of(view) or 0
+                client.sendall(data[:1000])
+                parked = await helper.run(server.fileno(), slot, 0, len(data), 5.0, UPLOAD_ID, f"{UPLOAD_ID}_a")
+                assert parked.got == 1000 and isinstance(parked.body_error(), Parked)  # no thread held meanwhile
+                sender = send_later(client, data[1000:50_000], close=True)
+                gone = await helper.run(server.fileno(), slot, 1000, len(data), 5.0, UPLOAD_ID, f"{UPLOAD_ID}_a")
+                sender.join()
+                assert gone.got == 49_000 and isinstance(gone.body_error(), Gone)
+                assert bytes(view[:50_000]) == data[:50_000]
+            assert not (tmp_path / f"{UPLOAD_ID}_a").exists()
+            assert list((tmp_path / ".partial").iterdir()) == []
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_job_shuts_the_socket_and_waits_for_the_helper(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with helper.buffer(5000) as view, connected() as (client, server):
+                assert view is not None
+                client.sendall(b"x" * 10)
+                job = asyncio.ensure_future(
+                    helper.run(server.fileno(), helper.slot_of(view) or 0, 0, 5000, 30.0, UPLOAD_ID, "k")
+                )
+                await asyncio.sleep(0.05)
+                started = time.monotonic()
+                job.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await job
+                assert time.monotonic() - started < 2.0
+                assert client.recv(10) == b""  # the connection was shut down: the helper let go of it
+
+    asyncio.run(main())
+
+
+def test_a_failed_store_comes_back_as_the_error_it_was(tmp_path: Path) -> None:
+    data = os.urandom(100_000)
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with helper.buffer(len(data)) as view, connected() as (client, server):
+                assert view is not None
+                sender = send_later(client, data)
+                reply = await helper.run(server.fileno(), helper.slot_of(view) or 0, 0, len(data), 5.0, UPLOAD_ID,
+                                         "no-such-folder/x.bin")  # fmt: skip
+                sender.join()
+            assert reply.got == len(data) and reply.body_error() is None
+            with pytest.raises(OSError) as raised:
+                reply.stored()
+            assert raised.value.errno == errno.ENOENT
+            assert list((tmp_path / ".partial").iterdir()) == []  # the written partial file was removed
+
+    asyncio.run(main())
+
+
+def test_replies_keep_their_meaning_across_the_process_boundary() -> None:
+    cause = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        raise StorageFull() from cause
+    except StorageFull as exc:
+        reply = Reply.decode(Reply.failed(1, 5, exc).encode())
+    with pytest.raises(StorageFull):
+        reply.stored()
+    other = Reply.decode(Reply.failed(2, 0, ValueError("odd")).encode())
+    with pytest.raises(RuntimeError, match="ValueError: odd"):
+        other.stored()
+    for error in (Gone(), Parked(), TimeoutError()):
+        assert type(Reply.decode(Reply.stopped(3, 7, error).encode()).body_error()) is type(error)
+
+
+def test_a_helper_that_dies_fails_its_jobs_and_the_storage_goes_on_without_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=False, fsync_files=True,
+                                   intake=helper)  # fmt: skip
+            with storage.whole_buffer(5000) as view, connected() as (client, server):
+                assert helper.slot_of(view) is not None
+                client.sendall(b"x" * 10)
+                job = asyncio.ensure_future(
+                    helper.run(server.fileno(), helper.slot_of(view) or 0, 0, 5000, 30.0, UPLOAD_ID, "k")
+                )
+                await asyncio.sleep(0.05)
+                os.kill(helper.pids[0], signal.SIGKILL)
+                with pytest.raises(OSError, match="helper process is gone"):
+                    await asyncio.wait_for(job, 5)
+            assert not helper.alive
+            with storage.whole_buffer(5000) as view:
+                assert helper.slot_of(view) is None  # a pooled buffer: the server stores itself now
+                view[:] = b"y" * 5000
+                stored = await storage.store_whole(UploadId(UPLOAD_ID), "after.bin", view)
+            assert stored.sha256 == hashlib.sha256(b"y" * 5000).hexdigest()
+
+    asyncio.run(main())
+
+
+def test_slots_are_handed_out_warm_first_and_idle_ones_given_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with running(tmp_path, slots=16) as helper:
+            with helper.buffer(10) as first:
+                assert first is not None
+                warm = helper.slot_of(first)
+            with helper.buffer(10) as again:
+                assert again is not None and helper.slot_of(again) == warm
+            with contextlib.ExitStack() as stack:
+                held = [stack.enter_context(helper.buffer(10)) for _ in range(16)]
+                assert all(view is not None for view in held)
+                assert stack.enter_context(helper.buffer(10)) is None  # all taken: the caller uses the pool
+            assert helper.trim(now=time.monotonic()) == 0  # a burst just ended: kept for now
+            assert helper.trim(now=time.monotonic() + 3600) == 16 - 12
+
+    asyncio.run(main())
+
+
+def test_closing_ends_the_helper(tmp_path: Path) -> None:
+    async def main() -> list[int]:
+        async with running(tmp_path) as helper:
+            return helper.pids
+
+    pids = asyncio.run(main())
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
