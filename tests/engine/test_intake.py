@@ -20,7 +20,8 @@ from pyfiledrop.engine.ids import UploadId
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.sockets import Gone, Parked
 from pyfiledrop.storage import intake
-from pyfiledrop.storage.intake import Intake, Reply
+from pyfiledrop.storage.intake import Intake
+from pyfiledrop.storage.intake_jobs import Reply
 from pyfiledrop.storage.local import LocalStorage
 
 pytestmark = pytest.mark.skipif(not intake.available(), reason="the intake needs Linux (memfd, pidfd)")
@@ -30,12 +31,25 @@ UPLOAD_ID = "U" * 24
 
 @contextlib.asynccontextmanager
 async def running(tmp_path: Path, slots: int = 4) -> AsyncIterator[Intake]:
+    """An intake whose helper has been started (by a first small upload's buffer) and is ready."""
     (tmp_path / ".partial").mkdir(exist_ok=True)
-    started = Intake(tmp_path, tmp_path / ".partial", fsync_files=True, slots=slots, processes=1)
+    started = Intake(tmp_path, tmp_path / ".partial", fsync_files=True, fsync_names=False, slots=slots, processes=1)
     try:
+        assert started.helpers is None  # none until a small upload comes
+        with started.buffer(10):
+            pass
+        deadline = time.monotonic() + 20
+        while not (started.helpers and started.helpers.ready) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert started.helpers is not None and started.helpers.ready
         yield started
     finally:
         await started.close()
+
+
+def pids(helper: Intake) -> list[int]:
+    assert helper.helpers is not None
+    return helper.helpers.pids
 
 
 @contextlib.contextmanager
@@ -173,10 +187,10 @@ def test_a_helper_that_dies_fails_its_jobs_and_the_storage_goes_on_without_it(tm
                     helper.run(server.fileno(), helper.slot_of(view) or 0, 0, 5000, 30.0, UPLOAD_ID, "k")
                 )
                 await asyncio.sleep(0.05)
-                os.kill(helper.pids[0], signal.SIGKILL)
+                os.kill(pids(helper)[0], signal.SIGKILL)
                 with pytest.raises(OSError, match="helper process is gone"):
                     await asyncio.wait_for(job, 5)
-            assert not helper.alive
+            assert helper.broken
             with storage.whole_buffer(5000) as view:
                 assert helper.slot_of(view) is None  # a pooled buffer: the server stores itself now
                 view[:] = b"y" * 5000
@@ -198,18 +212,25 @@ def test_slots_are_handed_out_warm_first_and_idle_ones_given_back(tmp_path: Path
                 held = [stack.enter_context(helper.buffer(10)) for _ in range(16)]
                 assert all(view is not None for view in held)
                 assert stack.enter_context(helper.buffer(10)) is None  # all taken: the caller uses the pool
-            assert helper.trim(now=time.monotonic()) == 0  # a burst just ended: kept for now
-            assert helper.trim(now=time.monotonic() + 3600) == 16 - 12
+            assert await helper.trim(now=time.monotonic()) == 0  # a burst just ended: kept for now
+            assert helper.helpers is not None
+            assert await helper.trim(now=time.monotonic() + 3600) == 16 - 12
 
     asyncio.run(main())
 
 
-def test_closing_ends_the_helper(tmp_path: Path) -> None:
+def test_closing_ends_the_helper_and_so_does_an_hour_without_small_uploads(tmp_path: Path) -> None:
     async def main() -> list[int]:
         async with running(tmp_path) as helper:
-            return helper.pids
+            idle = pids(helper)
+            await helper.trim(now=time.monotonic() + 3600)
+            assert helper.helpers is None
+            with helper.buffer(10):  # the next small upload starts them again
+                assert helper.helpers is not None
+            return [*idle, *pids(helper)]
 
-    pids = asyncio.run(main())
-    for pid in pids:
+    ended = asyncio.run(main())
+    assert len(set(ended)) == 2
+    for pid in ended:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

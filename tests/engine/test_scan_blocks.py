@@ -14,7 +14,8 @@ import pytest
 
 from pyfiledrop.storage import writer
 from pyfiledrop.storage.buffers import BUFFER_BYTES
-from pyfiledrop.storage.writer import open_direct, scan_blocks
+from pyfiledrop.storage.files import open_direct
+from pyfiledrop.storage.writer import scan_blocks
 
 
 def _file(tmp_path: Path, size: int) -> tuple[Path, bytes]:

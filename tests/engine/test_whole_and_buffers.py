@@ -286,7 +286,7 @@ def test_the_storage_folder_is_opened_once_for_its_fsyncs_and_closed_with_the_st
             assert len(os.listdir("/proc/self/fd")) == before
             storage = service.storage
             assert isinstance(storage, LocalStorage)
-            return storage._storage_dir_fd()
+            return storage.files._storage_dir_fd()
 
     fd = asyncio.run(main())
     gc.collect()

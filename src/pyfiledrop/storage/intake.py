@@ -7,6 +7,10 @@ into shared memory, hashes it, writes it and renames it into place in its own th
 server only parses the head, records the upload and answers. Linux only (memfd, SCM_RIGHTS); elsewhere, with
 ``--helpers 0``, or once a helper died, the server does it all itself.
 
+The helpers start with the first small upload (until they say they are ready, ~40 ms, the server stores what
+comes itself) and stop after ``_HELPERS_IDLE_S`` without one: a server that only receives large files never runs
+them, and its memory stays that of one process.
+
 Jobs and replies are small JSON datagrams on a SOCK_SEQPACKET pair; the client socket's descriptor travels with
 its job (SCM_RIGHTS). Bodies live in the slots of one shared memfd mapping: the server copies in what it read
 along with the head, the helper reads the rest.
@@ -17,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import mmap
 import os
@@ -25,20 +28,17 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pyfiledrop.errors import StorageFull
-from pyfiledrop.sockets import Gone, Parked
-from pyfiledrop.storage.buffers import BUFFER_BYTES
+from pyfiledrop.storage.intake_jobs import READY, SLOT_BYTES, Job, Reply
 
 log = logging.getLogger("pyfiledrop.intake")
 
-SLOT_BYTES = BUFFER_BYTES
 HELPER_THREADS = 16  # jobs one helper works on at once (4: 613 files/s, 8: 652, 16: 694, 32: 665)
 _KEEP_IDLE = 12  # slots whose memory is kept once a burst is over (as storage.buffers.POOL)
 _IDLE_AFTER_S = 30.0
+_HELPERS_IDLE_S = 600.0  # no small upload for this long: the helpers stop (the next one starts them again)
 _CLOSE_WAIT_S = 5.0
 
 
@@ -46,79 +46,11 @@ def available() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "memfd_create") and hasattr(os, "pidfd_open")
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """Read the body into ``slot`` from ``start`` to ``size``; once it is all there, hash and store it."""
-
-    id: int
-    slot: int
-    start: int
-    size: int
-    idle_timeout: float
-    upload_id: str
-    blob_key: str
-
-    def encode(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Job:
-        return cls(**json.loads(data))
-
-
-_STOPS: dict[str, type[BaseException]] = {"gone": Gone, "timeout": TimeoutError, "parked": Parked}
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What came of a job: bytes read, why the body stopped short (``stop``), else the sha256 of what was stored
-    (``sha256``) or why storing failed (``errno`` of an OSError, or ``message`` alone for anything else)."""
-
-    id: int
-    got: int
-    stop: str | None = None  # gone | timeout | parked
-    sha256: str | None = None
-    errno: int | None = None
-    message: str | None = None
-
-    def encode(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Reply:
-        return cls(**json.loads(data))
-
-    @classmethod
-    def stopped(cls, job_id: int, got: int, error: BaseException) -> Reply:
-        stop = next(name for name, kind in _STOPS.items() if isinstance(error, kind))
-        return cls(job_id, got, stop=stop)
-
-    @classmethod
-    def failed(cls, job_id: int, got: int, error: BaseException) -> Reply:
-        cause = error.__cause__ if isinstance(error, StorageFull) else error
-        if isinstance(cause, OSError):
-            return cls(job_id, got, errno=cause.errno or errno.EIO, message=cause.strerror or str(cause))
-        return cls(job_id, got, message=f"{type(error).__name__}: {error}")
-
-    def body_error(self) -> BaseException | None:
-        return _STOPS[self.stop]() if self.stop else None
-
-    def stored(self) -> str:
-        """The sha256 of the stored body, or the error that stopped it being stored, raised as it was."""
-        if self.sha256 is not None:
-            return self.sha256
-        if self.errno is not None:
-            error = OSError(self.errno, self.message)
-            if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull() from error
-            raise error
-        raise RuntimeError(f"the upload helper could not store the body: {self.message}")
-
-
 class Intake:
-    """The server's side: shared slots, the helper process, and jobs sent to it and answered."""
+    """The server's side: shared slots, and the helper processes, started on demand."""
 
-    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync_files: bool, slots: int, processes: int) -> None:
+    def __init__(self, storage_dir: Path, chunks_dir: Path, *, fsync_files: bool, fsync_names: bool, slots: int,
+                 processes: int) -> None:  # fmt: skip
         self.slots = slots
         self._memfd = os.memfd_create("pyfiledrop-intake")
         os.ftruncate(self._memfd, slots * SLOT_BYTES)
@@ -127,43 +59,30 @@ class Intake:
         self._free = list(range(slots))  # the last returned is the first borrowed: its pages are the warm ones
         self._lent: dict[int, int] = {}  # id of a borrowed view → its slot
         self._busy_at = 0.0
-        self._ctrl, helper_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._replies: dict[int, asyncio.Future[Reply]] = {}
-        self._next_id = 0
-        self._loop = asyncio.get_running_loop()
-        self.alive = True
+        self._args = [sys.executable, "-m", "pyfiledrop.storage.intake_helper", str(self._memfd),
+                      str(slots * SLOT_BYTES), str(storage_dir), str(chunks_dir), "1" if fsync_files else "0",
+                      "1" if fsync_names else "0", str(HELPER_THREADS)]  # fmt: skip
+        self._processes = processes
+        self.helpers: _Helpers | None = None
+        self.broken = False  # a helper died: the server stores small uploads itself from then on
+        self._used_at = 0.0
         self.jobs = 0  # sent, for tests and the curious
-        args = [sys.executable, "-m", "pyfiledrop.storage.intake_helper", str(helper_end.fileno()), str(self._memfd),
-                str(slots * SLOT_BYTES), str(storage_dir), str(chunks_dir), "1" if fsync_files else "0",
-                str(HELPER_THREADS)]  # fmt: skip
-        self._processes: list[subprocess.Popen[bytes]] = []
-        self._exits: list[int] = []  # a pidfd per helper: readable once it exited
-        try:
-            for _ in range(processes):  # each takes the next job when one of its threads is free
-                # A process group of its own: Ctrl-C in a terminal reaches the server only, which ends the helper by
-                # closing the control socket once it has stopped (a helper killed first would fail its last jobs).
-                process = subprocess.Popen(args, pass_fds=(helper_end.fileno(), self._memfd), stdin=subprocess.DEVNULL,
-                                           env=_helper_env(), process_group=0)  # fmt: skip
-                self._processes.append(process)
-                self._exits.append(os.pidfd_open(process.pid))
-        finally:
-            helper_end.close()
-        self._ctrl.setblocking(False)
-        self._loop.add_reader(self._ctrl.fileno(), self._read_replies)
-        for pidfd in self._exits:
-            self._loop.add_reader(pidfd, self._lost)
 
     # -- slots --------------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def buffer(self, size: int) -> Iterator[memoryview | None]:
-        """A slot's first ``size`` bytes, or None when all are taken."""
+        """A slot's first ``size`` bytes, or None when all are taken. Starts the helpers if they are not running:
+        a small upload has come."""
         if not self._free or size > SLOT_BYTES:
             yield None
             return
+        if self.helpers is None and not self.broken:
+            self.helpers = _Helpers(self._args, self._memfd, self._processes, self._helper_lost)
+        self._used_at = time.monotonic()
         slot = self._free.pop()
         if self.slots - len(self._free) > _KEEP_IDLE:
-            self._busy_at = time.monotonic()
+            self._busy_at = self._used_at
         view = self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + size]
         self._lent[id(view)] = slot
         try:
@@ -174,11 +93,17 @@ class Intake:
             self._free.append(slot)
 
     def slot_of(self, view: memoryview) -> int | None:
-        return self._lent.get(id(view))
+        """The slot of a view from ``buffer``, if the helpers can take it now (running and ready)."""
+        helpers = self.helpers
+        return self._lent.get(id(view)) if helpers is not None and helpers.ready and helpers.alive else None
 
-    def trim(self, now: float | None = None) -> int:
-        """Give the memory of free slots beyond a few back to the system once no burst needed them for a while."""
+    async def trim(self, now: float | None = None) -> int:
+        """Give the memory of free slots beyond a few back to the system once no burst needed them for a while,
+        and stop the helpers once no small upload came for ``_HELPERS_IDLE_S``. Returns the slots given back."""
         now = time.monotonic() if now is None else now
+        if self.helpers is not None and now - self._used_at > _HELPERS_IDLE_S and not self.helpers.busy:
+            helpers, self.helpers = self.helpers, None
+            await helpers.close()
         extra = len(self._free) - _KEEP_IDLE
         if extra <= 0 or now - self._busy_at < _IDLE_AFTER_S:
             return 0
@@ -190,17 +115,70 @@ class Intake:
 
     async def run(self, fd: int, slot: int, start: int, size: int, idle_timeout: float, upload_id: str,
                   blob_key: str) -> Reply:  # fmt: skip
-        """Have the helper read socket ``fd`` into ``slot`` from ``start`` to ``size`` and, once all is there,
-        store it. Returns only once the helper is done with the socket and the slot (a cancelled caller shuts the
-        socket down, so that the helper stops at once, and waits for it)."""
-        if not self.alive:
+        """Have a helper read socket ``fd`` into ``slot`` from ``start`` to ``size`` and, once all is there, store
+        it. Returns only once the helper is done with the socket and the slot (a cancelled caller shuts the socket
+        down, so that the helper stops at once, and waits for it)."""
+        helpers = self.helpers
+        if helpers is None or not helpers.alive:
             raise OSError(errno.EPIPE, "the upload helper process is gone")
-        self._next_id += 1
-        job = Job(self._next_id, slot, start, size, idle_timeout, upload_id, blob_key)
+        self.jobs += 1
+        return await helpers.run(Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key), fd)
+
+    def _helper_lost(self, codes: list[int | None]) -> None:
+        log.error("an upload helper process exited (exit codes %s); the server stores small uploads itself from "
+                  "now on", codes)  # fmt: skip
+        self.broken = True
+
+    async def close(self) -> None:
+        if self.helpers is not None:
+            await self.helpers.close()
+            self.helpers = None
+        with contextlib.suppress(BufferError):  # a view still alive somewhere: the GC unmaps it
+            self._view.release()
+            self._region.close()
+        os.close(self._memfd)
+
+
+class _Helpers:
+    """Running helper processes: a control socket they share, the jobs sent and their replies, their exits."""
+
+    def __init__(self, args: list[str], memfd: int, processes: int, lost: Callable[[list[int | None]], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._ctrl, helper_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._replies: dict[int, asyncio.Future[Reply]] = {}
+        self._lost_callback = lost
+        self.alive = True
+        self.ready = False
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._exits: list[int] = []  # a pidfd per helper: readable once it exited
+        try:
+            for _ in range(processes):  # each takes the next job when one of its threads is free
+                # A process group of its own: Ctrl-C in a terminal reaches the server only, which ends the helper by
+                # closing the control socket once it has stopped (a helper killed first would fail its last jobs).
+                process = subprocess.Popen([*args[:3], str(helper_end.fileno()), *args[3:]], env=_helper_env(),
+                                           pass_fds=(helper_end.fileno(), memfd), stdin=subprocess.DEVNULL,
+                                           process_group=0)  # fmt: skip
+                self._processes.append(process)
+                self._exits.append(os.pidfd_open(process.pid))
+        finally:
+            helper_end.close()
+        self._ctrl.setblocking(False)
+        self._loop.add_reader(self._ctrl.fileno(), self._read_replies)
+        for pidfd in self._exits:
+            self._loop.add_reader(pidfd, self._lost)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._replies)
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
+    async def run(self, job: Job, fd: int) -> Reply:
         reply = self._loop.create_future()
         self._ctrl.sendmsg([job.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
         self._replies[job.id] = reply
-        self.jobs += 1
         try:
             return await asyncio.shield(reply)
         except asyncio.CancelledError:
@@ -220,6 +198,9 @@ class Intake:
             if not data:
                 self._lost()
                 return
+            if data == READY:
+                self.ready = True
+                continue
             reply = Reply.decode(data)
             waiting = self._replies.pop(reply.id, None)
             if waiting is not None and not waiting.done():
@@ -227,16 +208,11 @@ class Intake:
 
     def _lost(self) -> None:
         """A helper exited (or closed its end): the jobs in hand failed (their clients get an error, the
-        connection is closed); from now on the server stores small uploads itself."""
+        connection is closed)."""
         if self.alive:
-            codes = [process.poll() for process in self._processes]
-            log.error("an upload helper process exited (exit codes %s); the server stores small uploads itself "
-                      "from now on", codes)  # fmt: skip
+            self._lost_callback([process.poll() for process in self._processes])
         self._stop_watching()
-        for waiting in self._replies.values():
-            if not waiting.done():
-                waiting.set_exception(OSError(errno.EPIPE, "the upload helper process is gone"))
-        self._replies.clear()
+        self._fail_all("the upload helper process is gone")
 
     def _stop_watching(self) -> None:
         if self.alive:
@@ -244,23 +220,19 @@ class Intake:
             for fd in (self._ctrl.fileno(), *self._exits):
                 self._loop.remove_reader(fd)
 
+    def _fail_all(self, why: str) -> None:
+        for waiting in self._replies.values():
+            if not waiting.done():
+                waiting.set_exception(OSError(errno.EPIPE, why))
+        self._replies.clear()
+
     async def close(self) -> None:
         self._stop_watching()
         self._ctrl.close()  # the helpers see the end and exit
         await asyncio.to_thread(_end_all, self._processes)
         for pidfd in self._exits:
             os.close(pidfd)
-        for waiting in self._replies.values():
-            if not waiting.done():
-                waiting.set_exception(OSError(errno.EPIPE, "the server is stopping"))
-        with contextlib.suppress(BufferError):  # a view still alive somewhere: the GC unmaps it
-            self._view.release()
-            self._region.close()
-        os.close(self._memfd)
-
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self._processes]
+        self._fail_all("the server is stopping")
 
 
 def _helper_env() -> dict[str, str]:

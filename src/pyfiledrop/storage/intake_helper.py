@@ -1,8 +1,8 @@
 """The intake's helper process (see ``storage/intake.py``): ``python -m pyfiledrop.storage.intake_helper CTRL MEMFD
-BYTES STORAGE CHUNKS FSYNC THREADS``, started by the server with the descriptors passed.
+BYTES STORAGE CHUNKS FSYNC_FILES FSYNC_NAMES THREADS``, started by the server with the descriptors passed.
 
 Each thread takes the next job from the control socket, reads the client's socket into the job's slot, and once
-the body is all there hashes and stores it as the server itself would (``LocalStorage.write_whole``). It ends when
+the body is all there hashes and stores it as the server itself would (``FinishedFiles.write_whole``). It ends when
 the server closes its end of the control socket (stopped, or gone).
 """
 
@@ -15,16 +15,14 @@ import sys
 import threading
 from pathlib import Path
 
-from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import BlobRef
 from pyfiledrop.sockets import fill_from_socket
-from pyfiledrop.storage.intake import SLOT_BYTES, Job, Reply
-from pyfiledrop.storage.local import LocalStorage
+from pyfiledrop.storage.intake_jobs import READY, SLOT_BYTES, Job, Reply
+from pyfiledrop.storage.whole import FinishedFiles
 
 _FD_SPACE = socket.CMSG_SPACE(4 * 4)  # one descriptor per job; room for more so none is ever cut off
 
 
-def handle(job: Job, fd: int, region: memoryview, storage: LocalStorage) -> Reply:
+def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles) -> Reply:
     """Do one job on socket ``fd``; never raises."""
     base = job.slot * SLOT_BYTES
     with region[base : base + job.size] as body:
@@ -32,7 +30,7 @@ def handle(job: Job, fd: int, region: memoryview, storage: LocalStorage) -> Repl
         if error is not None:
             return Reply.stopped(job.id, got, error)
         try:
-            sha256 = storage.write_whole(UploadId(job.upload_id), BlobRef(job.blob_key, job.size), body)
+            sha256 = files.write_whole(job.upload_id, job.blob_key, body)
         except Exception as exc:  # noqa: BLE001 - told to the server, which answers the client
             return Reply.failed(job.id, got, exc)
         return Reply(job.id, got, sha256=sha256)
@@ -42,14 +40,14 @@ def _never() -> bool:
     return False
 
 
-def _work(ctrl: socket.socket, region: memoryview, storage: LocalStorage) -> None:
+def _work(ctrl: socket.socket, region: memoryview, files: FinishedFiles) -> None:
     while True:
         message, ancillary, _flags, _address = ctrl.recvmsg(4096, _FD_SPACE)
         if not message:
             os._exit(0)  # the server closed its end: nobody is left to answer
         fds = [int.from_bytes(data[i : i + 4], sys.byteorder) for *_, data in ancillary for i in range(0, len(data), 4)]
         try:
-            reply = handle(Job.decode(message), fds[0], region, storage)
+            reply = handle(Job.decode(message), fds[0], region, files)
         except BaseException:  # noqa: BLE001 - a job this helper cannot read: end, so that the server sees it and stores itself
             os._exit(1)
         finally:
@@ -59,11 +57,13 @@ def _work(ctrl: socket.socket, region: memoryview, storage: LocalStorage) -> Non
 
 
 def main(argv: list[str]) -> None:
-    ctrl_fd, memfd, size, storage_dir, chunks_dir, fsync_files, threads = argv
+    ctrl_fd, memfd, size, storage_dir, chunks_dir, fsync_files, fsync_names, threads = argv
     region = memoryview(mmap.mmap(int(memfd), int(size)))
-    storage = LocalStorage(Path(storage_dir), Path(chunks_dir), fsync_chunks=False, fsync_files=fsync_files == "1")
+    files = FinishedFiles(Path(storage_dir), Path(chunks_dir), fsync_files=fsync_files == "1",
+                          fsync_names=fsync_names == "1")  # fmt: skip
     ctrl = socket.socket(fileno=int(ctrl_fd))
-    workers = [threading.Thread(target=_work, args=(ctrl, region, storage), daemon=True) for _ in range(int(threads))]
+    ctrl.send(READY)
+    workers = [threading.Thread(target=_work, args=(ctrl, region, files), daemon=True) for _ in range(int(threads))]
     for worker in workers:
         worker.start()
     for worker in workers:

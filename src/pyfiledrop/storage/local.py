@@ -10,12 +10,10 @@ import asyncio
 import contextlib
 import errno
 import functools
-import hashlib
 import os
 import re
 import shutil
 import threading
-import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,15 +33,17 @@ from pyfiledrop.storage.base import (
     WriteProgress,
 )
 from pyfiledrop.storage.buffers import POOL
-from pyfiledrop.storage.writer import BufferWriter, open_direct, raise_if_full, scan_blocks, write_span
+from pyfiledrop.storage.files import open_direct, raise_if_full
+from pyfiledrop.storage.whole import FinishedFiles
+from pyfiledrop.storage.writer import BufferWriter, scan_blocks
 from pyfiledrop.workers import in_thread, settle
 
 if TYPE_CHECKING:
-    from pyfiledrop.storage.intake import Intake, Reply
+    from pyfiledrop.storage.intake import Intake
+    from pyfiledrop.storage.intake_jobs import Reply
 
 _READ_BLOCK = 1 << 20
 _BLOB_NAME = re.compile(r"[A-Za-z0-9_-]{24}_.+")
-_ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
 
 
@@ -57,15 +57,13 @@ class LocalStorage:
         self.chunks_dir = chunks_dir
         self.fsync_chunks = fsync_chunks  # before a chunk is acknowledged: survives power loss
         self.fsync_files = fsync_files  # before a finished file is renamed into place
-        self._direct_creates = True  # False once this file system refused O_DIRECT
-        self._dir_fd: int | None = None
-        self._dir_lock = threading.Lock()
+        self.files = FinishedFiles(storage_dir, chunks_dir, fsync_files=fsync_files, fsync_names=fsync_chunks)
 
     def _partial(self, upload_id: UploadId) -> Path:
-        return self.chunks_dir / f"{upload_id}.part"
+        return self.files.partial(upload_id)
 
     def _blob_path(self, blob: BlobRef) -> Path:
-        return self.storage_dir / blob.key
+        return self.files.final(blob.key)
 
     async def allocate(self, upload_id: UploadId, size: int | None) -> None:
         await asyncio.to_thread(self._allocate, upload_id, size)
@@ -154,39 +152,12 @@ class LocalStorage:
             handle.truncate(blob.size)  # a deferred-length upload may have been allocated larger
             if self.fsync_files:
                 os.fsync(handle.fileno())
-        self._publish(partial, final)
-
-    def _publish(self, partial: Path, final: Path, *, sync_name: bool = True) -> None:
-        """The rename that makes a finished file visible, whole or not at all; with ``sync_name`` (and fsync_files)
-        the folder is fsynced after it, so that the new name is on disk too when this returns."""
-        try:
-            partial.replace(final)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise_if_full(exc)
-                raise
-            _copy_across_devices(partial, final)
-        if not self.fsync_files or not sync_name:
-            return
-        if final.parent == self.storage_dir:
-            os.fsync(self._storage_dir_fd())
-        else:
-            _fsync_dir(final.parent)
-
-    def _storage_dir_fd(self) -> int:
-        """The storage folder, kept open (closed with this object): its fsync after every rename of a finished
-        file is then one system call, not three — each one hands the GIL to another thread and waits for it."""
-        with self._dir_lock:
-            if self._dir_fd is None:
-                fd = os.open(self.storage_dir, os.O_RDONLY)
-                weakref.finalize(self, os.close, fd)
-                self._dir_fd = fd
-            return self._dir_fd
+        self.files.publish(partial, final)
 
     @contextlib.contextmanager
     def whole_buffer(self, size: int) -> Iterator[memoryview]:
         """A slot the intake's helper can read into when there is one, else a pooled buffer (both page-aligned)."""
-        if self.intake is not None and self.intake.alive:
+        if self.intake is not None and not self.intake.broken:
             with self.intake.buffer(size) as slot:
                 if slot is not None:
                     yield slot
@@ -198,7 +169,7 @@ class LocalStorage:
                           lend: Lender | None = None) -> Stored:  # fmt: skip
         blob = self._final_ref(upload_id, filename, len(data))
         intake = self.intake
-        if lend is not None and intake is not None and intake.alive and (slot := intake.slot_of(data)) is not None:
+        if lend is not None and intake is not None and (slot := intake.slot_of(data)) is not None:
             replies: list[Reply] = []
 
             async def helper_reads(fd: int, start: int, idle_timeout: float) -> tuple[int, BaseException | None]:
@@ -208,77 +179,10 @@ class LocalStorage:
 
             if await lend(data, helper_reads):
                 return Stored(blob, replies[-1].stored())
-        return Stored(blob, await run(functools.partial(self.write_whole, upload_id, blob, data)))
-
-    def write_whole(self, upload_id: UploadId, blob: BlobRef, data: memoryview) -> str:
-        """Hash ``data``, write it as a new partial file and rename it into place as ``blob``, in this thread (a
-        worker thread of the server, or of the intake's helper). Returns the sha256 (hex)."""
-        sha256 = hashlib.sha256(data).hexdigest()
-        partial = self._partial(upload_id)
-        fd = self._create_direct(partial) if len(data) % _ALIGN == 0 else None
-        try:
-            try:
-                if fd is not None:  # whole pages from a page-aligned buffer: one O_DIRECT descriptor does it all
-                    _pwrite_direct(fd, data)  # durable when it returns if fsync_files (O_DSYNC): no fsync call
-                else:
-                    self._write_new(partial, data)
-            finally:
-                if fd is not None:
-                    os.close(fd)
-            # The name: durable at once only for --durability chunk, whose records are too. Otherwise the file
-            # system's journal makes it durable within seconds, and should the power fail before, start-up finds the
-            # bytes under their partial name and finishes the rename (``refinalize``); the bytes are on disk already.
-            # One journal commit per file instead of two: +4.5 % small files/s (8 alternating fresh-server runs).
-            self._publish(partial, self._blob_path(blob), sync_name=self.fsync_chunks)
-        except BaseException:
-            partial.unlink(missing_ok=True)  # no half-stored file is left behind (nor a whole one without a name)
-            raise
-        return sha256
-
-    def _create_direct(self, partial: Path) -> int | None:
-        """The new partial file opened with O_DIRECT, or None where this file system refuses it (then known).
-        With fsync_files also O_DSYNC: each write returns once its data and the metadata to read it back are on
-        disk — what fdatasync would do after it, without one more system call (and GIL hand-over) per file."""
-        if not self._direct_creates or not hasattr(os, "O_DIRECT"):
-            return None
-        durable = os.O_DSYNC if self.fsync_files else 0
-        try:
-            return os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT | durable, 0o666)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-        # No O_DIRECT here (tmpfs, some FUSE): the file may have been created before the flag was refused.
-        self._direct_creates = False
-        partial.unlink(missing_ok=True)
-        return None
-
-    def _write_new(self, partial: Path, data: memoryview) -> None:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        direct_fd = open_direct(partial, os.O_WRONLY)  # the buffer is page-aligned: whole pages skip the page cache
-        try:
-            write_span(fd, direct_fd, data, 0, len(data), 0)
-            if self.fsync_files:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-            if direct_fd is not None:
-                os.close(direct_fd)
+        return Stored(blob, await run(functools.partial(self.files.write_whole, upload_id, blob.key, data)))
 
     async def refinalize(self, upload_id: UploadId, blob: BlobRef, sha256: str) -> bool:
-        return await asyncio.to_thread(self._refinalize, upload_id, blob, sha256)
-
-    def _refinalize(self, upload_id: UploadId, blob: BlobRef, sha256: str) -> bool:
-        partial, final = self._partial(upload_id), self._blob_path(blob)
-        if final.exists() or not partial.is_file() or partial.stat().st_size != blob.size:
-            return False
-        digest = hashlib.sha256()
-        with partial.open("rb") as handle:
-            while block := handle.read(_READ_BLOCK):
-                digest.update(block)
-        if digest.hexdigest() != sha256:
-            return False
-        self._publish(partial, final)
-        return True
+        return await asyncio.to_thread(self.files.refinalize, upload_id, blob.key, blob.size, sha256)
 
     async def unfinalize(self, upload_id: UploadId, filename: str) -> None:
         partial, final = self._partial(upload_id), self._blob_path(self._final_ref(upload_id, filename, 0))
@@ -348,40 +252,3 @@ def _copy_range(src: int, dst: int, dst_offset: int, size: int) -> None:
         if n == 0:
             raise OSError(errno.EIO, "part is shorter than recorded")
         copied += n
-
-
-def _copy_across_devices(partial: Path, final: Path) -> None:
-    temporary = final.with_name(final.name + ".incoming")
-    shutil.copyfile(partial, temporary)
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    temporary.replace(final)
-    partial.unlink()
-
-
-def _pwrite_direct(fd: int, data: memoryview) -> None:
-    """All of ``data`` at offset 0 through an O_DIRECT descriptor; should a write be refused all the same (a file
-    system that opens with O_DIRECT but rejects the I/O), the rest goes through the page cache."""
-    done = 0
-    try:
-        while done < len(data):
-            try:
-                done += os.pwrite(fd, data[done:], done)
-            except OSError as exc:
-                import fcntl  # here only where O_DIRECT exists, i.e. not on Windows
-
-                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-                if exc.errno != errno.EINVAL or not flags & os.O_DIRECT:
-                    raise
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-    except OSError as exc:
-        raise_if_full(exc)
-        raise
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

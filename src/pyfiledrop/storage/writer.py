@@ -17,28 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
 import errno
 import math
 import mmap
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import cast
 
-from pyfiledrop.errors import StorageFull
 from pyfiledrop.storage.base import BatchObserver, Fillable, ProgressCallback, Pumpable, ScanEnd, WriteProgress
 from pyfiledrop.storage.buffers import BUFFER_BYTES, POOL
+from pyfiledrop.storage.files import ALIGN, write_span
 from pyfiledrop.workers import settle_jobs, submit
 
-ALIGN = 4096  # O_DIRECT: buffer address, length and file offset are multiples of this
 _PROGRESS_EVERY = 1.0  # seconds between checkpoints of a long request: a crash loses at most this much
-
-Buffer = mmap.mmap | memoryview
 
 
 class BufferWriter:
@@ -217,40 +211,6 @@ class _PumpTarget:
         writer.fill += n
 
 
-def open_direct(path: Path, flags: int) -> int | None:
-    if not hasattr(os, "O_DIRECT"):
-        return None
-    try:
-        return os.open(path, flags | os.O_DIRECT)
-    except OSError:  # a file system without O_DIRECT (tmpfs, some FUSE ones): the page cache it is
-        return None
-
-
-def write_span(fd: int, direct_fd: int | None, buffer: Buffer, start: int, end: int, base: int) -> None:
-    """Write ``buffer[start:end]`` at file offset ``base + start`` (``base`` and the buffer are page-aligned):
-    whole pages with O_DIRECT, partial pages at either end through the page cache."""
-    view = memoryview(buffer)
-    first, last = -(-start // ALIGN) * ALIGN, end // ALIGN * ALIGN
-    try:
-        done = start
-        if direct_fd is not None and first < last:
-            _pwrite_all(fd, view[start:first], base + start)
-            done = first
-            while done < last:
-                try:
-                    done += os.pwrite(direct_fd, view[done:last], base + done)
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    break  # opened with O_DIRECT but the write is refused: the plain fd does the rest
-        _pwrite_all(fd, view[done:end], base + done)
-    except OSError as exc:
-        raise_if_full(exc)
-        raise
-    if done < end or (direct_fd is not None and start < first):  # some went through the page cache
-        start_writeback(fd, base + start, end - start)
-
-
 def read_span(fd: int, direct_fd: int | None, buffer: mmap.mmap, position: int, end: int) -> tuple[memoryview, int]:
     """Read from ``position`` (up to a buffer's worth, not past ``end``); returns the bytes read and where they
     stop. O_DIRECT from the page boundary below ``position`` when it can."""
@@ -322,40 +282,3 @@ def scan_blocks(
         stop.set()
         free.put(-1)
         reader.join()
-
-
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
-
-
-def raise_if_full(exc: OSError) -> None:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        raise StorageFull() from exc
-
-
-def _writeback_starter() -> Callable[[int, int, int], None]:
-    """``sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)``: start writing a range to disk now, without
-    waiting. Linux only (not in ``os``); elsewhere a no-op, and the kernel's own writeback does it later."""
-
-    def nothing(fd: int, offset: int, count: int) -> None:
-        pass
-
-    if not sys.platform.startswith("linux"):
-        return nothing
-    try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return nothing
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    call.restype = ctypes.c_int
-
-    def start(fd: int, offset: int, count: int) -> None:
-        if count > 0:
-            call(fd, offset, count, 2)  # SYNC_FILE_RANGE_WRITE; a failure only means no head start
-
-    return start
-
-
-start_writeback = _writeback_starter()

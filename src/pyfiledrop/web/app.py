@@ -99,7 +99,12 @@ class App:
         fsync_files = s.durability != "none"
         if s.helpers and intake.available():
             self._intake = intake.Intake(
-                s.storage, s.chunks_dir, fsync_files=fsync_files, slots=WHOLE_BUFFERS, processes=s.helpers
+                s.storage,
+                s.chunks_dir,
+                fsync_files=fsync_files,
+                fsync_names=s.durability == "chunk",
+                slots=WHOLE_BUFFERS,
+                processes=s.helpers,
             )
         storage = LocalStorage(
             s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
@@ -144,7 +149,7 @@ class App:
         await self.ctx.lifecycle.sweep()
         POOL.trim()
         if self._intake is not None:
-            self._intake.trim()
+            await self._intake.trim()
 
     # -- requests -----------------------------------------------------------------------------------------------
 

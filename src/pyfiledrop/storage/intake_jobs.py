@@ -1,0 +1,83 @@
+"""What the server and the intake's helper process say to each other (``intake.py``): a job per lent socket, a
+reply per job, as small JSON datagrams. Shared by both sides; free of asyncio, to keep the helper small."""
+
+from __future__ import annotations
+
+import errno
+import json
+from dataclasses import asdict, dataclass
+
+from pyfiledrop.errors import StorageFull
+from pyfiledrop.sockets import Gone, Parked
+
+SLOT_BYTES = 2 << 20  # as storage.buffers.BUFFER_BYTES: the largest body stored whole
+READY = b"ready"  # a helper's first datagram: its imports are done, its threads take jobs
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """Read the body into ``slot`` from ``start`` to ``size``; once it is all there, hash and store it."""
+
+    id: int
+    slot: int
+    start: int
+    size: int
+    idle_timeout: float
+    upload_id: str
+    blob_key: str
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Job:
+        return cls(**json.loads(data))
+
+
+_STOPS: dict[str, type[BaseException]] = {"gone": Gone, "timeout": TimeoutError, "parked": Parked}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What came of a job: bytes read, why the body stopped short (``stop``), else the sha256 of what was stored
+    (``sha256``) or why storing failed (``errno`` of an OSError, or ``message`` alone for anything else)."""
+
+    id: int
+    got: int
+    stop: str | None = None  # gone | timeout | parked
+    sha256: str | None = None
+    errno: int | None = None
+    message: str | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Reply:
+        return cls(**json.loads(data))
+
+    @classmethod
+    def stopped(cls, job_id: int, got: int, error: BaseException) -> Reply:
+        stop = next(name for name, kind in _STOPS.items() if isinstance(error, kind))
+        return cls(job_id, got, stop=stop)
+
+    @classmethod
+    def failed(cls, job_id: int, got: int, error: BaseException) -> Reply:
+        cause = error.__cause__ if isinstance(error, StorageFull) else error
+        if isinstance(cause, OSError):
+            return cls(job_id, got, errno=cause.errno or errno.EIO, message=cause.strerror or str(cause))
+        return cls(job_id, got, message=f"{type(error).__name__}: {error}")
+
+    def body_error(self) -> BaseException | None:
+        return _STOPS[self.stop]() if self.stop else None
+
+    def stored(self) -> str:
+        """The sha256 of the stored body, or the error that stopped it being stored, raised as it was."""
+        if self.sha256 is not None:
+            return self.sha256
+        if self.errno is not None:
+            error = OSError(self.errno, self.message)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull() from error
+            raise error
+        raise RuntimeError(f"the upload helper could not store the body: {self.message}")
