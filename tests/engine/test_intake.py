@@ -76,18 +76,30 @@ def send_later(client: socket.socket, *pieces: bytes, pause: float = 0.0, close:
     return thread
 
 
+@contextlib.contextmanager
+def lent(helper: Intake, size: int) -> Iterator[tuple[memoryview, socket.socket, socket.socket]]:
+    """A slot of ``size`` bytes and a connection whose server end can be lent: (slot, client, server end)."""
+    with helper.buffer(size) as view, connected() as (client, server):
+        assert view is not None
+        yield view, client, server
+
+
+async def job(helper: Intake, view: memoryview, server: socket.socket, start: int, key: str,
+              idle_timeout: float = 5.0) -> Reply:  # fmt: skip
+    return await helper.run(server.fileno(), helper.slot_of(view) or 0, start, len(view), idle_timeout, UPLOAD_ID, key)
+
+
 def test_the_helper_reads_the_rest_of_a_body_hashes_and_stores_it(tmp_path: Path) -> None:
     data = os.urandom((1 << 20) + 12345)
     head = 70_000  # what the server read along with the request head, copied into the slot first
 
     async def main() -> None:
         async with running(tmp_path) as helper:
-            with helper.buffer(len(data)) as view, connected() as (client, server):
-                assert view is not None and helper.slot_of(view) is not None
+            with lent(helper, len(data)) as (view, client, server):
+                assert helper.slot_of(view) is not None
                 view[:head] = data[:head]
                 sender = send_later(client, data[head:])
-                reply = await helper.run(server.fileno(), helper.slot_of(view) or 0, head, len(data), 5.0,
-                                         UPLOAD_ID, f"{UPLOAD_ID}_big.bin")  # fmt: skip
+                reply = await job(helper, view, server, head, f"{UPLOAD_ID}_big.bin")
                 sender.join()
             assert (reply.got, reply.body_error()) == (len(data) - head, None)
             assert reply.stored() == hashlib.sha256(data).hexdigest()
@@ -103,14 +115,12 @@ def test_a_silent_client_is_given_back_and_a_client_that_leaves_stores_nothing(t
 
     async def main() -> None:
         async with running(tmp_path) as helper:
-            with helper.buffer(len(data)) as view, connected() as (client, server):
-                assert view is not None
-                slot = helper.slot_of(view) or 0
+            with lent(helper, len(data)) as (view, client, server):
                 client.sendall(data[:1000])
-                parked = await helper.run(server.fileno(), slot, 0, len(data), 5.0, UPLOAD_ID, f"{UPLOAD_ID}_a")
+                parked = await job(helper, view, server, 0, f"{UPLOAD_ID}_a")
                 assert parked.got == 1000 and isinstance(parked.body_error(), Parked)  # no thread held meanwhile
                 sender = send_later(client, data[1000:50_000], close=True)
-                gone = await helper.run(server.fileno(), slot, 1000, len(data), 5.0, UPLOAD_ID, f"{UPLOAD_ID}_a")
+                gone = await job(helper, view, server, 1000, f"{UPLOAD_ID}_a")
                 sender.join()
                 assert gone.got == 49_000 and isinstance(gone.body_error(), Gone)
                 assert bytes(view[:50_000]) == data[:50_000]
@@ -123,17 +133,14 @@ def test_a_silent_client_is_given_back_and_a_client_that_leaves_stores_nothing(t
 def test_a_cancelled_job_shuts_the_socket_and_waits_for_the_helper(tmp_path: Path) -> None:
     async def main() -> None:
         async with running(tmp_path) as helper:
-            with helper.buffer(5000) as view, connected() as (client, server):
-                assert view is not None
+            with lent(helper, 5000) as (view, client, server):
                 client.sendall(b"x" * 10)
-                job = asyncio.ensure_future(
-                    helper.run(server.fileno(), helper.slot_of(view) or 0, 0, 5000, 30.0, UPLOAD_ID, "k")
-                )
+                running_job = asyncio.ensure_future(job(helper, view, server, 0, "k", idle_timeout=30.0))
                 await asyncio.sleep(0.05)
                 started = time.monotonic()
-                job.cancel()
+                running_job.cancel()
                 with pytest.raises(asyncio.CancelledError):
-                    await job
+                    await running_job
                 assert time.monotonic() - started < 2.0
                 assert client.recv(10) == b""  # the connection was shut down: the helper let go of it
 
@@ -145,11 +152,9 @@ def test_a_failed_store_comes_back_as_the_error_it_was(tmp_path: Path) -> None:
 
     async def main() -> None:
         async with running(tmp_path) as helper:
-            with helper.buffer(len(data)) as view, connected() as (client, server):
-                assert view is not None
+            with lent(helper, len(data)) as (view, client, server):
                 sender = send_later(client, data)
-                reply = await helper.run(server.fileno(), helper.slot_of(view) or 0, 0, len(data), 5.0, UPLOAD_ID,
-                                         "no-such-folder/x.bin")  # fmt: skip
+                reply = await job(helper, view, server, 0, "no-such-folder/x.bin")
                 sender.join()
             assert reply.got == len(data) and reply.body_error() is None
             with pytest.raises(OSError) as raised:
@@ -183,13 +188,11 @@ def test_a_helper_that_dies_fails_its_jobs_and_the_storage_goes_on_without_it(tm
             with storage.whole_buffer(5000) as view, connected() as (client, server):
                 assert helper.slot_of(view) is not None
                 client.sendall(b"x" * 10)
-                job = asyncio.ensure_future(
-                    helper.run(server.fileno(), helper.slot_of(view) or 0, 0, 5000, 30.0, UPLOAD_ID, "k")
-                )
+                running_job = asyncio.ensure_future(job(helper, view, server, 0, "k", idle_timeout=30.0))
                 await asyncio.sleep(0.05)
                 os.kill(pids(helper)[0], signal.SIGKILL)
                 with pytest.raises(OSError, match="helper process is gone"):
-                    await asyncio.wait_for(job, 5)
+                    await asyncio.wait_for(running_job, 5)
             assert helper.broken
             with storage.whole_buffer(5000) as view:
                 assert helper.slot_of(view) is None  # a pooled buffer: the server stores itself now
