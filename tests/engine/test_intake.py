@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -237,3 +238,22 @@ def test_closing_ends_the_helper_and_so_does_an_hour_without_small_uploads(tmp_p
     for pid in ended:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_helper_that_cannot_start_leaves_the_server_storing_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    async def main() -> None:
+        intake_ = Intake(tmp_path, tmp_path, fsync_files=True, fsync_names=False, slots=2, processes=1)
+        monkeypatch.setattr(subprocess, "Popen", refused)
+        try:
+            with intake_.buffer(10) as view:
+                assert view is not None and intake_.slot_of(view) is None  # the upload goes on, in the server
+            assert intake_.broken and intake_.helpers is None
+        finally:
+            await intake_.close()
+
+    asyncio.run(main())

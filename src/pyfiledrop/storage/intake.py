@@ -78,7 +78,12 @@ class Intake:
             yield None
             return
         if self.helpers is None and not self.broken:
-            self.helpers = _Helpers(self._args, self._memfd, self._processes, self._helper_lost)
+            try:
+                self.helpers = _Helpers(self._args, self._memfd, self._processes, self._helper_lost)
+            except OSError as exc:  # no process could be started (limits, memory): the server stores them itself
+                log.error("could not start an upload helper process (%s); the server stores small uploads itself",
+                          exc)  # fmt: skip
+                self.broken = True
         self._used_at = time.monotonic()
         slot = self._free.pop()
         if self.slots - len(self._free) > _KEEP_IDLE:
@@ -160,6 +165,12 @@ class _Helpers:
                                            process_group=0)  # fmt: skip
                 self._processes.append(process)
                 self._exits.append(os.pidfd_open(process.pid))
+        except BaseException:
+            self._ctrl.close()  # those started see the end and exit
+            _end_all(self._processes)
+            for pidfd in self._exits:
+                os.close(pidfd)
+            raise
         finally:
             helper_end.close()
         self._ctrl.setblocking(False)
@@ -201,7 +212,12 @@ class _Helpers:
             if data == READY:
                 self.ready = True
                 continue
-            reply = Reply.decode(data)
+            try:
+                reply = Reply.decode(data)
+            except (ValueError, TypeError):  # not what a helper says: stop trusting them all
+                log.error("an upload helper sent %r", data[:200])
+                self._lost()
+                return
             waiting = self._replies.pop(reply.id, None)
             if waiting is not None and not waiting.done():
                 waiting.set_result(reply)
