@@ -60,7 +60,8 @@ class Intake:
         self._lent: dict[int, int] = {}  # id of a borrowed view → its slot
         self._busy_at = 0.0
         self._args = [sys.executable, "-m", "pyfiledrop.storage.intake_helper", str(self._memfd),
-                      str(slots * SLOT_BYTES), str(storage_dir), str(chunks_dir), "1" if fsync_files else "0",
+                      str(slots * SLOT_BYTES), str(storage_dir.resolve()), str(chunks_dir.resolve()),
+                      "1" if fsync_files else "0",
                       "1" if fsync_names else "0", str(HELPER_THREADS)]  # fmt: skip
         self._processes = processes
         self.helpers: _Helpers | None = None
