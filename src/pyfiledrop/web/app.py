@@ -98,14 +98,12 @@ class App:
         config.check_folders(s)
         fsync_files = s.durability != "none"
         if s.helpers and intake.available():
-            self._intake = intake.Intake(
-                s.storage,
-                s.chunks_dir,
-                fsync_files=fsync_files,
-                fsync_names=s.durability == "chunk",
-                slots=WHOLE_BUFFERS,
-                processes=s.helpers,
-            )
+            try:
+                self._intake = intake.Intake(s.storage, s.chunks_dir, fsync_files=fsync_files,
+                                             fsync_names=s.durability == "chunk", slots=WHOLE_BUFFERS,
+                                             processes=s.helpers)  # fmt: skip
+            except OSError as exc:  # a kernel without memfd: the server receives small uploads itself
+                log.warning("no upload helpers (%s); the server receives small uploads itself", exc)
         storage = LocalStorage(
             s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
         )
