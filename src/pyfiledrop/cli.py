@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import errno
 import logging
-import logging.handlers
 import secrets
 import signal
 import socket
