@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -192,8 +193,21 @@ def _set_up_logging() -> None:
     logging._srcfile = None
     logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     output = logging.StreamHandler()
-    output.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    output.setFormatter(_LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[output])
+
+
+class _LineFormatter(logging.Formatter):
+    """Formats the time of a record once per second, not once per line (localtime + strftime, a line per upload)."""
+
+    _second: tuple[int, str] = (-1, "")  # one attribute: threads that log see a pair that belongs together
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second, text = self._second
+        if int(record.created) != second:
+            second, text = int(record.created), time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._second = (second, text)
+        return f"{text},{int(record.msecs):03d}"
 
 
 async def _serve(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -135,3 +136,17 @@ def test_verify_command_reports_changed_files(make_server: type[ServerProcess], 
     result = _run("verify", "-s", str(server.storage))
     assert result.returncode == 1
     assert f"CHANGED {bad.name}" in result.stdout and "1 file(s) changed or missing" in result.stdout
+
+
+def test_log_lines_read_as_the_standard_formatter_writes_them() -> None:
+    """The log formatter keeps the time text of the current second: lines must not differ from logging's own, also
+    across a second boundary and back to an earlier second (a record made before another one, logged after it)."""
+    from pyfiledrop.cli import _LineFormatter
+
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    ours, standard = _LineFormatter(fmt), logging.Formatter(fmt)
+    base = float(int(time.time()))
+    for created in (base + 0.001, base + 0.999, base + 1.0, base + 0.5, base + 3600.25, base + 3600.25):
+        record = logging.LogRecord("pyfiledrop.x", logging.INFO, __file__, 1, "done %s", ("a",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)

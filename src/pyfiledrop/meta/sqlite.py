@@ -455,8 +455,9 @@ def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:
 def _to_row(u: Upload) -> tuple[Any, ...]:
     return (
         u.id, u.alias, u.filename, u.owner, u.size, u.protocol.value, u.state.value, u.received.to_text(),
-        u.created_at, u.updated_at, u.sha256, u.blob_key, u.content_type, json.dumps(u.metadata),
-        u.concat.value, json.dumps(list(u.parts)), u.expires_at,
+        u.created_at, u.updated_at, u.sha256, u.blob_key, u.content_type,
+        json.dumps(u.metadata) if u.metadata else "{}", u.concat.value, json.dumps(list(u.parts)) if u.parts else "[]",
+        u.expires_at,
     )  # fmt: skip
 
 

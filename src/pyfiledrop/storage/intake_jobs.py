@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import errno
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.sockets import Gone, Parked
@@ -27,11 +28,11 @@ class Job:
     blob_key: str
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return _encode(self)
 
     @classmethod
     def decode(cls, data: bytes) -> Job:
-        return cls(**json.loads(data))
+        return cls(*json.loads(data))
 
 
 _STOPS: dict[str, type[BaseException]] = {"gone": Gone, "timeout": TimeoutError, "parked": Parked}
@@ -50,11 +51,11 @@ class Reply:
     message: str | None = None
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return _encode(self)
 
     @classmethod
     def decode(cls, data: bytes) -> Reply:
-        return cls(**json.loads(data))
+        return cls(*json.loads(data))
 
     @classmethod
     def stopped(cls, job_id: int, got: int, error: BaseException) -> Reply:
@@ -81,3 +82,8 @@ class Reply:
                 raise StorageFull() from error
             raise error
         raise RuntimeError(f"the upload helper could not store the body: {self.message}")
+
+
+def _encode(message: Any) -> bytes:
+    """A JSON list of the fields in their order (both sides run the same code): no dict built, no names sent."""
+    return json.dumps([getattr(message, name) for name in message.__slots__]).encode()
