@@ -386,13 +386,23 @@ def completion_latency(data: Path, scratch: Path, server_args: list[str], runs: 
     return results
 
 
-def many_small_runs(scratch: Path, server_args: list[str], runs: int, report: dict[str, Any]) -> str:
+def many_small_runs(
+    scratch: Path, server_args: list[str], runs: int, report: dict[str, Any], load_args: list[str]
+) -> str:
     """``runs`` rounds of 200 × 1 MiB against both servers, alternating which goes first; the ratio of medians."""
     kinds = ("pyfiledrop", "copyparty")
     results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-    for r in range(runs):
-        for kind in kinds if r % 2 == 0 else reversed(kinds):
-            results[kind].append(many_small(kind, scratch, server_args, 200, 50))
+    # Each round's files stay until the last round is over. On ext4 without a journal (this VM's disk), making a
+    # file within a minute or more of deleting others scans past the "recently deleted" inodes: deleting 200 files
+    # per round made every later round's file creation slower, for both servers (perf: ext4 recently_deleted, 6 %
+    # of the helper's CPU) — a cost of the benchmark's cleaning up, not of a server.
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        for r in range(runs):
+            for kind in kinds if r % 2 == 0 else reversed(kinds):
+                results[kind].append(many_small(kind, scratch / f"round-{r}-{kind}", server_args, load_args))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     report["many_small"] = results
 
     def median(kind: str, key: str) -> float:
@@ -404,7 +414,8 @@ def many_small_runs(scratch: Path, server_args: list[str], runs: int, report: di
     ratios = [p / c for p, c in zip(pf_runs, cp_runs, strict=True) if c]
     p99 = [run.get("status_p99_ms") for run in results["pyfiledrop"]]
     ok = [f"{run.get('stored_ok')}" for kind in kinds for run in results[kind]]
-    line = (f"200 × 1 MiB from 50 clients (PUT), median of {runs}: pyfiledrop {median('pyfiledrop', 'files_per_s'):.0f} "
+    client = "50 http.client threads" if "--threaded" in load_args else "one selector thread"
+    line = (f"200 × 1 MiB from 50 clients (PUT; load client: {client}), median of {runs}: pyfiledrop {median('pyfiledrop', 'files_per_s'):.0f} "
             f"files/s, copyparty {median('copyparty', 'files_per_s'):.0f}; ratio "
             f"{median('pyfiledrop', 'files_per_s') / (median('copyparty', 'files_per_s') or float('inf')):.2f} "
             f"(per run {', '.join(f'{x:.2f}' for x in ratios)}); status p99 {p99} ms (p50 median "
@@ -413,8 +424,10 @@ def many_small_runs(scratch: Path, server_args: list[str], runs: int, report: di
     return line
 
 
-def many_small(kind: str, scratch: Path, server_args: list[str], files: int, clients: int) -> dict[str, Any]:
-    shutil.rmtree(scratch, ignore_errors=True)
+def many_small(kind: str, scratch: Path, server_args: list[str], load_args: list[str]) -> dict[str, Any]:
+    """200 × 1 MiB from 50 clients (``load.py``) against a fresh server; files/s, status latency, files stored
+    right, server CPU and peak RSS."""
+    scratch.mkdir(parents=True)
     # Start with nothing dirty in the page cache: GiBs written by the cases before (or 200 MiB by the other server's
     # round, which does not fsync) are flushed during the next round otherwise, and that round's fsyncs wait.
     os.sync()
@@ -439,8 +452,8 @@ def many_small(kind: str, scratch: Path, server_args: list[str], files: int, cli
         else:
             status_args = ["--status-path", "/?ls"]
         cpu_before = _cpu(server.pid)
-        run = run_client([str(BENCH_BIN / "python"), str(ROOT / "load.py"), server.url, "--files", str(files),
-                          "--clients", str(clients), *status_args], scratch, timeout=600)  # fmt: skip
+        run = run_client([str(BENCH_BIN / "python"), str(ROOT / "load.py"), server.url, "--files", "200",
+                          "--clients", "50", *status_args, *load_args], scratch, timeout=600)  # fmt: skip
         cpu_after = _cpu(server.pid)
         result = json.loads(run.stdout.strip().splitlines()[-1]) if run.code == 0 else {"error": run.stderr[-500:]}
         stored = [p for p in server.folder.rglob("*load-*") if p.is_file() and ".partial" not in p.parts]
@@ -452,7 +465,20 @@ def many_small(kind: str, scratch: Path, server_args: list[str], files: int, cli
         return result
     finally:
         server.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+        _forget_pages(scratch)
+
+
+def _forget_pages(folder: Path) -> None:
+    """Give the page cache of a round's files back, as deleting them did: on this VM memory freed a while ago is
+    handed back to the host (virtio-balloon free page reporting), and touching it again is slow — a round after
+    which nothing was freed made copyparty, which writes through the page cache, ~35 % slower (pyfiledrop writes
+    O_DIRECT from the same buffers and did not change)."""
+    os.sync()  # only clean pages can be dropped
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                with path.open("rb") as file:
+                    os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def profile(data: Path, sha: str, scratch: Path, server_args: list[str], out: Path) -> str:
@@ -627,6 +653,8 @@ def main(argv: list[str]) -> int:
         "--skip", default="", help="comma-separated groups to skip: throughput,latency,rss,many,profile"
     )
     parser.add_argument("--server-args", default="", help="extra flags for pyfiledrop serve, e.g. '--durability chunk'")
+    parser.add_argument("--load-threaded", action="store_true",
+                        help="many small uploads: 50 http.client threads as the load client (before 2026-12-04)")  # fmt: skip
     parser.add_argument("--pyfiledrop-src", default="",
                         help="run the pyfiledrop server from this src folder (PYTHONPATH), to measure a patch")  # fmt: skip
     args = parser.parse_args(argv)
@@ -701,7 +729,8 @@ def main(argv: list[str]) -> int:
         text_parts.append(line)
 
     if "many" not in skip:
-        text_parts.append(many_small_runs(scratch, server_args, runs, report))
+        load_args = ["--threaded"] if args.load_threaded else []
+        text_parts.append(many_small_runs(scratch, server_args, runs, report, load_args))
 
     if "profile" not in skip:
         summary = profile(data, sha, scratch, server_args, RESULTS / f"profile-{stamp}.txt")
