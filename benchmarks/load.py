@@ -54,9 +54,13 @@ def _answer_status(answer: bytearray) -> int | None:
     if end < 0:
         return None
     head = answer[:end].decode("latin-1").lower().split("\r\n")
-    length = next((int(line[15:]) for line in head[1:] if line.startswith("content-length:")), 0)
-    if len(answer) < end + 4 + length:
-        return None
+    if "transfer-encoding: chunked" in head:
+        if not answer.endswith(b"0\r\n\r\n"):  # the last chunk (no trailers: none of the servers sends any)
+            return None
+    else:
+        length = next((int(line[15:]) for line in head[1:] if line.startswith("content-length:")), 0)
+        if len(answer) < end + 4 + length:
+            return None
     return int(head[0].split(" ", 2)[1])
 
 
