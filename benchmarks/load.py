@@ -1,5 +1,5 @@
-"""Many small uploads at once: N files of SIZE bytes over C keep-alive connections (HTTP PUT), while one more
-thread asks for the status of an upload every few ms and times the answers.
+"""Many small uploads at once: N files of SIZE bytes over C keep-alive connections (HTTP PUT), while another
+process asks for the status of an upload every few ms and times the answers.
 
     python load.py URL --files 200 --clients 50 --size 1048576 [--status-path /files/ID] [--threaded]
 
@@ -22,10 +22,12 @@ import json
 import os
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -127,6 +129,38 @@ def drive(
     selector.close()
 
 
+def probe_status(target: SplitResult, path: str, header_lines: list[str]) -> list[float]:
+    """After a line on stdin, ask for ``path`` every 5 ms until stdin ends; the seconds each answer took."""
+    sys.stdin.readline()
+    ended = threading.Event()
+
+    def wait_for_the_end() -> None:
+        sys.stdin.read()
+        ended.set()
+
+    threading.Thread(target=wait_for_the_end, daemon=True).start()
+    headers = dict(line.split(":", 1) for line in header_lines)
+    method = "HEAD" if "/files/" in path else "GET"
+    host = target.hostname or "127.0.0.1"
+    conn = http.client.HTTPConnection(host, target.port, timeout=30)
+    latencies: list[float] = []
+    for _ in range(100_000):
+        if ended.is_set():
+            break
+        started = time.perf_counter()
+        try:
+            conn.request(method, path, headers=headers)
+            conn.getresponse().read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection(host, target.port, timeout=30)
+            continue
+        latencies.append(time.perf_counter() - started)
+        ended.wait(0.005)
+    conn.close()
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
@@ -137,8 +171,12 @@ def main() -> None:
     parser.add_argument("--status-header", action="append", default=[])
     parser.add_argument("--token", default="")
     parser.add_argument("--threaded", action="store_true", help="a thread with http.client per client (the old way)")
+    parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)  # the status process (below)
     args = parser.parse_args()
     target = urlsplit(args.url)
+    if args.probe:
+        print(json.dumps(probe_status(target, args.status_path, args.status_header)))
+        return
     base = os.urandom(args.size)
     # Each file differs (a server that deduplicates must not get it for free). Bodies and their sha256 are made
     # before the clock starts: the client shares the two cores with the server, and hashing 200 MiB during the
@@ -150,8 +188,6 @@ def main() -> None:
     next_index = [0]
     errors: list[str] = []
     done = [0]
-    stop = threading.Event()
-    latencies: list[float] = []
 
     def take() -> int | None:
         with lock:
@@ -179,24 +215,6 @@ def main() -> None:
         finally:
             conn.close()
 
-    def status() -> None:
-        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-        headers = dict(h.split(":", 1) for h in args.status_header)
-        for _ in range(100_000):
-            if stop.is_set():
-                break
-            started = time.perf_counter()
-            try:
-                conn.request("HEAD" if "/files/" in args.status_path else "GET", args.status_path, headers=headers)
-                conn.getresponse().read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                continue
-            latencies.append(time.perf_counter() - started)
-            time.sleep(0.005)
-        conn.close()
-
     def finished(index: int, code: int) -> None:
         if code in (200, 201):
             with lock:
@@ -214,14 +232,23 @@ def main() -> None:
         address = (target.hostname or "127.0.0.1", target.port or 80)
         drive(address, args.clients, take, lambda index: [heads[index], bodies[index]], finished, errors)
 
-    watcher = threading.Thread(target=status, daemon=True) if args.status_path else None
+    # The status requests come from a process of their own: from a thread of this one, their answers waited for
+    # this process's GIL too (the thread(s) sending the files hold it most of the time), which is not the server's
+    # doing. It sends its first request when told "go" and stops at the end of its input.
+    prober = None
+    if args.status_path:
+        headers = [f"--status-header={header}" for header in args.status_header]
+        prober = subprocess.Popen([sys.executable, __file__, args.url, "--probe", "--status-path", args.status_path,
+                                   *headers], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
     if args.threaded:
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
     else:
         threads = [threading.Thread(target=selector_clients)]
     started, cpu_started, ticks_started = time.perf_counter(), time.process_time(), machine_ticks()
-    if watcher:
-        watcher.start()
+    if prober:
+        assert prober.stdin
+        prober.stdin.write("go\n")
+        prober.stdin.flush()
     for t in threads:
         t.start()
     for t in threads:
@@ -229,10 +256,10 @@ def main() -> None:
     seconds, client_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     (busy, idle), (busy_before, idle_before) = machine_ticks(), ticks_started
     machine_busy = (busy - busy_before) / max(busy - busy_before + idle - idle_before, 1)
-    stop.set()
-    if watcher:
-        watcher.join(10)
-    latencies.sort()
+    latencies: list[float] = []
+    if prober:
+        output, _ = prober.communicate(timeout=30)
+        latencies = sorted(json.loads(output))
 
     def pct(p: float) -> float | None:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else None
