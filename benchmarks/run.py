@@ -648,6 +648,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--full", action="store_true", help="1 GiB, 3 runs, and the 4 GiB peak-RSS case")
     parser.add_argument("--size", type=int, help="MiB per upload (quick 256, full 1024)")
     parser.add_argument("--runs", type=int, help="runs per case (quick 2, full 3)")
+    parser.add_argument("--small-rounds", type=int, default=7,
+                        help="rounds of the many-small-uploads case (each under a second, so more than --runs)")  # fmt: skip
     parser.add_argument("--cases", help=f"comma-separated subset of {','.join(c.name for c in CASES)}")
     parser.add_argument(
         "--skip", default="", help="comma-separated groups to skip: throughput,latency,rss,many,profile"
@@ -730,7 +732,7 @@ def main(argv: list[str]) -> int:
 
     if "many" not in skip:
         load_args = ["--threaded"] if args.load_threaded else []
-        text_parts.append(many_small_runs(scratch, server_args, runs, report, load_args))
+        text_parts.append(many_small_runs(scratch, server_args, args.small_rounds, report, load_args))
 
     if "profile" not in skip:
         summary = profile(data, sha, scratch, server_args, RESULTS / f"profile-{stamp}.txt")
