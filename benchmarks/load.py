@@ -130,7 +130,12 @@ def drive(
 
 
 def probe_status(target: SplitResult, path: str, header_lines: list[str]) -> list[float]:
-    """After a line on stdin, ask for ``path`` every 5 ms until stdin ends; the seconds each answer took."""
+    """Connected, says "ready"; after a line on stdin, asks for ``path`` every 5 ms until stdin ends. Returns the
+    seconds each answer took."""
+    host = target.hostname or "127.0.0.1"
+    conn = http.client.HTTPConnection(host, target.port, timeout=30)
+    conn.connect()
+    print("ready", flush=True)
     sys.stdin.readline()
     ended = threading.Event()
 
@@ -141,8 +146,6 @@ def probe_status(target: SplitResult, path: str, header_lines: list[str]) -> lis
     threading.Thread(target=wait_for_the_end, daemon=True).start()
     headers = dict(line.split(":", 1) for line in header_lines)
     method = "HEAD" if "/files/" in path else "GET"
-    host = target.hostname or "127.0.0.1"
-    conn = http.client.HTTPConnection(host, target.port, timeout=30)
     latencies: list[float] = []
     for _ in range(100_000):
         if ended.is_set():
@@ -240,6 +243,9 @@ def main() -> None:
         headers = [f"--status-header={header}" for header in args.status_header]
         prober = subprocess.Popen([sys.executable, __file__, args.url, "--probe", "--status-path", args.status_path,
                                    *headers], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert prober.stdout
+        if prober.stdout.readline().strip() != "ready":
+            raise SystemExit("the status process did not start")
     if args.threaded:
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
     else:
