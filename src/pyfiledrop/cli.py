@@ -203,6 +203,8 @@ class _LineFormatter(logging.Formatter):
     _second: tuple[int, str] = (-1, "")  # one attribute: threads that log see a pair that belongs together
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
         second, text = self._second
         if int(record.created) != second:
             second, text = int(record.created), time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))

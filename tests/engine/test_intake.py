@@ -181,6 +181,13 @@ def test_replies_keep_their_meaning_across_the_process_boundary() -> None:
         assert type(Reply.decode(Reply.stopped(3, 7, error).encode()).body_error()) is type(error)
 
 
+@pytest.mark.parametrize("data", [b'"abc"', b'{"id": 1, "got": 2}', b"[1]", b"[1, 2, 3, 4, 5, 6, 7]", b"7", b"\xff"])
+def test_a_datagram_that_is_not_a_reply_is_refused_not_misread(data: bytes) -> None:
+    """The server stops trusting its helpers on ValueError/TypeError: anything else must not become a Reply."""
+    with pytest.raises((ValueError, TypeError)):
+        Reply.decode(data)
+
+
 def test_a_helper_that_dies_fails_its_jobs_and_the_storage_goes_on_without_it(tmp_path: Path) -> None:
     async def main() -> None:
         async with running(tmp_path) as helper:

@@ -32,7 +32,7 @@ class Job:
 
     @classmethod
     def decode(cls, data: bytes) -> Job:
-        return cls(*json.loads(data))
+        return cls(*_fields(data))
 
 
 _STOPS: dict[str, type[BaseException]] = {"gone": Gone, "timeout": TimeoutError, "parked": Parked}
@@ -55,7 +55,7 @@ class Reply:
 
     @classmethod
     def decode(cls, data: bytes) -> Reply:
-        return cls(*json.loads(data))
+        return cls(*_fields(data))
 
     @classmethod
     def stopped(cls, job_id: int, got: int, error: BaseException) -> Reply:
@@ -87,3 +87,11 @@ class Reply:
 def _encode(message: Any) -> bytes:
     """A JSON list of the fields in their order (both sides run the same code): no dict built, no names sent."""
     return json.dumps([getattr(message, name) for name in message.__slots__]).encode()
+
+
+def _fields(data: bytes) -> list[Any]:
+    """The fields of an encoded message; ValueError (or TypeError, for a wrong count) if it is not one."""
+    values = json.loads(data)
+    if not isinstance(values, list):
+        raise ValueError(f"not a list of fields: {data[:80]!r}")
+    return values
