@@ -671,7 +671,8 @@ def main(argv: list[str]) -> int:
     if shutil.which("curl") is None:
         sys.exit("curl is needed (apt-get install curl)")
     free = shutil.disk_usage(WORK.parent).free
-    if free < size * (6 if args.full else 4) + 2 * (1 << 30):
+    small_files = args.small_rounds * 2 * 201 * MIB  # the small-file rounds keep their files until the case ends
+    if free < max(size * (6 if args.full else 4), small_files) + 2 * (1 << 30):
         sys.exit(f"not enough free disk for {size // MIB} MiB cases: {free // MIB} MiB free")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
