@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.errors import StorageFull
 from pyfiledrop.sockets import Gone, Parked
 from pyfiledrop.storage import intake

@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import pytest
 
+from pyfiledrop.domain.model import Protocol, UploadState
 from pyfiledrop.engine.lifecycle import Lifecycle
-from pyfiledrop.engine.model import Protocol, UploadState
 from pyfiledrop.engine.service import Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import QuotaExceeded, UploadGone
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from pyfiledrop.engine.model import Protocol, UploadState
+from pyfiledrop.domain.model import Protocol, UploadState
 from pyfiledrop.engine.service import Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import BadRequest, ChecksumMismatch, OffsetMismatch, TooLarge, UploadGone
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from pyfiledrop.engine.model import Protocol, Upload
+from pyfiledrop.domain.model import Protocol, Upload
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 
 

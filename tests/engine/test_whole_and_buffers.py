@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.domain.model import BlobRef, Protocol, Upload, UploadState
 from pyfiledrop.engine.lifecycle import Lifecycle
-from pyfiledrop.engine.model import BlobRef, Protocol, Upload, UploadState
 from pyfiledrop.engine.service import WHOLE_BUFFERS, WHOLE_MAX_BYTES, Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import QuotaExceeded
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore

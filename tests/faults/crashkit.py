@@ -42,7 +42,7 @@ from pathlib import Path
 
 import httpx
 
-from pyfiledrop.engine.ranges import RangeSet
+from pyfiledrop.domain.ranges import RangeSet
 from tests.conftest import ADMIN_TOKEN, ServerProcess
 
 LAUNCHER = Path(__file__).with_name("serve_fast_sweep.py")

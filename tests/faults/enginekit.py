@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyfiledrop.domain.model import Protocol
 from pyfiledrop.engine.lifecycle import Lifecycle, StartupReport
-from pyfiledrop.engine.model import Protocol
 from pyfiledrop.engine.service import Limits, NewUpload, UploadService
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.local import LocalStorage

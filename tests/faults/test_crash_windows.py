@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pyfiledrop.engine.model import ConcatKind, UploadState
+from pyfiledrop.domain.model import ConcatKind, UploadState
 from pyfiledrop.engine.service import Chunk
 from tests.conftest import ServerProcess
 from tests.faults.crashkit import Content, check_storage

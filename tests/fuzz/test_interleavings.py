@@ -27,8 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyfiledrop.engine.model import Protocol, Upload, UploadState
-from pyfiledrop.engine.ranges import RangeSet
+from pyfiledrop.domain.model import Protocol, Upload, UploadState
+from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine.service import Chunk
 from pyfiledrop.errors import (
     BadRequest,

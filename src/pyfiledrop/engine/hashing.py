@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.storage.base import Storage
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.errors import UploadLocked
 
 _TAKEOVER_WAIT_SECONDS = 10.0

@@ -8,8 +8,8 @@ import logging
 import time
 from dataclasses import dataclass
 
-from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import ConcatKind, UploadState
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.domain.model import ConcatKind, UploadState
 from pyfiledrop.engine.service import UploadService
 from pyfiledrop.errors import UploadNotFound
 

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from pyfiledrop.engine.checksum import Hasher, new_hasher
+from pyfiledrop.domain.checksum import Hasher, new_hasher
+from pyfiledrop.domain.ids import UploadId, new_upload_id
+from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.domain.names import display_name
+from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
-from pyfiledrop.engine.ids import UploadId, new_upload_id
 from pyfiledrop.engine.leases import Leases, RangeLocks
-from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
-from pyfiledrop.engine.names import display_name
-from pyfiledrop.engine.ranges import RangeSet
 from pyfiledrop.errors import (
     BadRequest,
     BlobGone,

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import BlobRef, Upload, UploadState
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.domain.model import BlobRef, Upload, UploadState
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.errors import UploadGone, UploadNotFound
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
-from pyfiledrop.engine.ranges import RangeSet
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.errors import BlobGone, StorageFull, UploadConflict, UploadNotFound
 from pyfiledrop.meta.base import Usage
 from pyfiledrop.workers import wrap_job

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pyfiledrop.engine.ids import parse_alias
-from pyfiledrop.engine.model import Protocol, Upload
+from pyfiledrop.domain.ids import parse_alias
+from pyfiledrop.domain.model import Protocol, Upload
 from pyfiledrop.engine.service import Chunk, NewUpload
 from pyfiledrop.errors import BadRequest, TooLarge
 from pyfiledrop.protocols.formdata import FormStream

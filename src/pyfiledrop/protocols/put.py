@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import unquote
 
-from pyfiledrop.engine.model import Protocol, UploadState
+from pyfiledrop.domain.model import Protocol, UploadState
 from pyfiledrop.engine.service import WHOLE_MAX_BYTES, Chunk, NewUpload
 from pyfiledrop.errors import TooLarge
 from pyfiledrop.web.api import upload_json

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import functools
 
-from pyfiledrop.engine.checksum import ALGORITHMS, parse_checksum_header
-from pyfiledrop.engine.ids import UploadId, parse_upload_id
-from pyfiledrop.engine.model import ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.domain.checksum import ALGORITHMS, parse_checksum_header
+from pyfiledrop.domain.ids import UploadId, parse_upload_id
+from pyfiledrop.domain.model import ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.engine.service import Chunk, NewUpload
 from pyfiledrop.errors import (
     BadRequest,

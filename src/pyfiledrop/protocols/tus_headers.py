@@ -7,7 +7,7 @@ import binascii
 import re
 from email.utils import formatdate
 
-from pyfiledrop.engine.ids import UploadId, parse_upload_id
+from pyfiledrop.domain.ids import UploadId, parse_upload_id
 from pyfiledrop.errors import BadRequest
 
 TUS_VERSION = "1.0.0"

@@ -9,8 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
-from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.model import BlobRef
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.domain.model import BlobRef
 from pyfiledrop.workers import in_thread
 
 _T = TypeVar("_T")

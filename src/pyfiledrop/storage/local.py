@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyfiledrop.engine.ids import UploadId, is_upload_id
-from pyfiledrop.engine.model import BlobRef
-from pyfiledrop.engine.names import storage_name
+from pyfiledrop.domain.ids import UploadId, is_upload_id
+from pyfiledrop.domain.model import BlobRef
+from pyfiledrop.domain.names import storage_name
 from pyfiledrop.storage.base import (
     BatchObserver,
     BlockObserver,

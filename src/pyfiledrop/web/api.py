@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from pyfiledrop import __version__
-from pyfiledrop.engine.ids import parse_upload_id
-from pyfiledrop.engine.model import Upload, UploadState
+from pyfiledrop.domain.ids import parse_upload_id
+from pyfiledrop.domain.model import Upload, UploadState
 from pyfiledrop.errors import BadRequest, Forbidden
 from pyfiledrop.web.auth import COOKIE, Identity, token_headers
 from pyfiledrop.web.context import Context

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyfiledrop.engine.ids import token_urlsafe
+from pyfiledrop.domain.ids import token_urlsafe
 from pyfiledrop.errors import Forbidden, NotAuthorized
 from pyfiledrop.web.http import Request
 

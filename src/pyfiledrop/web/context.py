@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyfiledrop.config import Settings
-from pyfiledrop.engine.ids import UploadId
+from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import UploadService
 from pyfiledrop.meta.shares import ShareStore

@@ -7,8 +7,8 @@ import mimetypes
 import re
 from urllib.parse import quote
 
-from pyfiledrop.engine.ids import is_upload_id, parse_alias
-from pyfiledrop.engine.model import Upload, UploadState
+from pyfiledrop.domain.ids import is_upload_id, parse_alias
+from pyfiledrop.domain.model import Upload, UploadState
 from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Headers, Request, Send, no_content

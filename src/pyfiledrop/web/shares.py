@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pyfiledrop.engine.ids import parse_upload_id
-from pyfiledrop.engine.model import UploadState
+from pyfiledrop.domain.ids import parse_upload_id
+from pyfiledrop.domain.model import UploadState
 from pyfiledrop.errors import BadRequest, UploadConflict
 from pyfiledrop.meta.shares import Share
 from pyfiledrop.web.context import Context

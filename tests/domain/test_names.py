@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyfiledrop.engine.ids import InvalidUploadId, new_upload_id, parse_upload_id, token_urlsafe
-from pyfiledrop.engine.names import display_name, storage_name
+from pyfiledrop.domain.ids import InvalidUploadId, new_upload_id, parse_upload_id, token_urlsafe
+from pyfiledrop.domain.names import display_name, storage_name
 
 _URLSAFE = re.compile(r"[A-Za-z0-9_-]+")
 

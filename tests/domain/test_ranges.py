@@ -3,7 +3,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyfiledrop.engine.ranges import RangeSet
+from pyfiledrop.domain.ranges import RangeSet
 
 spans = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 50)).map(lambda t: (t[0], t[0] + t[1])), max_size=30)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from pyfiledrop.engine.ids import UploadId
-from pyfiledrop.engine.ranges import RangeSet
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.domain.ranges import RangeSet
 
 
 class UploadState(StrEnum):

@@ -1,0 +1,1 @@
+"""The bottom floor: pure domain types (ids, upload model, byte ranges, names, checksums); no I/O."""
