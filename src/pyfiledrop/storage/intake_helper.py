@@ -53,7 +53,15 @@ def _work(ctrl: socket.socket, region: memoryview, files: FinishedFiles) -> None
         finally:
             for fd in fds:
                 os.close(fd)
-        ctrl.send(reply.encode())
+        _tell(ctrl, reply.encode())
+
+
+def _tell(ctrl: socket.socket, message: bytes) -> None:
+    """Send to the server; a server that is gone (stopped at any moment, even before READY) ends the helper quietly."""
+    try:
+        ctrl.send(message)
+    except OSError:
+        os._exit(0)
 
 
 def main(argv: list[str]) -> None:
@@ -62,7 +70,7 @@ def main(argv: list[str]) -> None:
     files = FinishedFiles(Path(storage_dir), Path(chunks_dir), fsync_files=fsync_files == "1",
                           fsync_names=fsync_names == "1")  # fmt: skip
     ctrl = socket.socket(fileno=int(ctrl_fd))
-    ctrl.send(READY)
+    _tell(ctrl, READY)
     workers = [threading.Thread(target=_work, args=(ctrl, region, files), daemon=True) for _ in range(int(threads))]
     for worker in workers:
         worker.start()
