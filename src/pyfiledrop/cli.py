@@ -170,7 +170,7 @@ def serve(flags: dict[str, object]) -> int:
     _check_port_free(settings.host, settings.port)
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
-    from pyfiledrop.web.server import StartupFailed
+    from pyfiledrop.httpd.server import StartupFailed
 
     _set_up_logging()
     try:
@@ -213,9 +213,9 @@ class _LineFormatter(logging.Formatter):
 
 
 async def _serve(settings: Settings) -> None:
-    """pyfiledrop's own HTTP/1.1 server, in this very process (see web/server.py for why not granian)."""
+    """pyfiledrop's own HTTP/1.1 server, in this very process (see pyfiledrop/httpd/__init__.py for why not granian)."""
+    from pyfiledrop.httpd.server import HttpServer, ServerOptions
     from pyfiledrop.web.app import App
-    from pyfiledrop.web.server import HttpServer, ServerOptions
 
     options = ServerOptions(settings.host, settings.port, tls_cert=settings.tls_cert, tls_key=settings.tls_key)
     server = HttpServer(App(settings), options)

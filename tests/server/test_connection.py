@@ -26,7 +26,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from pyfiledrop.web.server import HttpServer, ServerOptions, StartupFailed
+from pyfiledrop.httpd.server import HttpServer, ServerOptions, StartupFailed
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -10,15 +10,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from pyfiledrop.web.wire import (
+from pyfiledrop.httpd.response import plain_refusal, response_head, status_body
+from pyfiledrop.httpd.wire import (
     MAX_HEADERS,
     RequestHead,
     WireError,
     chunk_size,
     parse_head,
-    plain_refusal,
-    response_head,
-    status_body,
     target_path,
 )
 

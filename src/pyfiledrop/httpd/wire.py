@@ -1,4 +1,4 @@
-"""HTTP/1.1 on the wire, pure: parse a request head, frame a response head. No sockets, no asyncio.
+"""HTTP/1.1 requests on the wire, pure: parse a request head, a chunk size line. No sockets, no asyncio.
 
 Strict where leniency lets one request be read two ways (request smuggling): a Content-Length that is not
 one number, Content-Length beside Transfer-Encoding, folded header lines, spaces before a header's colon.
@@ -7,9 +7,7 @@ one number, Content-Length beside Transfer-Encoding, folded header lines, spaces
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from urllib.parse import unquote
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -127,30 +125,6 @@ def chunk_size(line: bytes) -> int:
     if match is None:
         raise WireError(400, "malformed chunk size in a chunked body")
     return int(match.group(1), 16)
-
-
-def response_head(status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase.encode()
-    except ValueError:
-        reason = b""
-    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
-    lines += [name + b": " + value for name, value in headers]
-    return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-Refusal = Callable[[str | None, int, str], tuple[bytes, bytes]]  # (path if known, status, message) → type, body
-
-
-def plain_refusal(path: str | None, status: int, message: str) -> tuple[bytes, bytes]:
-    """How the server words a refusal of its own unless the app says otherwise: plain text a person can read."""
-    return b"text/plain; charset=utf-8", (message + "\n").encode()
-
-
-def status_body(status: int, content_type: bytes, body: bytes) -> bytes:
-    """A whole response for a request the server answers on its own, closing the connection after it."""
-    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), (b"connection", b"close")]
-    return response_head(status, headers) + body
 
 
 def target_path(head: bytes) -> str | None:
