@@ -48,4 +48,3 @@ def test_httpd_modules_import_each_other_without_a_cycle() -> None:
     for name in graph:
         visit(name, ())
     assert graph["server"] and graph["connection"] and "server" not in graph["connection"]
-

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from pyfiledrop.httpd.connection import Connection, Observer
-from pyfiledrop.httpd.wire import RequestHead, WireError, chunk_size
+from pyfiledrop.httpd.wire import MAX_HEADERS, RequestHead, WireError, chunk_size, trailer
 from pyfiledrop.sockets import PARK_AFTER_S, Gone, Parked, fill_from_socket
 
 _T = TypeVar("_T")
@@ -57,6 +57,20 @@ class RequestBody:
         """The ``pyfiledrop.readinto`` extension of this request's scope."""
         return {"readinto": self.readinto, "read_whole": self.read_whole, "pump": self.pump, "lend": self.lend}
 
+    async def _trailers(self) -> None:
+        """The trailer section of a chunked body: header lines, checked like the head's, then ignored."""
+        for _ in range(MAX_HEADERS + 1):
+            line = await self.conn.read_line()
+            if not line:
+                return
+            trailer(line)
+        raise WireError(400, f"more than {MAX_HEADERS} trailer lines after a chunked body")
+
+    def cut_short(self) -> ConnectionError:
+        """The client closed its side before the whole body came: the server answers 400 (if anyone listens)."""
+        self.error = WireError(400, "the connection closed before the whole request body arrived")
+        return ConnectionError("the client closed the connection")
+
     def unread_is_too_much(self) -> bool:
         """What is left of the body cannot be read and dropped to keep the connection."""
         return not self.done and (
@@ -95,8 +109,7 @@ class RequestBody:
         while self.chunk_left == 0:
             size = chunk_size(await conn.read_line())
             if size == 0:
-                while await conn.read_line():  # trailers: read and ignored
-                    pass
+                await self._trailers()
                 self.done = True
                 return b""
             self.chunk_left = size
@@ -307,7 +320,7 @@ def as_read_error(error: BaseException, body: RequestBody) -> BaseException:
         body.error = error
         return ConnectionError(error.message)
     if isinstance(error, Gone):
-        return ConnectionError("the client closed the connection")
+        return body.cut_short()
     return error
 
 

@@ -70,7 +70,10 @@ class Connection(asyncio.Protocol):
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
         local = transport.get_extra_info("sockname")
         self.sockname = (str(local[0]), int(local[1])) if isinstance(local, tuple) else None
-        self.shared.connections.add(self)
+        if not self.shared.admit(self):  # as many connections as descriptors allow, none idle: this one waits
+            transport.write(status_body(503, *self.shared.refusal(None, 503, "too many connections; try again")))
+            transport.close()
+            return
         self.task = self.loop.create_task(self.handler(self))
 
     def data_received(self, data: bytes) -> None:
@@ -94,7 +97,7 @@ class Connection(asyncio.Protocol):
                 future.set_result(None)
         self.wake()
         self.resume_writing()
-        self.shared.connections.discard(self)
+        self.shared.connections.pop(self, None)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -232,16 +235,49 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
+        """Until the transport takes more (``pause_writing`` ended). A client that takes none of what is queued for
+        the send timeout is cut off (``Gone``); one that reads slowly is not: the timeout counts from the last
+        progress, like nginx's ``send_timeout``."""
         if self.lost.done():
             raise Gone()
-        if self.write_paused:
+        while self.write_paused and self.transport is not None:
+            queued = self.transport.get_write_buffer_size()
             self.drain_waiter = self.loop.create_future()
             try:
-                await self.drain_waiter
+                async with asyncio.timeout(self.shared.send_timeout):
+                    await self.drain_waiter
+            except TimeoutError:
+                if self.transport.get_write_buffer_size() < queued:
+                    continue  # slow, but it reads
+                raise self.stalled() from None
             finally:
                 self.drain_waiter = None
             if self.lost.done():
                 raise Gone()
+
+    async def flush(self) -> None:
+        """Until everything written so far has gone to the socket (before writing to it past the transport)."""
+        transport = self.transport
+        if transport is None or transport.get_write_buffer_size() == 0:
+            return
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)  # pause_writing until empty
+        try:
+            await self.drain()
+        finally:
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=high, low=low)
+
+    def stalled(self) -> Gone:
+        """The client read nothing for the send timeout: cut it off (its socket and the file it was sent are freed)."""
+        log.info("%s stopped reading its answer for %g s (send timeout): connection closed",
+                 self.client[0] if self.client else "a client", self.shared.send_timeout)  # fmt: skip
+        self.abort()
+        return Gone("send timeout")
+
+    def shed(self) -> None:
+        if self.idle and self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
     async def refuse(self, exc: WireError, path: str | None = None) -> None:
         self.write(self.refusal(path, exc.status, exc.message))

@@ -1,14 +1,22 @@
-"""One request and its response on a connection: run the app for it and frame what the app sends."""
+"""One request and its response on a connection: run the app for it and frame what the app sends.
+
+What goes out is the server's to keep right whoever built it: headers are checked (``response.checked_headers``,
+a bad one is a logged 500), every answer has a Date, a 408 closes the connection, and when the request's body was
+malformed or cut short the answer is the server's own 400 (RFC 9112 §7.1), not what the app makes of the
+disconnect (pyfiledrop's app would say 499, a status for logs only).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from pyfiledrop.httpd.body import RequestBody
 from pyfiledrop.httpd.connection import Connection
-from pyfiledrop.httpd.response import response_head
+from pyfiledrop.httpd.response import InvalidResponse, checked_headers, response_head
+from pyfiledrop.httpd.sendfile import send_file
 from pyfiledrop.httpd.wire import RequestHead, WireError
 from pyfiledrop.sockets import Gone
 
@@ -16,6 +24,11 @@ log = logging.getLogger("pyfiledrop.http")
 
 _COALESCE = 64 * 1024  # a body up to this size goes out in the same send as its head
 _NO_BODY_STATUS = frozenset({204, 304})
+_CLOSING_STATUS = frozenset({400, 408})  # the request's framing or timing failed: the connection cannot go on
+
+
+class ClientGone(ConnectionError):
+    """Raised by ``send()`` once the client is gone (ASGI: a server-specific OSError); the app has nothing to do."""
 
 
 class Exchange:
@@ -30,6 +43,8 @@ class Exchange:
         self.head_sent = False
         self.chunked_response = False
         self.finished = False
+        self.replaced = False  # the server answered in the app's stead: what the app sends goes nowhere
+        self.sent = 0  # body bytes of the answer that went out
         self.keep_alive = head.keep_alive
 
     async def run(self) -> bool:
@@ -38,11 +53,16 @@ class Exchange:
         scope = shared.scope(self.head, conn.client, conn.sockname, body.extension())
         try:
             await shared.app(scope, self._receive, self._send)
-        except Gone:
+        except (Gone, ClientGone):
+            log.info("%s %s: the client left after %d bytes of the answer", self.head.method, self.head.path,
+                     self.sent)  # fmt: skip
             conn.abort()
             return False
-        except Exception:  # the app's own error boundary should have answered; this is the last one
-            log.exception("unhandled error in %s %s", self.head.method, self.head.path)
+        except Exception as exc:  # the app's own error boundary should have answered; this is the last one
+            if isinstance(exc, InvalidResponse):
+                log.error("%s %s: answered 500 instead: %s", self.head.method, self.head.path, exc)
+            else:
+                log.exception("unhandled error in %s %s", self.head.method, self.head.path)
             if self.head_sent:
                 conn.abort()
                 return False
@@ -80,6 +100,7 @@ class Exchange:
         try:
             piece = await body.next_piece()
         except Gone:
+            body.cut_short()
             return {"type": "http.disconnect"}
         except WireError as exc:
             body.error = exc
@@ -88,14 +109,35 @@ class Exchange:
         return {"type": "http.request", "body": piece, "more_body": not body.done}
 
     async def _send(self, message: dict[str, Any]) -> None:
+        if self.replaced:
+            return
+        try:
+            await self._send_message(message)
+        except Gone as exc:
+            raise ClientGone(str(exc) or "the client closed the connection") from exc
+
+    def _start(self, message: dict[str, Any]) -> None:
+        if self.started:
+            raise RuntimeError("http.response.start sent twice")
+        error = self.body.error
+        if error is not None:  # the body was malformed or cut short: the server's 400, whatever the app says
+            self._fallback(error.status, error.message)
+            self.replaced = True
+            return
+        status = message.get("status")
+        if not isinstance(status, int) or not 200 <= status <= 999:
+            raise InvalidResponse(f"status {status!r:.40} is not a final HTTP status")
+        self.headers = checked_headers(message.get("headers", ()))
+        self.status = status
+        self.started = True
+        if status in _CLOSING_STATUS:
+            self.keep_alive = False
+
+    async def _send_message(self, message: dict[str, Any]) -> None:
         conn = self.conn
         match message["type"]:
             case "http.response.start":
-                if self.started:
-                    raise RuntimeError("http.response.start sent twice")
-                self.started = True
-                self.status = int(message["status"])
-                self.headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers", [])]
+                self._start(message)
             case "http.response.body":
                 body: bytes = message.get("body", b"")
                 more = bool(message.get("more_body", False))
@@ -112,15 +154,10 @@ class Exchange:
                     self.finished = True
                 if out:
                     conn.write(out)  # head and a small body in one send: one syscall per answer
+                    self.sent += len(body)
                 await conn.drain()
             case "http.response.pathsend":
-                path = Path(str(message["path"]))
-                if not self.head_sent:
-                    conn.write(self._head_bytes(path.stat().st_size))  # noqa: ASYNC240 - one stat: the length
-                await conn.drain()
-                if self._has_body():
-                    await self._send_file(path)
-                self.finished = True
+                await self._send_path(Path(str(message["path"])))
             case other:
                 raise RuntimeError(f"unexpected ASGI message {other!r}")
 
@@ -151,11 +188,15 @@ class Exchange:
         self.head_sent = self.body.answered = True
         return response_head(self.status, headers)
 
-    async def _send_file(self, path: Path) -> None:
-        transport = self.conn.transport
-        assert transport is not None
+    async def _send_path(self, path: Path) -> None:
         with path.open("rb") as handle:
-            try:
-                await self.conn.loop.sendfile(transport, handle)
-            except (ConnectionError, RuntimeError) as exc:
-                raise Gone() from exc
+            size = os.fstat(handle.fileno()).st_size
+            if not self.head_sent:
+                self.conn.write(self._head_bytes(size))
+            if self._has_body():
+                self.sent += await send_file(self.conn, handle, size)
+                if self.sent < size:
+                    raise Gone(f"{path.name} got shorter while it was sent")
+            else:
+                await self.conn.drain()
+        self.finished = True

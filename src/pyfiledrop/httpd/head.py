@@ -6,7 +6,7 @@ import logging
 
 from pyfiledrop.httpd.connection import HIGH_WATER, RECV_SIZE, Connection
 from pyfiledrop.httpd.exchange import Exchange
-from pyfiledrop.httpd.wire import MAX_HEAD_BYTES, WireError, parse_head, target_path
+from pyfiledrop.httpd.wire import WireError, head_end, parse_head, target_path
 
 log = logging.getLogger("pyfiledrop.http")
 
@@ -93,7 +93,7 @@ def _head_in_buffer(conn: Connection) -> bytes | None:
     data = chunks[0].lstrip(b"\r\n")  # stray line ends between requests are allowed
     conn.buffered -= len(chunks[0]) - len(data)
     chunks[0] = data
-    end = data.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES + 4)
+    end = head_end(data)
     if end >= 0:
         rest = data[end + 4 :]
         chunks.popleft()
@@ -101,8 +101,6 @@ def _head_in_buffer(conn: Connection) -> bytes | None:
         if rest:
             chunks.appendleft(rest)
         return data[:end]
-    if len(data) > MAX_HEAD_BYTES:
-        raise WireError(431, f"the request head is larger than {MAX_HEAD_BYTES // 1024} KiB")
     if not data:
         chunks.clear()
     return None

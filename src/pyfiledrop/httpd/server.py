@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pyfiledrop.httpd.connection import Connection
 from pyfiledrop.httpd.head import serve_connection
 from pyfiledrop.httpd.lifespan import Lifespan, StartupFailed
+from pyfiledrop.httpd.limits import set_up_capacity
 from pyfiledrop.httpd.state import READERS, App, ServerOptions, Shared
 
 __all__ = ["HttpServer", "ServerOptions", "StartupFailed"]
@@ -54,6 +55,7 @@ class HttpServer:
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         lifespan = Lifespan(self.app)
         await lifespan.startup()
+        self.shared.capacity = set_up_capacity(self.options.max_connections)
         threading.Thread(target=_start_all, args=(self.executor,), name="pyfiledrop-prestart", daemon=True).start()
         try:
             server = await self._listen()

@@ -7,12 +7,15 @@ it and never on each other.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pyfiledrop.httpd.response import Refusal, plain_refusal
 from pyfiledrop.httpd.wire import RequestHead
+
+log = logging.getLogger("pyfiledrop.http")
 
 App = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
                Awaitable[None]]  # fmt: skip
@@ -31,16 +34,20 @@ class ServerOptions:
     head_timeout: float = 30.0  # a request head must arrive within this (slowloris)
     keepalive_timeout: float = 120.0  # an idle keep-alive connection is closed after this
     grace: float = 5.0  # on stop: how long running requests may go on
+    send_timeout: float = 60.0  # a client that takes none of an answer's bytes for this long is cut off (nginx's)
+    max_connections: int | None = None  # None: as many as the open-file limit leaves room for (see limits.py)
 
 
 class Tracked(Protocol):
     """What the server needs of a connection it keeps track of (``connection.Connection``)."""
 
-    idle: bool
+    idle: bool  # between requests (or before the first): may be closed without losing anything
 
     def wake(self) -> None: ...
 
     def abort(self) -> None: ...
+
+    def shed(self) -> None: ...  # close an idle connection to make room
 
 
 class Shared:
@@ -51,7 +58,9 @@ class Shared:
         self.options = options
         self.head_timeout = options.head_timeout
         self.keepalive_timeout = options.keepalive_timeout
-        self.connections: set[Tracked] = set()
+        self.connections: dict[Tracked, None] = {}  # oldest first
+        self.capacity = options.max_connections or 1 << 30  # set from the open-file limit when serving starts
+        self.send_timeout = options.send_timeout
         self.stopping = False
         # Socket-reading threads block for a whole buffer; their own pool keeps them off the default executor.
         self.executor = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="pyfiledrop-recv")
@@ -60,6 +69,22 @@ class Shared:
         self.refusal: Refusal = getattr(app, "refusal", plain_refusal)
         self.tls = options.tls_cert is not None
         self.extensions: dict[str, Any] = {"http.response.pathsend": {}}
+
+    def admit(self, new: Tracked) -> bool:
+        """Track a new connection, making room first when there are ``capacity`` already: idle ones are closed,
+        oldest first, a few at a time — before the process runs out of file descriptors and ``accept`` fails for
+        everyone. False when none is idle: the new one is refused."""
+        if len(self.connections) >= self.capacity:
+            idle = [conn for conn in self.connections if conn.idle][: max(1, self.capacity // 32)]
+            if not idle:
+                return False
+            log.info("%d connections open, room for %d: closing %d idle ones", len(self.connections),
+                     self.capacity, len(idle))  # fmt: skip
+            for conn in idle:
+                self.connections.pop(conn, None)
+                conn.shed()
+        self.connections[new] = None
+        return True
 
     def scope(
         self, head: RequestHead, client: tuple[str, int] | None, server: tuple[str, int] | None, reading: Reading
