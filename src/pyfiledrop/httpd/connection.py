@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import logging
+import struct
+import termios
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -30,6 +33,7 @@ HIGH_WATER = 4 << 20  # pause reading the socket when this much is buffered and 
 # asyncio reads up to this much per recv (its default, 256 KiB, pulls a large body's first 200-odd KiB in with the
 # head: a big bytes object, mapped and unmapped by malloc, only to be copied into the body buffer after)
 RECV_SIZE = 64 * 1024
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # SIOCOUTQ of a socket on Linux
 _LINGER_S = 2.0  # after an early answer, keep reading (and dropping) so the client sees the answer, not a reset
 
 
@@ -235,25 +239,40 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
-        """Until the transport takes more (``pause_writing`` ended). A client that takes none of what is queued for
-        the send timeout is cut off (``Gone``); one that reads slowly is not: the timeout counts from the last
-        progress, like nginx's ``send_timeout``."""
+        """Until the transport takes more (``pause_writing`` ended), within the send timeout (``wait_taken``)."""
         if self.lost.done():
             raise Gone()
         while self.write_paused and self.transport is not None:
-            queued = self.transport.get_write_buffer_size()
             self.drain_waiter = self.loop.create_future()
             try:
-                async with asyncio.timeout(self.shared.send_timeout):
-                    await self.drain_waiter
-            except TimeoutError:
-                if self.transport.get_write_buffer_size() < queued:
-                    continue  # slow, but it reads
-                raise self.stalled() from None
+                await self.wait_taken(self.drain_waiter)
             finally:
                 self.drain_waiter = None
             if self.lost.done():
                 raise Gone()
+
+    async def wait_taken(self, ready: asyncio.Future[None]) -> None:
+        """Await ``ready`` (room to write more). A client that takes none of what was sent for the send timeout is
+        cut off (``Gone``); one that reads slowly is not: the time counts from its last progress, like nginx's
+        ``send_timeout``. Progress is what left the socket's send queue, not only the socket turning writable
+        (which it does only once a good part of its buffer is free)."""
+        while True:
+            unsent = self.unsent()
+            try:
+                async with asyncio.timeout(self.shared.send_timeout):
+                    await asyncio.wait({ready, self.lost}, return_when=asyncio.FIRST_COMPLETED)
+                return
+            except TimeoutError:
+                if self.unsent() >= unsent:
+                    raise self.stalled() from None
+
+    def unsent(self) -> int:
+        """Bytes written that the client has not taken yet: in the transport's buffer and the socket's queue."""
+        queued = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        if self.fd >= 0 and _OUTQ is not None:  # Linux: the bytes in the socket's send queue
+            with contextlib.suppress(OSError):
+                queued += struct.unpack("i", fcntl.ioctl(self.fd, _OUTQ, b"\0\0\0\0"))[0]
+        return queued
 
     async def flush(self) -> None:
         """Until everything written so far has gone to the socket (before writing to it past the transport)."""
@@ -270,10 +289,9 @@ class Connection(asyncio.Protocol):
 
     def stalled(self) -> Gone:
         """The client read nothing for the send timeout: cut it off (its socket and the file it was sent are freed)."""
-        log.info("%s stopped reading its answer for %g s (send timeout): connection closed",
-                 self.client[0] if self.client else "a client", self.shared.send_timeout)  # fmt: skip
         self.abort()
-        return Gone("send timeout")
+        return Gone(f"{self.client[0] if self.client else 'the client'} took nothing for "
+                    f"{self.shared.send_timeout:g} s (send timeout)")  # fmt: skip
 
     def shed(self) -> None:
         if self.idle and self.transport is not None and not self.transport.is_closing():

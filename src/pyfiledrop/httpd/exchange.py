@@ -45,6 +45,7 @@ class Exchange:
         self.finished = False
         self.replaced = False  # the server answered in the app's stead: what the app sends goes nowhere
         self.sent = 0  # body bytes of the answer that went out
+        self.gone: str | None = None  # why sending found the client gone
         self.keep_alive = head.keep_alive
 
     async def run(self) -> bool:
@@ -53,11 +54,8 @@ class Exchange:
         scope = shared.scope(self.head, conn.client, conn.sockname, body.extension())
         try:
             await shared.app(scope, self._receive, self._send)
-        except (Gone, ClientGone):
-            log.info("%s %s: the client left after %d bytes of the answer", self.head.method, self.head.path,
-                     self.sent)  # fmt: skip
-            conn.abort()
-            return False
+        except (Gone, ClientGone) as exc:
+            self.gone = self.gone or str(exc) or "it closed the connection"
         except Exception as exc:  # the app's own error boundary should have answered; this is the last one
             if isinstance(exc, InvalidResponse):
                 log.error("%s %s: answered 500 instead: %s", self.head.method, self.head.path, exc)
@@ -67,6 +65,11 @@ class Exchange:
                 conn.abort()
                 return False
             self._fallback(500, "internal server error")
+        if self.gone:  # one line, not a traceback: clients stop downloads all the time
+            log.info("%s %s: answer cut off after %d body bytes: %s", self.head.method, self.head.path, self.sent,
+                     self.gone)  # fmt: skip
+            conn.abort()
+            return False
         if not self.finished:
             if self.head_sent:  # the app stopped in the middle of its answer
                 conn.abort()
@@ -111,9 +114,12 @@ class Exchange:
     async def _send(self, message: dict[str, Any]) -> None:
         if self.replaced:
             return
+        if self.gone:
+            raise ClientGone(self.gone)
         try:
             await self._send_message(message)
         except Gone as exc:
+            self.gone = str(exc) or "the client closed the connection"
             raise ClientGone(str(exc) or "the client closed the connection") from exc
 
     def _start(self, message: dict[str, Any]) -> None:

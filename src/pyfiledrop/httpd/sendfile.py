@@ -8,7 +8,6 @@ from the last byte the client took. Under TLS (no plain socket) the file goes th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from typing import BinaryIO
 
@@ -60,14 +59,10 @@ async def _writable(conn: Connection, fd: int) -> None:
 
     loop.add_writer(fd, wake)
     try:
-        async with asyncio.timeout(conn.shared.send_timeout):
-            await asyncio.wait({ready, conn.lost}, return_when=asyncio.FIRST_COMPLETED)
-    except TimeoutError:
-        raise conn.stalled() from None
+        await conn.wait_taken(ready)
     finally:
         loop.remove_writer(fd)
-        with contextlib.suppress(asyncio.InvalidStateError):
-            ready.cancel()
+        ready.cancel()
 
 
 async def _through_the_transport(conn: Connection, handle: BinaryIO, size: int) -> int:

@@ -9,7 +9,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pyfiledrop.httpd.connection import Connection
 from pyfiledrop.httpd.head import serve_connection
 from pyfiledrop.httpd.lifespan import Lifespan, StartupFailed
 from pyfiledrop.httpd.limits import set_up_capacity
+from pyfiledrop.httpd.listener import Listener, open_sockets
 from pyfiledrop.httpd.state import READERS, App, ServerOptions, Shared
 
 __all__ = ["HttpServer", "ServerOptions", "StartupFailed"]
@@ -58,30 +58,26 @@ class HttpServer:
         self.shared.capacity = set_up_capacity(self.options.max_connections)
         threading.Thread(target=_start_all, args=(self.executor,), name="pyfiledrop-prestart", daemon=True).start()
         try:
-            server = await self._listen()
+            listener = self._listen()
             if ready is not None:
                 ready()
-            async with server:
+            try:
                 await self._stop.wait()
-                server.close()
-                await self._finish_connections()
+            finally:
+                listener.close()
+            await self._finish_connections()
         finally:
             await lifespan.shutdown()
             self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _listen(self) -> asyncio.Server:
+    def _listen(self) -> Listener:
         options = self.options
         context = None
         if options.tls_cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(options.tls_cert, options.tls_key)
-        host: str | None = options.host
-        if host in ("::", ""):  # every address, IPv4 and IPv6
-            host = None
-        return await asyncio.get_running_loop().create_server(
-            lambda: Connection(self.shared, serve_connection), host, options.port, backlog=options.backlog,
-            reuse_address=True, ssl=context, family=socket.AF_UNSPEC,
-        )  # fmt: skip
+        sockets = open_sockets(options.host, options.port, options.backlog)
+        return Listener(self.shared, sockets, lambda: Connection(self.shared, serve_connection), context)
 
     async def _finish_connections(self) -> None:
         connections = [c for c in self.shared.connections if isinstance(c, Connection)]

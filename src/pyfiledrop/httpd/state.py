@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,6 +62,7 @@ class Shared:
         self.connections: dict[Tracked, None] = {}  # oldest first
         self.capacity = options.max_connections or 1 << 30  # set from the open-file limit when serving starts
         self.send_timeout = options.send_timeout
+        self._shed_logged = -1e9
         self.stopping = False
         # Socket-reading threads block for a whole buffer; their own pool keeps them off the default executor.
         self.executor = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="pyfiledrop-recv")
@@ -71,20 +73,26 @@ class Shared:
         self.extensions: dict[str, Any] = {"http.response.pathsend": {}}
 
     def admit(self, new: Tracked) -> bool:
-        """Track a new connection, making room first when there are ``capacity`` already: idle ones are closed,
-        oldest first, a few at a time — before the process runs out of file descriptors and ``accept`` fails for
-        everyone. False when none is idle: the new one is refused."""
-        if len(self.connections) >= self.capacity:
-            idle = [conn for conn in self.connections if conn.idle][: max(1, self.capacity // 32)]
-            if not idle:
-                return False
-            log.info("%d connections open, room for %d: closing %d idle ones", len(self.connections),
-                     self.capacity, len(idle))  # fmt: skip
-            for conn in idle:
-                self.connections.pop(conn, None)
-                conn.shed()
+        """Track a new connection; False (refuse it) past the capacity with none idle to close for it."""
+        if len(self.connections) >= self.capacity and self.shed_idle() == 0:
+            return False
         self.connections[new] = None
         return True
+
+    def shed_idle(self) -> int:
+        """Close the oldest idle connections, a few at a time, to make room before the process runs out of file
+        descriptors; how many."""
+        idle = [conn for conn in self.connections if conn.idle][: max(1, self.capacity // 32)]
+        if idle:  # a line at most every 10 s: a flood of idle clients must not flood the log too
+            now = time.monotonic()
+            level = logging.INFO if now - self._shed_logged > 10 else logging.DEBUG
+            self._shed_logged = now if level == logging.INFO else self._shed_logged
+            log.log(level, "%d connections open, room for %d: closing %d idle ones", len(self.connections),
+                    self.capacity, len(idle))  # fmt: skip
+        for conn in idle:
+            self.connections.pop(conn, None)
+            conn.shed()
+        return len(idle)
 
     def scope(
         self, head: RequestHead, client: tuple[str, int] | None, server: tuple[str, int] | None, reading: Reading
