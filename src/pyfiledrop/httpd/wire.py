@@ -18,7 +18,8 @@ MAX_CHUNK_LINE = 4096
 MAX_REQUEST_LINE = 8 * 1024  # as Apache's LimitRequestLine and nginx's buffers: a longer target is 414
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP/(\d)\.(\d)")
+# A target is ASCII (RFC 3986; curl and browsers percent-encode the rest), as h11 reads it
+_REQUEST_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/(\d)\.(\d)")
 _VALUE_BAD = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # A size (at most 15 hex digits: 2**60 bytes), an extension without control characters, then optional whitespace —
 # h11's reading, stricter than RFC 9112's BWS before ";"
