@@ -32,6 +32,7 @@ An app may word the answers the server makes on its own (a malformed head or bod
 
 Modules: ``wire`` (request heads, pure), ``response`` (response heads, pure), ``state`` (options and what the
 connections share), ``connection`` (one socket under asyncio), ``head`` (reading heads; the request loop),
-``body`` (request bodies), ``exchange`` (one request and its response), ``lifespan``, ``server`` (listening).
-See docs/httpd.md.
+``body`` (request bodies), ``exchange`` (one request and its response), ``sendfile`` (files, with the send
+timeout), ``listener`` (accepting while there is room), ``limits`` (open files), ``lifespan``, ``server``.
+See docs/httpd.md for the HTTP/1.1 rules it keeps whatever the app does.
 """
