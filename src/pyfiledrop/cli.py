@@ -40,6 +40,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("-c", "--chunks", help="folder for partial uploads (default <storage>/.partial) [PYFILEDROP_CHUNKS]")
     add("--max-size", help="largest upload in MiB, enforced by the server (default 100000) [PYFILEDROP_MAX_SIZE]")
     add("--timeout", help="ms a chunk request may stall (default 120000) [PYFILEDROP_TIMEOUT]")
+    add("--send-timeout", help="seconds a client may take none of an answer (a download) before it is cut off "
+        "(default 60) [PYFILEDROP_SEND_TIMEOUT]")  # fmt: skip
     add("--chunk-size", help="chunk size in bytes advertised to clients (default 8 MiB) [PYFILEDROP_CHUNK_SIZE]")
     add("--disable-parallel-chunks", action="store_const", const=True, help="[PYFILEDROP_DISABLE_PARALLEL_CHUNKS]")
     add("--disable-force-chunking", action="store_const", const=True, help="[PYFILEDROP_DISABLE_FORCE_CHUNKING]")
@@ -170,7 +172,7 @@ def serve(flags: dict[str, object]) -> int:
     _check_port_free(settings.host, settings.port)
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
-    from pyfiledrop.web.server import StartupFailed
+    from pyfiledrop.httpd.server import StartupFailed
 
     _set_up_logging()
     try:
@@ -213,11 +215,12 @@ class _LineFormatter(logging.Formatter):
 
 
 async def _serve(settings: Settings) -> None:
-    """pyfiledrop's own HTTP/1.1 server, in this very process (see web/server.py for why not granian)."""
+    """pyfiledrop's own HTTP/1.1 server, in this very process (see pyfiledrop/httpd/__init__.py for why not granian)."""
+    from pyfiledrop.httpd.server import HttpServer, ServerOptions
     from pyfiledrop.web.app import App
-    from pyfiledrop.web.server import HttpServer, ServerOptions
 
-    options = ServerOptions(settings.host, settings.port, tls_cert=settings.tls_cert, tls_key=settings.tls_key)
+    options = ServerOptions(settings.host, settings.port, tls_cert=settings.tls_cert, tls_key=settings.tls_key,
+                            send_timeout=settings.send_timeout)  # fmt: skip
     server = HttpServer(App(settings), options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,15 +10,13 @@ from urllib.parse import unquote
 
 import pytest
 
-from pyfiledrop.web.wire import (
+from pyfiledrop.httpd.response import http_date, plain_refusal, response_head, status_body
+from pyfiledrop.httpd.wire import (
     MAX_HEADERS,
     RequestHead,
     WireError,
     chunk_size,
     parse_head,
-    plain_refusal,
-    response_head,
-    status_body,
     target_path,
 )
 
@@ -41,9 +39,9 @@ def refused(raw: bytes) -> WireError:
 
 
 def test_minimal_head() -> None:
-    parsed = parse_head(b"GET / HTTP/1.1")
+    parsed = parse_head(b"GET / HTTP/1.1\r\nHost: a")
     assert parsed == RequestHead(
-        method="GET", raw_path=b"/", path="/", query=b"", version="1.1", headers=[], content_length=None,
+        method="GET", raw_path=b"/", path="/", query=b"", version="1.1", headers=[(b"host", b"a")], content_length=None,
         chunked=False, keep_alive=True, expect_continue=False,
     )  # fmt: skip
 
@@ -80,7 +78,6 @@ def test_methods_are_tokens_kept_as_sent(method: str) -> None:
         ("http://example.com/x?y=1", "/x", b"y=1"),  # absolute form: the path and query are kept
         ("https://example.com:8443/a%20b", "/a b", b""),
         ("http://example.com", "/", b""),
-        ("http://user@example.com/p", "/p", b""),
     ],
 )
 def test_request_targets(target: str, path: str, query: bytes) -> None:
@@ -290,7 +287,6 @@ def test_control_characters_in_target_refused(target: bytes) -> None:
         (b"00000010", 16),
         (b"5;ext", 5),
         (b'5;name=value;other="quoted; value"', 5),
-        (b"5 ;ext", 5),  # bad whitespace before an extension
         (b"5\t", 5),
         (b"0;last", 0),
         (b"f" * 15, 16**15 - 1),
@@ -302,7 +298,23 @@ def test_chunk_size(line: bytes, size: int) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [b"", b"g", b"-1", b"+1", b"0x5", b" 5", b"5 5", b"5\r", b"5;a\nb", b";ext", b"f" * 16, b"1" * 40, b"\xef"],
+    [
+        b"",
+        b"g",
+        b"-1",
+        b"+1",
+        b"0x5",
+        b" 5",
+        b"5 5",
+        b"5\r",
+        b"5;a\nb",
+        b";ext",
+        b"f" * 16,
+        b"1" * 40,
+        b"\xef",
+        b"5 ;ext",
+        b"5;a\x00b",
+    ],  # whitespace before an extension: RFC 9112's BWS, but h11 refuses it, and so do we
 )
 def test_malformed_chunk_size(line: bytes) -> None:
     with pytest.raises(WireError) as caught:
@@ -329,7 +341,8 @@ def test_malformed_chunk_size(line: bytes) -> None:
     ],
 )
 def test_response_head(status: int, headers: list[tuple[bytes, bytes]], expected: bytes) -> None:
-    assert response_head(status, headers) == expected
+    with_date = expected[:-2] + b"date: " + http_date() + b"\r\n\r\n" if status >= 200 else expected
+    assert response_head(status, headers) == with_date
 
 
 @pytest.mark.parametrize("status", [400, 408, 417, 431, 500, 501, 505])

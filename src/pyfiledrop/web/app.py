@@ -155,12 +155,15 @@ class App:
         assert self.ctx is not None, "lifespan did not run"
         request = Request(scope, receive)
         request.behind_proxy = self.settings.behind_proxy
+        request.idle_timeout = self.settings.timeout / 1000  # --timeout, also for small JSON bodies
         style = style_for(request.path)
         extra = tus.cors_headers(request) if style is Style.TUS else []
         try:
             check_csrf(request, self.settings.public_url)
             self._limit_creation(request)
             response = await self._route(self.ctx, request, send)
+        except ConnectionError:  # send() found the client gone (ASGI: an OSError): no one to answer; the server logs it
+            return
         except Exception as exc:  # noqa: BLE001 - the one place that turns errors into responses
             response = render(exc, style)
             if not request.body_consumed and request.method in ("POST", "PUT", "PATCH"):

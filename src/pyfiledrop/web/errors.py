@@ -9,8 +9,8 @@ from enum import Enum
 from typing import Final
 
 from pyfiledrop import errors as e
+from pyfiledrop.httpd.response import plain_refusal
 from pyfiledrop.web.http import Response, json_response, text_response
-from pyfiledrop.web.wire import plain_refusal
 
 log = logging.getLogger("pyfiledrop.web")
 

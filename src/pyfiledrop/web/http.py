@@ -39,6 +39,7 @@ class Request:
         self.query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         self.body_consumed = False
         self.behind_proxy = False  # set by the app from --behind-proxy: X-Forwarded-* are then believed
+        self.idle_timeout = 30.0  # set by the app from --timeout: how long a body may stall
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -74,10 +75,10 @@ class Request:
         host = (self.headers.get("x-forwarded-host") if self.behind_proxy else None) or self.headers.get("host")
         return f"{self.scheme}://{host or 'localhost'}"
 
-    async def body(self, limit: int, idle_timeout: float = 30.0) -> bytes:
+    async def body(self, limit: int, idle_timeout: float | None = None) -> bytes:
         chunks: list[bytes] = []
         size = 0
-        async for piece in timed_stream(self, idle_timeout):
+        async for piece in timed_stream(self, self.idle_timeout if idle_timeout is None else idle_timeout):
             size += len(piece)
             if size > limit:
                 raise BadRequest(f"request body is larger than {limit} bytes")
