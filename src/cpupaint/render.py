@@ -45,9 +45,8 @@ def text_image(text: str) -> Image.Image:
     if not text:
         raise PictureError("the text is empty")
     rows = font.rasterise(text)
-    image = Image.new("L", (len(rows[0]), len(rows)), 255)
-    image.putdata([0 if inked else 255 for row in rows for inked in row])
-    return image
+    pixels = bytes(0 if inked else 255 for row in rows for inked in row)
+    return Image.frombytes("L", (len(rows[0]), len(rows)), pixels)
 
 
 def _percent(value: int, invert: bool) -> float:
@@ -61,7 +60,7 @@ def levels(image: Image.Image, cores: int, columns: int, invert: bool = False) -
     grey = flatten(image)
     if grey.size != (columns, cores):
         grey = grey.resize((columns, cores), Image.Resampling.BOX)
-    data = list(grey.getdata())
+    data = grey.tobytes()  # mode "L": one byte per pixel, row after row
     return [
         [_percent(int(value), invert) for value in data[row * columns : (row + 1) * columns]] for row in range(cores)
     ]
