@@ -144,18 +144,19 @@ def _watch_stdin(stop: threading.Event) -> None:
 
 def main() -> int:
     parent = os.getppid()
-    line = sys.stdin.buffer.readline()
-    if not line:
-        return 0
-    schedule = CoreSchedule.from_json(line.decode())
     stop = threading.Event()
 
     def on_signal(_number: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    # Ctrl-C in a terminal reaches the whole process group: the worker just stops, quietly, like the parent.
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), on_signal)
+    line = sys.stdin.buffer.readline()
+    if not line or stop.is_set():
+        return 0
+    schedule = CoreSchedule.from_json(line.decode())
     threading.Thread(target=_watch_stdin, args=(stop,), daemon=True, name="parent-pipe").start()
     if schedule.pin and can_pin():
         try:
