@@ -4,8 +4,10 @@ For each target (default 10, 30, 50, 70, 90 %) every core is held at the target,
 with an open-loop duty cycle (spin target % of each 100 ms period, like a hand-tuned busy/sleep loop), first on the
 machine as it is, then with another process keeping core 0 busy at --background % (an open-loop spinner pinned
 there). Per-core utilisation is read from /proc/stat at every wall-clock second boundary after a settle time; the
-mean absolute error (percentage points) per case is printed, plus the MAE over reachable samples only (a core that
-other load keeps above the target cannot be brought down by any painter).
+mean absolute error (percentage points) per case is printed, plus the MAE over reachable samples only: seconds in
+which everybody else's load on the core (measured minus the worker's own CPU time) stayed at or below the target.
+A core that other load keeps above the target cannot be brought down by any painter, and on a shared machine
+other people's jobs come and go.
 
     python benchmarks/cpupaint_accuracy.py --targets 10,30,50,70,90 --seconds 5
 
@@ -21,6 +23,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+
+import psutil
 
 from cpupaint import counters, runner, schedule
 from cpupaint.runner import StopRequest
@@ -48,13 +52,37 @@ def start_background(core: int, percent: float, seconds: float) -> subprocess.Po
     return process
 
 
-def measure_case(cores: list[int], target: float, closed: bool, seconds: int, settle: float) -> dict[int, list[float]]:
-    """Per-core utilisation of each whole wall-clock second after the settle time."""
+@dataclass
+class Sample:
+    """One core during one wall-clock second: its utilisation and how much of it was the worker's own CPU time."""
+
+    measured: float
+    own: float
+
+    def other(self) -> float:
+        return max(0.0, self.measured - self.own)
+
+
+def _own_seconds(processes: dict[int, psutil.Process]) -> dict[int, float]:
+    seconds = {}
+    for core, process in processes.items():
+        try:
+            times = process.cpu_times()
+            seconds[core] = times.user + times.system
+        except psutil.NoSuchProcess:
+            seconds[core] = 0.0
+    return seconds
+
+
+def measure_case(cores: list[int], target: float, closed: bool, seconds: int, settle: float) -> dict[int, list[Sample]]:
+    """Per-core samples of each whole wall-clock second after the settle time."""
     plan = schedule.constant(cores, [target] * len(cores), settle + seconds + 1.0)
     began: list[float] = []
+    processes: dict[int, psutil.Process] = {}
     ready = threading.Event()
 
-    def started(_workers: list[tuple[int, int]], begin: float) -> None:
+    def started(workers: list[tuple[int, int]], begin: float) -> None:
+        processes.update({core: psutil.Process(pid) for core, pid in workers})
         began.append(begin)
         ready.set()
 
@@ -62,15 +90,16 @@ def measure_case(cores: list[int], target: float, closed: bool, seconds: int, se
     thread.start()
     ready.wait(30)
     first = math.ceil(began[0] + settle)
-    samples: dict[int, list[float]] = {core: [] for core in cores}
+    samples: dict[int, list[Sample]] = {core: [] for core in cores}
     time.sleep(max(0.0, first - time.time()))
-    previous = counters.read_all()
+    previous, previous_own, previous_clock = counters.read_all(), _own_seconds(processes), time.monotonic()
     for second in range(1, seconds + 1):
         time.sleep(max(0.0, first + second - time.time()))
-        now = counters.read_all()
+        now, own, clock = counters.read_all(), _own_seconds(processes), time.monotonic()
         for core in cores:
-            samples[core].append(counters.utilisation(previous[core], now[core]))
-        previous = now
+            share = 100.0 * (own[core] - previous_own[core]) / (clock - previous_clock)
+            samples[core].append(Sample(counters.utilisation(previous[core], now[core]), share))
+        previous, previous_own, previous_clock = now, own, clock
     thread.join(30)
     return samples
 
@@ -78,38 +107,41 @@ def measure_case(cores: list[int], target: float, closed: bool, seconds: int, se
 def run(targets: list[float], seconds: int, settle: float, background: float) -> None:
     cores = counters.usable_cores()
     print(f"cores {cores}; {seconds} one-second samples per core and case after {settle:g} s settle")
-    print(f"{'load':>10} {'target':>6} {'loop':>6}  per-core mean measured      MAE  (per-second samples)")
+    print(f"{'load':>10} {'target':>6} {'loop':>6}  mean measured per core    MAE  reachable-MAE")
     summary: dict[tuple[str, str], Errors] = {}
     for load in ("none", f"core0@{background:g}%"):
-        hog = (
-            start_background(cores[0], background, len(targets) * 2 * (seconds + settle + 3) + 30)
-            if load != "none"
-            else None
-        )
+        lifetime = len(targets) * 2 * (seconds + settle + 3) + 30
+        hog = start_background(cores[0], background, lifetime) if load != "none" else None
         try:
             for target in targets:
                 for loop in ("closed", "open"):
                     samples = measure_case(cores, target, loop == "closed", seconds, settle)
                     errors = summary.setdefault((load, loop), Errors())
-                    case_errors = []
-                    for core, values in samples.items():
-                        floor = background if hog is not None and core == cores[0] else 0.0
-                        for value in values:
-                            error = abs(value - target)
-                            errors.all.append(error)
-                            case_errors.append(error)
-                            if target >= floor:
-                                errors.reachable.append(error)
-                    means = " ".join(f"{sum(v) / len(v):5.1f}" for v in samples.values())
-                    print(f"{load:>10} {target:6.0f} {loop:>6}  {means:<26} {Errors.mean(case_errors):5.1f}")
+                    case = Errors()
+                    for values in samples.values():
+                        for sample in values:
+                            error = abs(sample.measured - target)
+                            for bucket in (errors, case):
+                                bucket.all.append(error)
+                                # Reachable: everybody else's load on the core left room for the target.
+                                if sample.other() <= target:
+                                    bucket.reachable.append(error)
+                    means = " ".join(f"{sum(s.measured for s in v) / len(v):5.1f}" for v in samples.values())
+                    print(
+                        f"{load:>10} {target:6.0f} {loop:>6}  {means:<24} {Errors.mean(case.all):5.1f}"
+                        f" {Errors.mean(case.reachable):8.1f} ({len(case.reachable)}/{len(case.all)})"
+                    )
         finally:
             if hog is not None:
                 hog.kill()
                 hog.wait()
     print("\nmean absolute error, percentage points, 1 s resolution")
-    print(f"{'background':>12} {'loop':>6} {'all targets':>12} {'reachable':>10}")
+    print(f"{'background':>12} {'loop':>6} {'all samples':>12} {'reachable':>10} {'(count)':>10}")
     for (load, loop), errors in summary.items():
-        print(f"{load:>12} {loop:>6} {Errors.mean(errors.all):12.1f} {Errors.mean(errors.reachable):10.1f}")
+        print(
+            f"{load:>12} {loop:>6} {Errors.mean(errors.all):12.1f} {Errors.mean(errors.reachable):10.1f}"
+            f" {len(errors.reachable):>5}/{len(errors.all)}"
+        )
 
 
 def main() -> None:
