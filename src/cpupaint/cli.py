@@ -9,6 +9,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,11 +171,12 @@ def _stop_on_signals(stop: StopRequest) -> Iterator[None]:
 
 
 def _announce(plan: schedule.Schedule) -> Callable[[list[tuple[int, int]], float], None]:
-    def started(workers: list[tuple[int, int]], _begin: float) -> None:
+    def started(workers: list[tuple[int, int]], begin: float) -> None:
         pids = " ".join(str(pid) for _core, pid in workers)
         cores = ",".join(str(core) for core, _pid in workers)
-        print(f"cpupaint: painting cores {cores} for {plan.duration:g} s (Ctrl-C stops); worker pids: {pids}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        clock = time.strftime("%H:%M:%S", time.localtime(begin))
+        print(f"cpupaint: painting cores {cores} for {plan.duration:g} s from {clock} (unix {begin:.3f}; Ctrl-C "
+              f"stops); worker pids: {pids}", file=sys.stderr, flush=True)  # fmt: skip
 
     return started
 

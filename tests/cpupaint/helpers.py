@@ -12,6 +12,7 @@ import psutil
 
 COMMAND = [sys.executable, "-m", "cpupaint"]
 PIDS = re.compile(r"worker pids: ([\d ]+)")
+BEGIN = re.compile(r"\(unix ([\d.]+);")
 
 
 def proc_stat() -> dict[int, tuple[int, int]]:
@@ -40,6 +41,11 @@ def start(*arguments: str) -> subprocess.Popen[str]:
 
 def worker_pids(process: subprocess.Popen[str], timeout: float = 20.0) -> list[int]:
     """The pids cpupaint announces on stderr once its workers run."""
+    return announcement(process, timeout)[0]
+
+
+def announcement(process: subprocess.Popen[str], timeout: float = 20.0) -> tuple[list[int], float]:
+    """The worker pids and the Unix time painting begins, as cpupaint announces them on stderr."""
     assert process.stderr is not None
     deadline = time.monotonic() + timeout
     seen = []
@@ -49,8 +55,9 @@ def worker_pids(process: subprocess.Popen[str], timeout: float = 20.0) -> list[i
             break
         seen.append(line)
         match = PIDS.search(line)
-        if match:
-            return [int(pid) for pid in match.group(1).split()]
+        begin = BEGIN.search(line)
+        if match and begin:
+            return [int(pid) for pid in match.group(1).split()], float(begin.group(1))
     raise AssertionError(f"no worker pids announced; stderr so far: {''.join(seen)!r}")
 
 

@@ -39,6 +39,23 @@ def test_workers_exit_when_the_parent_is_signalled(number: signal.Signals) -> No
         process.communicate()
 
 
+def test_ctrl_c_in_a_terminal_reaches_the_whole_group_and_all_exit_quietly() -> None:
+    # A terminal's Ctrl-C sends SIGINT to the parent and its workers alike (one process group).
+    process = start("levels", "--all", "20", "--duration", "30")
+    try:
+        pids = worker_pids(process)
+        os.killpg(process.pid, signal.SIGINT)
+        assert wait_all_gone(pids, GONE_WITHIN) == []
+        code = process.wait(timeout=GONE_WITHIN)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _out, err = process.communicate()
+    assert code == 0, err
+    assert "stopped early by SIGINT" in err
+    assert "Traceback" not in err
+
+
 def test_workers_exit_at_the_end_of_the_duration() -> None:
     process = start("levels", "--all", "10", "--duration", "1")
     try:
