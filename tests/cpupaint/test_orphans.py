@@ -68,3 +68,19 @@ def test_workers_exit_at_the_end_of_the_duration() -> None:
             process.kill()
         _out, err = process.communicate()
     assert "stopped early" not in err
+
+
+def test_a_dead_worker_fails_the_run_and_stops_the_others() -> None:
+    process = start("levels", "--all", "20", "--duration", "30")
+    try:
+        pids = worker_pids(process)
+        os.kill(pids[0], signal.SIGKILL)
+        code = process.wait(timeout=GONE_WITHIN + 1)
+        assert wait_all_gone(pids, GONE_WITHIN) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _out, err = process.communicate()
+    assert code == 1
+    first_core = min(os.sched_getaffinity(0))
+    assert f"cpupaint: error: the worker of core {first_core} exited with code {-signal.SIGKILL}" in err
