@@ -1,14 +1,17 @@
 """Per-core utilisation as the system's own viewers count it, and which logical cores are SMT siblings.
 
-Linux: ``/proc/stat`` (what htop and GNOME System Monitor read). Elsewhere: psutil's per-core CPU times, which
-are the same idle/busy counters Task Manager's "% Processor Time" is computed from.
+Linux: ``/proc/stat`` (what htop and GNOME System Monitor read). Windows 8+: the "% Processor Utility" counter Task
+Manager shows (see wincounters), when PDH offers it. Elsewhere, and as the fallback: psutil's per-core CPU times,
+the idle/busy counters "% Processor Time" is computed from.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +38,11 @@ def utilisation(before: CoreTimes, after: CoreTimes) -> float:
 
 
 def _clock_ticks() -> int:
-    try:
-        return os.sysconf("SC_CLK_TCK")
-    except (AttributeError, ValueError, OSError):
-        return 100
+    ticks = 100  # Linux's USER_HZ nearly everywhere; only /proc/stat uses it
+    if sys.platform != "win32":
+        with contextlib.suppress(ValueError, OSError):
+            ticks = os.sysconf("SC_CLK_TCK")
+    return ticks
 
 
 _TICK_SECONDS = 1.0 / _clock_ticks()
@@ -69,6 +73,23 @@ def _psutil_times() -> dict[int, CoreTimes]:
     return cores
 
 
+Reading = Callable[[], dict[int, CoreTimes]]
+
+
+def _windows_utility(cores: list[int]) -> Reading | None:
+    """Task Manager's own counter on Windows 8+, or None (other OS, older Windows, PDH missing)."""
+    reading: Reading | None = None
+    if sys.platform == "win32":
+        from cpupaint import wincounters
+
+        counter = wincounters.open_utility(cores)
+        reading = counter.read if counter is not None else None
+    return reading
+
+
+_all_cores_utility: list[Reading | None] = []
+
+
 def read_all() -> dict[int, CoreTimes]:
     """Cumulative times of every online logical core, keyed by core number."""
     if sys.platform.startswith("linux"):
@@ -76,6 +97,12 @@ def read_all() -> dict[int, CoreTimes]:
             return _parse_proc_stat(PROC_STAT.read_text())
         except OSError:
             pass
+    if sys.platform == "win32":
+        if not _all_cores_utility:
+            _all_cores_utility.append(_windows_utility(sorted(_psutil_times())))
+        reading = _all_cores_utility[0]
+        if reading is not None:
+            return reading()
     return _psutil_times()
 
 
@@ -85,8 +112,11 @@ class CoreReader:
     def __init__(self, core: int) -> None:
         self.core = core
         self._prefix = f"cpu{core} "
+        self._utility = _windows_utility([core])
 
     def read(self) -> CoreTimes:
+        if self._utility is not None:
+            return self._utility()[self.core]
         if sys.platform.startswith("linux"):
             try:
                 text = PROC_STAT.read_text()

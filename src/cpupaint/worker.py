@@ -41,9 +41,9 @@ def can_pin() -> bool:
 
 def pin_to_core(core: int) -> None:
     """Run this process on ``core`` only."""
-    if hasattr(os, "sched_setaffinity"):
+    if sys.platform.startswith("linux"):
         os.sched_setaffinity(0, {core})
-    else:
+    elif sys.platform != "darwin":
         psutil.Process().cpu_affinity([core])
 
 
