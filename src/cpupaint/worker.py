@@ -147,7 +147,9 @@ def main() -> int:
     stop = threading.Event()
 
     def on_signal(_number: int, _frame: FrameType | None) -> None:
-        stop.set()
+        # Unwind rather than stop.set(): a handler runs in the main thread, possibly while that thread holds the
+        # event's internal lock inside stop.wait(), and set() would then wait for it forever.
+        raise SystemExit(0)
 
     # Ctrl-C in a terminal reaches the whole process group: the worker just stops, quietly, like the parent.
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
