@@ -76,10 +76,10 @@ def core_list(text: str) -> list[int]:
 
 def _paint_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--duration", type=seconds, default=schedule.DEFAULT_DURATION,
+    add("--duration", type=seconds, default=schedule.DEFAULT_DURATION, metavar="S",
         help="seconds to paint (default 60, the width of Task Manager's graph; at most 3600)")  # fmt: skip
-    add("--cores", type=core_list, help="logical cores to paint, e.g. 0,1 or 0-3 (default: all)")
-    add("--tick", type=seconds, default=schedule.DEFAULT_TICK,
+    add("--cores", type=core_list, metavar="LIST", help="logical cores to paint, e.g. 0,1 or 0-3 (default: all)")
+    add("--tick", type=seconds, default=schedule.DEFAULT_TICK, metavar="T",
         help="seconds per picture column and per control window, on wall-clock boundaries (default 1, the "
              "refresh of the usual viewers)")  # fmt: skip
     add("--open-loop", action="store_true",
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("path", type=Path, metavar="PIC", help="picture file (any format Pillow reads)")
     _picture_flags(image)
     watcher = commands.add_parser("watch", help="show the last 60 s per core as a grid")
-    watcher.add_argument("--seconds", type=seconds, default=schedule.MAX_DURATION,
+    watcher.add_argument("--seconds", type=seconds, default=schedule.MAX_DURATION, metavar="N",
                          help="stop after this many seconds (default 3600, or Ctrl-C)")  # fmt: skip
     watcher.add_argument("--png", type=Path, metavar="OUT", help="also write the grid as a PNG image at the end")
     return parser
@@ -175,7 +175,8 @@ def _announce(plan: schedule.Schedule) -> Callable[[list[tuple[int, int]], float
         pids = " ".join(str(pid) for _core, pid in workers)
         cores = ",".join(str(core) for core, _pid in workers)
         clock = time.strftime("%H:%M:%S", time.localtime(begin))
-        print(f"cpupaint: painting cores {cores} for {plan.duration:g} s from {clock} (unix {begin:.3f}; Ctrl-C "
+        noun = "core" if len(workers) == 1 else "cores"
+        print(f"cpupaint: painting {noun} {cores} for {plan.duration:g} s from {clock} (unix {begin:.3f}; Ctrl-C "
               f"stops); worker pids: {pids}", file=sys.stderr, flush=True)  # fmt: skip
 
     return started
