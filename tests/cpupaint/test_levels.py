@@ -9,6 +9,8 @@ the workers' own CPU time is then within the tolerance of zero. On a quiet machi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import psutil
@@ -51,3 +53,44 @@ def test_levels_hold_each_core_at_its_target_as_proc_stat_counts_it() -> None:
         assert abs(entry["measured"] - measured) <= TOLERANCE, detail
         assert measured >= target - TOLERANCE, detail
         assert measured <= target + TOLERANCE or own <= TOLERANCE, detail
+
+
+SPINNER = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    busy_until = time.monotonic() + 0.05
+    while time.monotonic() < busy_until:
+        pass
+    time.sleep(0.05)
+"""
+
+
+def test_load_from_another_process_is_subtracted() -> None:
+    # Another process keeps core 0 about half busy; a 70 % target then needs only about 20 % from cpupaint's worker.
+    # (An open loop would spend its full 70 %.) On a saturated machine the worker spends ~0, which passes too.
+    other = subprocess.Popen([sys.executable, "-c", SPINNER, "0", "14"])
+    try:
+        time.sleep(1.0)
+        process = start("levels", "70", "--duration", "6", "--json")
+        try:
+            pids = worker_pids(process)
+            time.sleep(2.8)
+            stat_before, own_before, clock_before = proc_stat(), _own_seconds(pids), time.monotonic()
+            time.sleep(3.0)
+            stat_after, own_after, clock_after = proc_stat(), _own_seconds(pids), time.monotonic()
+            out, err = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    finally:
+        other.kill()
+        other.wait()
+    assert process.returncode == 0, err
+    measured = percent_between(stat_before, stat_after, 0)
+    own = 100.0 * (own_after[0] - own_before[0]) / (clock_after - clock_before)
+    detail = f"/proc/stat {measured:.1f} %, worker's own {own:.1f} %, json {out.strip()}"
+    assert measured >= 70.0 - TOLERANCE, detail
+    assert own <= 70.0 - 50.0 + TOLERANCE, detail

@@ -14,8 +14,9 @@ from PIL import Image
 
 from tests.cpupaint.helpers import announcement, percent_between, proc_stat, start
 
-# One second is a short window for a shared machine; the closed loop itself lands within a few points.
-TOLERANCE = 15.0
+# One second is a short window on a shared machine whose other jobs come and go; the closed loop itself lands
+# within a few points, and 80 % and 20 % columns stay apart.
+TOLERANCE = 20.0
 ROWS = [[80.0, 20.0, 80.0, 20.0], [20.0, 80.0, 20.0, 80.0]]
 
 
