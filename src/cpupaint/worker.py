@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -60,8 +61,9 @@ class Window:
 class ClosedLoop:
     """Duty for the next period from the measured busy time of the core so far in this tick."""
 
-    def __init__(self, reader: CoreReader) -> None:
+    def __init__(self, reader: Callable[[], CoreTimes], own_cpu: Callable[[], float] = time.process_time) -> None:
         self.reader = reader
+        self.own_cpu = own_cpu
         self.window: Window | None = None
         # Other processes' load over the previous tick: the forecast for the start of the next one.
         self.previous_other = 0.0
@@ -70,7 +72,7 @@ class ClosedLoop:
     def begin(self, start: float, end: float) -> None:
         if self.window is not None:
             self._remember_other(start)
-        self.window = Window(start, end, self.reader.read(), time.process_time())
+        self.window = Window(start, end, self.reader(), self.own_cpu())
 
     def _remember_other(self, now: float) -> None:
         assert self.window is not None
@@ -80,8 +82,8 @@ class ClosedLoop:
 
     def _measure(self) -> tuple[float, float]:
         assert self.window is not None
-        core = self.reader.read()
-        return core.busy - self.window.core_at_start.busy, time.process_time() - self.window.own_at_start
+        core = self.reader()
+        return core.busy - self.window.core_at_start.busy, self.own_cpu() - self.window.own_at_start
 
     def duty(self, now: float, target: float) -> float:
         assert self.window is not None
@@ -115,7 +117,7 @@ def run(schedule: CoreSchedule, stop: threading.Event, parent: int) -> None:
     """Paint ``schedule`` until its end, a stop, or the parent's death."""
     if stop.wait(max(0.0, schedule.start - time.time())):
         return
-    loop = ClosedLoop(CoreReader(schedule.core))
+    loop = ClosedLoop(CoreReader(schedule.core).read)
     window_end = 0.0
     while not stop.is_set() and os.getppid() == parent:
         now = time.time()
