@@ -107,7 +107,7 @@ def measure_case(cores: list[int], target: float, closed: bool, seconds: int, se
 def run(targets: list[float], seconds: int, settle: float, background: float) -> None:
     cores = counters.usable_cores()
     print(f"cores {cores}; {seconds} one-second samples per core and case after {settle:g} s settle")
-    print(f"{'load':>10} {'target':>6} {'loop':>6}  mean measured per core    MAE  reachable-MAE")
+    print(f"{'load':>10} {'target':>6} {'loop':>6}  measured/own per core      MAE  reachable-MAE")
     summary: dict[tuple[str, str], Errors] = {}
     for load in ("none", f"core0@{background:g}%"):
         lifetime = len(targets) * 2 * (seconds + settle + 3) + 30
@@ -126,7 +126,10 @@ def run(targets: list[float], seconds: int, settle: float, background: float) ->
                                 # Reachable: everybody else's load on the core left room for the target.
                                 if sample.other() <= target:
                                     bucket.reachable.append(error)
-                    means = " ".join(f"{sum(s.measured for s in v) / len(v):5.1f}" for v in samples.values())
+                    means = " ".join(
+                        f"{sum(s.measured for s in v) / len(v):5.1f}/{sum(s.own for s in v) / len(v):4.1f}"
+                        for v in samples.values()
+                    )
                     print(
                         f"{load:>10} {target:6.0f} {loop:>6}  {means:<24} {Errors.mean(case.all):5.1f}"
                         f" {Errors.mean(case.reachable):8.1f} ({len(case.reachable)}/{len(case.all)})"
