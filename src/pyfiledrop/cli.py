@@ -69,7 +69,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
     add("--keep-awake", choices=("auto", "always", "never"), help="hold off system sleep: auto = while transfers run "
         "(default), always, never [PYFILEDROP_KEEP_AWAKE]")  # fmt: skip
-    add("--awake-grace", help="seconds awake after the last transfer (default 120) [PYFILEDROP_AWAKE_GRACE]")
+    add("--awake-grace", metavar="SECONDS", help="stay awake this long after the last transfer (default 120) "
+        "[PYFILEDROP_AWAKE_GRACE]")  # fmt: skip
     add("--keep-screen-on", action="store_const", const=True, help="keep the screen on too [PYFILEDROP_KEEP_SCREEN_ON]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 

@@ -61,6 +61,7 @@ class Buses:
     _processes: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.events_path = self.folder / "events.jsonl"
         self.events_path.touch()
 
@@ -87,6 +88,9 @@ class Buses:
         for process in reversed(self._processes):
             process.kill()
             process.wait(10)
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
 
 
 def start_buses(folder: Path, *, logind: bool, desktop: bool, system_bus: bool = True,

@@ -29,14 +29,16 @@ _WAIT_SLICE = 1.0  # seconds between checks of the child when no signal comes (S
 
 def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser("awake", help="run a command with the host kept awake until it exits",
-                                 description="Run COMMAND with system sleep held off until it exits.")  # fmt: skip
+                                 usage="pyfiledrop awake [--screen] -- COMMAND [ARGS...]",
+                                 description="Run COMMAND with system sleep held off until it exits; Ctrl-C and "
+                                 "SIGTERM are passed on to it, and its exit code is pyfiledrop's.")  # fmt: skip
     parser.add_argument("--screen", action="store_true", help="also keep the display on")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
+    parser.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]",
                         help="the command to run and its arguments")  # fmt: skip
 
 
 def run(namespace: argparse.Namespace) -> int:
-    command = list(namespace.command)
+    command = list(namespace.argv)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:

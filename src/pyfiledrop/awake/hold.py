@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 LOGIND = "logind"  # our own method's name (awake/logind.py), beside wakepy's
 
 log = logging.getLogger("pyfiledrop.awake")
+# wakepy logs each attempt at INFO, several long lines per method; ours say what matters once.
+logging.getLogger("wakepy").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True, slots=True)
