@@ -7,6 +7,7 @@ server's tracker does both in its own worker thread, ``pyfiledrop awake`` in its
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,7 +61,13 @@ class Hold:
             if outcome.held:
                 return outcome
             failures.append(outcome.reason)
-        others = [name for name in self.methods() if name != LOGIND]
+        if self._methods is None and _without_session_bus():
+            # wakepy's Linux methods all talk to the session bus: without one (a headless server) they cannot work,
+            # and wakepy is not even imported (a quarter second of CPU in the middle of the first upload).
+            failures.append("desktop inhibitors (wakepy): no session bus (DBUS_SESSION_BUS_ADDRESS is not set)")
+            others = []
+        else:
+            others = [name for name in self.methods() if name != LOGIND]
         if others:
             outcome = self._wakepy(others)
             if outcome.held:
@@ -113,6 +120,10 @@ class Hold:
         mode.__exit__(None, None, None)
         text = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in failures.items())
         return Outcome(False, None, text or f"wakepy: no method for {mode.name}")
+
+
+def _without_session_bus() -> bool:
+    return sys.platform.startswith("linux") and not os.environ.get("DBUS_SESSION_BUS_ADDRESS")
 
 
 def _default_first() -> list[str]:
