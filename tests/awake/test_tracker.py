@@ -24,7 +24,7 @@ def test_the_hold_outlives_short_gaps_and_ends_a_grace_after_the_last_transfer(
     buses = make_buses(logind=True, desktop=False)
 
     async def scenario() -> None:
-        tracker = Tracker("auto", grace=0.6)
+        tracker = Tracker("auto", grace=2.0)  # well above the 0.3 s gaps, even on a loaded machine
         await tracker.start()
         tracker.begin("upload")
         tracker.begin("download")
@@ -82,3 +82,20 @@ def test_the_banner_line() -> None:
     assert banner("auto", 120, False) == auto
     assert banner("always", 120, True) == "always (held from start-up to shutdown); the screen is kept on too"
     assert banner("never", 120, True).startswith("never (--keep-awake never")
+
+
+def test_a_job_runner_thread_counts_itself_through_the_loop(make_buses: Callable[..., Buses]) -> None:
+    buses = make_buses(logind=True, desktop=False)
+
+    async def scenario() -> None:
+        tracker = Tracker("auto", grace=0)
+        await tracker.start()
+        await asyncio.to_thread(tracker.begin_threadsafe, "job")
+        await _until(lambda: tracker.status().held)
+        assert tracker.status().reason.startswith("1 video job in flight")
+        await asyncio.to_thread(tracker.end_threadsafe, "job")
+        await _until(lambda: not tracker.status().held)
+        tracker.close()
+
+    asyncio.run(scenario())
+    assert [e["event"] for e in buses.events()] == ["inhibit", "release"]
