@@ -39,6 +39,11 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
 
 async def send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
     """Send a finished upload whose access was already checked (by link, token or share)."""
+    with ctx.awake.transfer("download"):  # a download in flight keeps the host awake, as an upload does
+        await _send_upload(ctx, request, send, upload)
+
+
+async def _send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
     if upload.state is UploadState.TERMINATED:
         raise UploadGone(upload.id)
     blob = upload.blob
@@ -53,14 +58,13 @@ async def send_upload(ctx: Context, request: Request, send: Send, upload: Upload
         await no_content(304, headers[:1]).send(send)
         return
     byte_range = _parse_range(request.header("range"), blob.size, request.header("if-range"), etag)
-    with ctx.awake.transfer("download"):  # a download in flight keeps the host awake, as an upload does
-        if byte_range is None:
-            await _send_whole(ctx, request, send, upload, headers, head)
-            return
-        start, end = byte_range
-        headers += [("content-range", f"bytes {start}-{end - 1}/{blob.size}"), ("content-length", str(end - start))]
-        await send({"type": "http.response.start", "status": 206, "headers": _encode(headers)})
-        await _send_body(ctx, send, upload, start, end, head)
+    if byte_range is None:
+        await _send_whole(ctx, request, send, upload, headers, head)
+        return
+    start, end = byte_range
+    headers += [("content-range", f"bytes {start}-{end - 1}/{blob.size}"), ("content-length", str(end - start))]
+    await send({"type": "http.response.start", "status": 206, "headers": _encode(headers)})
+    await _send_body(ctx, send, upload, start, end, head)
 
 
 async def _send_whole(ctx: Context, request: Request, send: Send, upload: Upload, headers: Headers, head: bool) -> None:
