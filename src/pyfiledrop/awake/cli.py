@@ -78,7 +78,8 @@ def _forwarding(started: list[subprocess.Popen[bytes]]) -> Iterator[None]:
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for child in started:
-            with contextlib.suppress(ProcessLookupError):
+            # ValueError: Windows cannot send SIGINT to a process (its console's Ctrl-C reaches the child anyway)
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 child.send_signal(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
