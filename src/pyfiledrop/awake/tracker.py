@@ -82,7 +82,8 @@ class Tracker:
     # -- the hot path: the event loop's thread only ---------------------------------------------------------------
 
     def begin(self, kind: str = "upload") -> None:
-        self._counts[kind] += 1
+        """``kind``: "upload", "download", "job" — or another word, which the status then names as it is."""
+        self._counts[kind] = self._counts.get(kind, 0) + 1
         self._total += 1
         if self._total == 1 and self._auto and not self._wanted:
             self._want(True)
@@ -145,7 +146,7 @@ class Tracker:
     # -- status ---------------------------------------------------------------------------------------------------
 
     def in_flight(self) -> str:
-        parts = [f"{n} {_NAMES[kind][n != 1]}" for kind, n in self._counts.items() if n]
+        parts = [f"{n} {_NAMES.get(kind, (kind, kind + 's'))[n != 1]}" for kind, n in self._counts.items() if n]
         return f"{', '.join(parts)} in flight" if parts else "nothing in flight"
 
     def status(self) -> Status:
