@@ -28,6 +28,7 @@ def test_holds_while_the_command_runs_and_exits_with_its_code(make_buses: Callab
     result = _run("--", "sh", "-c", check)
     assert result.returncode == 3, result.stderr
     assert result.stderr == ""
+    buses.wait_for(lambda: buses.held() == [], timeout=5, what="the release")
     taken, released = buses.events("logind")
     assert (taken["event"], taken["who"], taken["what"], taken["mode"]) == ("inhibit", "pyfiledrop", "sleep", "block")
     assert taken["why"].startswith("running sh -c ")
@@ -37,7 +38,7 @@ def test_holds_while_the_command_runs_and_exits_with_its_code(make_buses: Callab
 def test_the_exact_example_of_the_issue(make_buses: Callable[..., Buses]) -> None:
     buses = make_buses(logind=True, desktop=False)
     assert _run("--", "sh", "-c", "exit 3").returncode == 3
-    assert [e["event"] for e in buses.events()] == ["inhibit", "release"]
+    buses.wait_for(lambda: [e["event"] for e in buses.events()] == ["inhibit", "release"], timeout=5)
 
 
 def test_screen_keeps_the_display_on_too(make_buses: Callable[..., Buses]) -> None:
@@ -66,13 +67,13 @@ def test_sigterm_and_sigint_are_passed_on_once(make_buses: Callable[..., Buses],
     os.kill(process.pid, signum)
     assert process.wait(30) == code
     process.stdout.close()
-    assert buses.held() == []
+    buses.wait_for(lambda: buses.held() == [], timeout=5, what="the release")
 
 
 def test_a_command_ended_by_a_signal_exits_128_plus_its_number(make_buses: Callable[..., Buses]) -> None:
     buses = make_buses(logind=True, desktop=False)
     assert _run("--", "sh", "-c", "kill -TERM $$").returncode == 128 + signal.SIGTERM
-    assert buses.held() == []
+    buses.wait_for(lambda: buses.held() == [], timeout=5, what="the release")
 
 
 def test_with_no_usable_method_the_command_still_runs_after_one_warning(make_buses: Callable[..., Buses]) -> None:
@@ -93,4 +94,4 @@ def test_a_missing_command_exits_127_and_no_command_exits_2(make_buses: Callable
     assert missing.returncode == 127 and "command not found" in missing.stderr
     assert _run().returncode == 2
     assert _run("--").returncode == 2
-    assert buses.held() == [], "the hold is let go on the error paths too"
+    buses.wait_for(lambda: buses.held() == [], timeout=5, what="the release on the error paths too")
