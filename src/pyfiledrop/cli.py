@@ -69,6 +69,11 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "in the config file or env than on the command line) [PYFILEDROP_PASSWORD]")  # fmt: skip
     add("--login-rate", help="wrong passwords one address may try per minute (default 10) [PYFILEDROP_LOGIN_RATE]")
     add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
+    add("--keep-awake", choices=("auto", "always", "never"), help="hold off system sleep: auto = while transfers run "
+        "(default), always, never [PYFILEDROP_KEEP_AWAKE]")  # fmt: skip
+    add("--awake-grace", metavar="SECONDS", help="stay awake this long after the last transfer (default 120) "
+        "[PYFILEDROP_AWAKE_GRACE]")  # fmt: skip
+    add("--keep-screen-on", action="store_const", const=True, help="keep the screen on too [PYFILEDROP_KEEP_SCREEN_ON]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
 
@@ -84,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("-s", "--storage", help="storage folder (default ./storage) [PYFILEDROP_STORAGE]")
     verify.add_argument("-c", "--chunks", help="partial uploads folder [PYFILEDROP_CHUNKS]")
     verify.add_argument("--config", help="TOML settings file [PYFILEDROP_CONFIG]")
+    from pyfiledrop.awake.cli import add_parser as _awake_parser
+
+    _awake_parser(commands)
     hashing = commands.add_parser("hash-password", help="print the hash of a password, for the config file")
     hashing.add_argument("password", nargs="?", help="the password (default: asked for, or read from stdin)")
     return parser
@@ -108,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return verify(vars(namespace))
         case "hash-password":
             return hash_password(namespace.password)
+        case "awake":
+            from pyfiledrop.awake import cli as awake
+
+            return awake.run(namespace)
         case _:
             _fail(f"unknown command {namespace.command!r}")
 
@@ -221,11 +233,15 @@ async def _serve(settings: Settings) -> None:
 
     options = ServerOptions(settings.host, settings.port, tls_cert=settings.tls_cert, tls_key=settings.tls_key,
                             send_timeout=settings.send_timeout)  # fmt: skip
-    server = HttpServer(App(settings), options)
+    app = App(settings)
+    server = HttpServer(app, options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.stop)
-    await server.serve()
+    try:
+        await server.serve()
+    finally:
+        app.awake.close()  # every way out (stop, SIGTERM, Ctrl-C, an exception); kill -9: the kernel closes the fd
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -258,6 +274,7 @@ def banner(settings: Settings, admin_token: str) -> str:
     else:
         host = f"[{s.host}]" if ":" in s.host else s.host
         urls = [f"{scheme}://{host}:{s.port}/"]
+    from pyfiledrop.awake.tracker import banner as awake_banner
     from pyfiledrop.storage import intake
     from pyfiledrop.storage.local import LocalStorage
     from pyfiledrop.web.app import tus_extensions
@@ -274,6 +291,7 @@ def banner(settings: Settings, admin_token: str) -> str:
         f"  Durability:       {s.durability}",
         f"  Helpers:          {s.helpers if intake.available() else 'none (Linux only)'} for small uploads",
         f"  Expire after:     {s.expire_after or 'never'}",
+        f"  Keep awake:       {awake_banner(s.keep_awake, s.awake_grace, s.keep_screen_on)}",
         f"  Quota:            {s.quota or 'none'}, per owner {s.owner_quota or 'none'}, keep free {s.min_free or '0'}",
         f"  Storage path:     {s.storage.resolve()}",
         f"  Chunk path:       {s.chunks_dir.resolve()}",

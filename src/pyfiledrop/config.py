@@ -49,6 +49,9 @@ class Settings:
     login_rate: int = 10  # wrong passwords one address may try per minute before 429
     helpers: int = 1  # processes that receive small uploads beside the server (storage/intake.py); 0: none
     send_timeout: int = 60  # seconds a client may take none of an answer before it is cut off (nginx's send_timeout)
+    keep_awake: str = "auto"  # hold off system sleep: auto = while transfers run, always, never (awake/)
+    awake_grace: float = 120.0  # seconds the hold outlives the last transfer (a resumable upload's pauses)
+    keep_screen_on: bool = False  # also keep the display on while holding
 
     @property
     def chunks_dir(self) -> Path:
@@ -109,7 +112,7 @@ def parse_duration(flag: str, value: object) -> float:
 
 
 _POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate", "send_timeout"}
-_CHOICES = {"durability": ("chunk", "file", "none")}
+_CHOICES = {"durability": ("chunk", "file", "none"), "keep_awake": ("auto", "always", "never")}
 _MAX_HELPERS = 8  # each has 16 threads: more than the cores of most machines that would run this
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 
@@ -153,6 +156,8 @@ def _convert(name: str, value: Any) -> Any:
     default = Settings.__dataclass_fields__[name].default
     if isinstance(default, bool):
         return _to_bool(flag, value)
+    if isinstance(default, float):
+        return _to_seconds(flag, value)
     if isinstance(default, int):
         number = _to_int(flag, value)
         if name in _POSITIVE and number <= 0:
@@ -192,6 +197,16 @@ def _to_int(flag: str, value: Any) -> int:
         return int(str(value).strip().replace("_", ""))
     except ValueError:
         raise ConfigError(f"{flag} must be an integer, not {value!r}") from None
+
+
+def _to_seconds(flag: str, value: Any) -> float:
+    try:
+        seconds = float(str(value).strip()) if not isinstance(value, bool) else -1.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"{flag} must be a number of seconds, 0 or more, not {value!r}")
+    return seconds
 
 
 def _to_bool(flag: str, value: Any) -> bool:

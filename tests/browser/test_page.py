@@ -194,6 +194,7 @@ def test_admin_view_shows_everyone_and_disk_usage(shared_server: ServerProcess, 
     _open(page, shared_server, f"?admin={ADMIN_TOKEN}")
     page.wait_for_selector("#admin-section:not([hidden])")
     assert "free of" in page.locator("#admin-stats").inner_text()
+    assert "keep awake auto: " in page.locator("#admin-stats").inner_text()  # held or not: other tests upload
     assert "admin=" not in page.url
 
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+from pyfiledrop.awake.tracker import Activity, Untracked
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
@@ -102,8 +103,9 @@ class Chunk:
 
 
 class UploadService:
-    def __init__(self, storage: Storage, meta: MetadataStore, limits: Limits) -> None:
+    def __init__(self, storage: Storage, meta: MetadataStore, limits: Limits, activity: Activity | None = None) -> None:
         self.storage = storage
+        self.activity = activity if activity is not None else Untracked()  # uploads in flight keep the host awake
         self.meta = meta
         self.limits = limits
         self._hashes = PrefixHashes(storage)
@@ -170,6 +172,16 @@ class UploadService:
         self._check_size(size)
         if request.allowance is not None:
             raise ValueError("an upload with an allowance is created with create(): its check needs the record")
+        self.activity.begin("upload")
+        try:
+            return await self._create_whole(request, data, run, lend)
+        finally:
+            self.activity.end("upload")
+
+    async def _create_whole(
+        self, request: NewUpload, data: memoryview, run: ThreadRunner, lend: Lender | None
+    ) -> Upload:
+        size = len(data)
         await self._check_quota(request.owner, size)
         now = time.time()
         upload = Upload(
@@ -268,6 +280,13 @@ class UploadService:
     # -- writing ------------------------------------------------------------------------------------------------
 
     async def write(self, upload_id: UploadId, chunk: Chunk) -> Upload:
+        self.activity.begin("upload")  # two additions on the loop: the hold is taken on transitions only
+        try:
+            return await self._write_leased(upload_id, chunk)
+        finally:
+            self.activity.end("upload")
+
+    async def _write_leased(self, upload_id: UploadId, chunk: Chunk) -> Upload:
         if chunk.exact_offset:
             async with self._leases.hold(upload_id) as lease:
                 try:

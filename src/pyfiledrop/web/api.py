@@ -125,6 +125,7 @@ async def admin_stats(ctx: Context, request: Request) -> Response:
             "unfinished": len(uploads) - len(complete),
             "stored_bytes": sum(u.size or 0 for u in complete),
             **usage,
+            "awake": ctx.awake.status().as_json(),
         }
     )
 

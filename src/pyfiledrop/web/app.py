@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from pyfiledrop import config
+from pyfiledrop.awake.tracker import Tracker
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
@@ -66,6 +67,7 @@ class App:
         self._sweeper: asyncio.Task[None] | None = None
         self._intake: intake.Intake | None = None
         self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
+        self.awake = Tracker(settings.keep_awake, settings.awake_grace, settings.keep_screen_on)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -110,19 +112,22 @@ class App:
         meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "chunk" else "NORMAL")
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
-        service = UploadService(storage, meta, limits)
+        service = UploadService(storage, meta, limits, activity=self.awake)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
         secret = load_secret(s.storage / ".pyfiledrop.secret")
         auth = Authenticator(secret, admin_token or _unusable_token())
         access = Access(s, auth, DropStore(meta), secret)
-        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access)
+        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access,
+                           awake=self.awake)  # fmt: skip
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        await self.awake.start()
 
     async def shutdown(self) -> None:
+        self.awake.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

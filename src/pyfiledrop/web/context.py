@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pyfiledrop.awake.tracker import Tracker
 from pyfiledrop.config import Settings
 from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
@@ -23,6 +24,7 @@ class Context:
     lifecycle: Lifecycle
     shares: ShareStore
     access: Access
+    awake: Tracker = field(default_factory=lambda: Tracker("never"))  # counts transfers, keeps the host awake
 
     @property
     def idle_timeout(self) -> float:

@@ -39,6 +39,11 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
 
 async def send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
     """Send a finished upload whose access was already checked (by link, token or share)."""
+    with ctx.awake.transfer("download"):  # a download in flight keeps the host awake, as an upload does
+        await _send_upload(ctx, request, send, upload)
+
+
+async def _send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
     if upload.state is UploadState.TERMINATED:
         raise UploadGone(upload.id)
     blob = upload.blob

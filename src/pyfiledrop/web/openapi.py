@@ -170,8 +170,9 @@ def _document() -> dict[str, Any]:
                 "summary": "Revoke a drop link (admin)", "security": security,
                 "parameters": [{"name": "drop_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"204": {"description": "revoked"}, **_errors(403, 404)}}},
-            "/api/admin/stats": {"get": {"summary": "Counts and disk use (admin)", "security": security,
-                                         "responses": {"200": _json({"type": "object"}, "stats"), **_errors(403)}}},
+            "/api/admin/stats": {"get": {"summary": "Counts, disk use and the keep-awake hold (admin)",
+                                         "security": security,
+                                         "responses": {"200": _json(_STATS, "stats"), **_errors(403)}}},
             "/api/admin/verify": {"post": {
                 "summary": "Re-hash every stored file (admin)", "security": security,
                 "responses": {"200": _json({"type": "object", "required": ["checked", "ok", "problems"]}, "report"),
@@ -190,6 +191,23 @@ def _document() -> dict[str, Any]:
             },
         },
     }  # fmt: skip
+
+
+_AWAKE = {
+    "type": "object", "required": ["mode", "held", "method", "reason"],
+    "description": "Whether system sleep is held off now, by which method, or why it cannot be (awake/tracker.py)",
+    "properties": {
+        "mode": {"type": "string", "enum": ["auto", "always", "never"]}, "held": {"type": "boolean"},
+        "method": {"type": ["string", "null"]}, "reason": {"type": "string"},
+    },
+}  # fmt: skip
+_STATS = {
+    "type": "object", "required": ["uploads", "complete", "unfinished", "stored_bytes", "awake"],
+    "properties": {
+        "uploads": {"type": "integer"}, "complete": {"type": "integer"}, "unfinished": {"type": "integer"},
+        "stored_bytes": {"type": "integer"}, "awake": _AWAKE,
+    },
+}  # fmt: skip
 
 
 @cache

@@ -461,6 +461,8 @@ async function refreshAdmin() {
     $("admin-section").hidden = false;
     $("admin-stats").textContent = `${stats.complete} files, ${formatBytes(stats.stored_bytes)} stored · ` +
       `${stats.unfinished} unfinished · disk: ${formatBytes(stats.disk_free)} free of ${formatBytes(stats.disk_total)}`;
+    if (stats.awake) $("admin-stats").textContent += ` · keep awake ${stats.awake.mode}: ` +
+      `${stats.awake.held ? `held by ${stats.awake.method}` : "not held"} (${stats.awake.reason})`;
     $("admin-body").replaceChildren(...all.map((upload) => {
       const row = el("tr");
       const actions = el("td", "", "actions");
