@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pyfiledrop.awake.hold import Hold, Outcome
 
@@ -28,24 +28,6 @@ MODES = ("auto", "always", "never")
 KINDS = ("upload", "download", "job")
 _NAMES = {"upload": ("upload", "uploads"), "download": ("download", "downloads"), "job": ("video job", "video jobs")}
 _CLOSE_WAIT = 10.0  # seconds close() waits for the worker: a wedged D-Bus call times out well before (logind.TIMEOUT)
-
-
-class Activity(Protocol):
-    """What the engine and the handlers call; a Tracker is one."""
-
-    def begin(self, kind: str = "upload") -> None: ...
-
-    def end(self, kind: str = "upload") -> None: ...
-
-
-class Untracked:
-    """Counts nothing, holds nothing: for an UploadService used on its own (tests, ``verify``)."""
-
-    def begin(self, kind: str = "upload") -> None:
-        pass
-
-    def end(self, kind: str = "upload") -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)

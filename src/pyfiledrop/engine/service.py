@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from pyfiledrop.awake.tracker import Activity, Untracked
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.domain.names import display_name
 from pyfiledrop.domain.ranges import RangeSet
+from pyfiledrop.engine.activity import Activity, Untracked
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
 from pyfiledrop.engine.leases import Leases, RangeLocks
 from pyfiledrop.errors import (
