@@ -48,7 +48,7 @@ class Settings:
     password: str | None = None  # uploading needs it (plain, or a hash from `pyfiledrop hash-password`)
     login_rate: int = 10  # wrong passwords one address may try per minute before 429
     helpers: int = 1  # processes that receive small uploads beside the server (storage/intake.py); 0: none
-    send_timeout: int = 60  # seconds a client may take none of an answer before it is cut off (nginx's send_timeout)
+    send_timeout: float = 60.0  # seconds ("90", "2m") a client may take no byte of an answer (nginx's send_timeout)
 
     @property
     def chunks_dir(self) -> Path:
@@ -108,7 +108,7 @@ def parse_duration(flag: str, value: object) -> float:
     return seconds
 
 
-_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate", "send_timeout"}
+_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate"}
 _CHOICES = {"durability": ("chunk", "file", "none")}
 _MAX_HELPERS = 8  # each has 16 threads: more than the cores of most machines that would run this
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
@@ -166,6 +166,8 @@ def _convert(name: str, value: Any) -> Any:
         return Path(str(value)).expanduser()
     if name == "expire_after":
         parse_duration("--expire-after", value)  # checked now, used through the property
+    if name == "send_timeout":
+        return parse_duration(flag, value)
     if name in _SIZES:
         parse_size(_SIZES[name], value)
     if name == "password":
