@@ -40,8 +40,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("-c", "--chunks", help="folder for partial uploads (default <storage>/.partial) [PYFILEDROP_CHUNKS]")
     add("--max-size", help="largest upload in MiB, enforced by the server (default 100000) [PYFILEDROP_MAX_SIZE]")
     add("--timeout", help="ms a chunk request may stall (default 120000) [PYFILEDROP_TIMEOUT]")
-    add("--send-timeout", help="seconds a client may take none of an answer (a download) before it is cut off "
-        "(default 60) [PYFILEDROP_SEND_TIMEOUT]")  # fmt: skip
+    add("--send-timeout", help="seconds (or 2m…) a client may take none of an answer (a download) before it is cut "
+        "off (default 60) [PYFILEDROP_SEND_TIMEOUT]")  # fmt: skip
     add("--chunk-size", help="chunk size in bytes advertised to clients (default 8 MiB) [PYFILEDROP_CHUNK_SIZE]")
     add("--disable-parallel-chunks", action="store_const", const=True, help="[PYFILEDROP_DISABLE_PARALLEL_CHUNKS]")
     add("--disable-force-chunking", action="store_const", const=True, help="[PYFILEDROP_DISABLE_FORCE_CHUNKING]")

@@ -48,7 +48,7 @@ class Settings:
     password: str | None = None  # uploading needs it (plain, or a hash from `pyfiledrop hash-password`)
     login_rate: int = 10  # wrong passwords one address may try per minute before 429
     helpers: int = 1  # processes that receive small uploads beside the server (storage/intake.py); 0: none
-    send_timeout: int = 60  # seconds a client may take none of an answer before it is cut off (nginx's send_timeout)
+    send_timeout: float = 60.0  # seconds ("90", "2m") a client may take no byte of an answer (nginx's send_timeout)
     keep_awake: str = "auto"  # hold off system sleep: auto = while transfers run, always, never (awake/)
     awake_grace: float = 120.0  # seconds the hold outlives the last transfer (a resumable upload's pauses)
     keep_screen_on: bool = False  # also keep the display on while holding
@@ -111,7 +111,7 @@ def parse_duration(flag: str, value: object) -> float:
     return seconds
 
 
-_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate", "send_timeout"}
+_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate"}
 _CHOICES = {"durability": ("chunk", "file", "none"), "keep_awake": ("auto", "always", "never")}
 _MAX_HELPERS = 8  # each has 16 threads: more than the cores of most machines that would run this
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
@@ -156,6 +156,8 @@ def _convert(name: str, value: Any) -> Any:
     default = Settings.__dataclass_fields__[name].default
     if isinstance(default, bool):
         return _to_bool(flag, value)
+    if name == "send_timeout":
+        return parse_duration(flag, value)
     if isinstance(default, float):
         return _to_seconds(flag, value)
     if isinstance(default, int):

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.timeout(60)
 def test_send_timeout_setting() -> None:
     assert config.load({}, environ={}).send_timeout == 60  # nginx's default
     assert config.load({}, environ={"PYFILEDROP_SEND_TIMEOUT": "5"}).send_timeout == 5
+    assert config.load({"send_timeout": "2m"}, environ={}).send_timeout == 120
+    assert config.load({"send_timeout": "0.5"}, environ={}).send_timeout == 0.5
     flags = vars(cli.build_parser().parse_args(["serve", "--send-timeout", "7"]))
     assert config.load(flags, environ={}).send_timeout == 7
     for bad in ("0", "-1", "soon"):

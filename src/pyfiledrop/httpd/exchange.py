@@ -24,7 +24,7 @@ log = logging.getLogger("pyfiledrop.http")
 
 _COALESCE = 64 * 1024  # a body up to this size goes out in the same send as its head
 _NO_BODY_STATUS = frozenset({204, 304})
-_CLOSING_STATUS = frozenset({400, 408})  # the request's framing or timing failed: the connection cannot go on
+_CLOSING_STATUS = frozenset({408})  # the request took too long: what is left of it is not worth waiting for
 
 
 class ClientGone(ConnectionError):

@@ -31,38 +31,70 @@ async def send_file(conn: Connection, handle: BinaryIO, size: int) -> int:
 
 
 async def _sendfile(conn: Connection, out: int, source: int, size: int) -> int:
-    sent = 0
-    while sent < size:
-        if conn.lost.done():
-            raise Gone()
+    return await _Sender(conn, out, source, size).run()
+
+
+class _Sender:
+    """``sendfile(2)`` from the loop's writer callback each time the socket has room (as asyncio's own, with no
+    coroutine step per call), watched by a timer: at each send timeout, no byte sent and none taken from the
+    socket's queue since the last look means the client stopped reading."""
+
+    def __init__(self, conn: Connection, out: int, source: int, size: int) -> None:
+        self.conn, self.out, self.source, self.size = conn, out, source, size
+        self.loop = conn.loop
+        self.sent = 0
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.seen = (0, 0)  # (sent, unsent) at the watchdog's last look
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    async def run(self) -> int:
+        self._step()
+        if self.done.done():
+            return self._result()
+        self.loop.add_writer(self.out, self._step)
+        self.seen = (self.sent, self.conn.unsent())
+        self.watchdog = self.loop.call_later(self.conn.shared.send_timeout, self._watch)
+        self.conn.lost.add_done_callback(self._lost)
         try:
-            count = os.sendfile(out, source, sent, size - sent)
+            await self.done
+        finally:
+            self.loop.remove_writer(self.out)
+            if self.watchdog is not None:
+                self.watchdog.cancel()
+            self.conn.lost.remove_done_callback(self._lost)
+        return self._result()
+
+    def _result(self) -> int:
+        self.done.result()  # raises what stopped it
+        return self.sent
+
+    def _step(self) -> None:
+        if self.done.done():
+            return
+        try:
+            count = os.sendfile(self.out, self.source, self.sent, self.size - self.sent)
         except (BlockingIOError, InterruptedError):
-            await _writable(conn, out)
-            continue
+            return
         except OSError as exc:
-            raise Gone(str(exc)) from exc
-        if count == 0:
-            break  # the file is shorter than it was
-        sent += count
-        await asyncio.sleep(0)  # a fast reader must not keep every other connection waiting
-    return sent
+            self.done.set_exception(Gone(str(exc)))
+            return
+        self.sent += count
+        if count == 0 or self.sent >= self.size:  # all of it, or the file is shorter than it was
+            self.done.set_result(None)
 
+    def _watch(self) -> None:
+        if self.done.done():
+            return
+        now = (self.sent, self.conn.unsent())
+        if now[0] == self.seen[0] and now[1] >= self.seen[1]:
+            self.done.set_exception(self.conn.stalled())
+            return
+        self.seen = now
+        self.watchdog = self.loop.call_later(self.conn.shared.send_timeout, self._watch)
 
-async def _writable(conn: Connection, fd: int) -> None:
-    loop = conn.loop
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(fd, wake)
-    try:
-        await conn.wait_taken(ready)
-    finally:
-        loop.remove_writer(fd)
-        ready.cancel()
+    def _lost(self, _: asyncio.Future[None]) -> None:
+        if not self.done.done():
+            self.done.set_exception(Gone())
 
 
 async def _through_the_transport(conn: Connection, handle: BinaryIO, size: int) -> int:
