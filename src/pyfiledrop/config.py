@@ -161,14 +161,7 @@ def _convert(name: str, value: Any) -> Any:
     if isinstance(default, float):
         return _to_seconds(flag, value)
     if isinstance(default, int):
-        number = _to_int(flag, value)
-        if name in _POSITIVE and number <= 0:
-            raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
-        if name == "port" and number > 65535:
-            raise ConfigError(f"{flag} must be at most 65535, not {value!r}")
-        if name == "helpers" and not 0 <= number <= _MAX_HELPERS:
-            raise ConfigError(f"{flag} must be from 0 to {_MAX_HELPERS}, not {value!r}")
-        return number
+        return _to_bounded_int(name, flag, value)
     if name in ("storage", "chunks"):
         return Path(str(value)).expanduser()
     if name == "expire_after":
@@ -180,6 +173,17 @@ def _convert(name: str, value: Any) -> Any:
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ConfigError(f"{flag} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
     return str(value)
+
+
+def _to_bounded_int(name: str, flag: str, value: Any) -> int:
+    number = _to_int(flag, value)
+    if name in _POSITIVE and number <= 0:
+        raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
+    if name == "port" and number > 65535:
+        raise ConfigError(f"{flag} must be at most 65535, not {value!r}")
+    if name == "helpers" and not 0 <= number <= _MAX_HELPERS:
+        raise ConfigError(f"{flag} must be from 0 to {_MAX_HELPERS}, not {value!r}")
+    return number
 
 
 def _check_password(value: str) -> None:
