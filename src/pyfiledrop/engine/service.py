@@ -126,6 +126,14 @@ class UploadService:
             await self._check_allowance(request, request.allowance)
             return await self._create(request)
 
+    async def alias_exists(self, alias: str) -> bool:
+        """Whether a client-chosen id (a Dropzone dzuuid) already names an upload, so ``create`` would find it."""
+        try:
+            await self.meta.get_by_alias(alias)
+        except PyfiledropError:  # as ``create``: whatever the store says, it did not find one
+            return False
+        return True
+
     async def _create(self, request: NewUpload) -> Upload:
         if request.concat is not ConcatKind.FINAL:  # a final upload's bytes were counted in its parts
             await self._check_quota(request.owner, request.size or 0)

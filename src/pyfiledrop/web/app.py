@@ -27,7 +27,7 @@ from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.errors import Style, refusal, render, style_for
-from pyfiledrop.web.guard import RateLimiter, check_csrf, client_address
+from pyfiledrop.web.guard import check_csrf
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
 
 log = logging.getLogger("pyfiledrop")
@@ -65,7 +65,6 @@ class App:
         self.ctx: Context | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._intake: intake.Intake | None = None
-        self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -159,7 +158,6 @@ class App:
         extra = tus.cors_headers(request) if style is Style.TUS else []
         try:
             check_csrf(request, self.settings.public_url)
-            self._limit_creation(request)
             response = await self._route(self.ctx, request, send)
         except Exception as exc:  # noqa: BLE001 - the one place that turns errors into responses
             response = render(exc, style)
@@ -173,11 +171,6 @@ class App:
                 response.header("tus-version", TUS_VERSION)
         response.headers += _COMMON_HEADERS
         await response.send(send, head=request.method == "HEAD")
-
-    def _limit_creation(self, request: Request) -> None:
-        creates = (request.method == "POST" and request.path.rstrip("/") == "/files") or request.method == "PUT"
-        if creates:
-            self.create_limiter.take(client_address(request, self.settings.behind_proxy))
 
     async def _route(self, ctx: Context, request: Request, send: Send) -> Response | None:
         method = request.headers.get("x-http-method-override", request.method).upper()
