@@ -22,6 +22,7 @@ from pyfiledrop.storage import intake
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
+from pyfiledrop.storage.reserve import SpaceReserve
 from pyfiledrop.web import api, downloads, drops, openapi, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
@@ -106,10 +107,14 @@ class App:
         storage = LocalStorage(
             s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
         )
-        meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "chunk" else "NORMAL")
+        reserve = SpaceReserve(s.database.with_name(".pyfiledrop.reserve"))  # beside the database, on its disk
+        if not await asyncio.to_thread(reserve.arm):
+            log.warning("the disk holding %s is nearly full: uploads get 507 until space is freed", s.database)
+        synchronous = "FULL" if s.durability == "chunk" else "NORMAL"
+        meta = SQLiteMetadataStore(s.database, synchronous=synchronous, on_full=reserve.release)
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
-        service = UploadService(storage, meta, limits)
+        service = UploadService(storage, meta, limits, reserve)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
         secret = load_secret(s.storage / ".pyfiledrop.secret")
