@@ -25,6 +25,7 @@ class SpaceReserve:
         self.path = path
         self._size = size
         self.armed = False
+        self.unavailable = False  # the file system would not have it: the server runs without (as before it)
         self._lock = threading.Lock()  # released from the database's thread, made again on the event loop's
 
     @property
@@ -36,7 +37,7 @@ class SpaceReserve:
 
     def ready(self) -> bool:
         """Whether uploads may take bytes: the reserve is in place, or could be made again now."""
-        return self.armed or self.arm()
+        return self.armed or self.unavailable or self.arm()
 
     def arm(self) -> bool:
         """Allocate the reserve if at least its size stays free beside it (else the disk would be full at once)."""
@@ -57,8 +58,12 @@ class SpaceReserve:
                 finally:
                     os.close(fd)
             except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                    log.warning("cannot keep the %d-byte disk reserve at %s: %s", self.size, self.path, exc)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    return False
+                # Not a lack of space (permissions, a file system without the call): uploads must not wait for it.
+                log.warning("cannot keep a disk reserve at %s (%s); a full disk may then need freeing by hand",
+                            self.path, exc)  # fmt: skip
+                self.unavailable = True
                 return False
             self.armed = True
             return True

@@ -108,7 +108,7 @@ class App:
             s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
         )
         reserve = SpaceReserve(s.database.with_name(".pyfiledrop.reserve"))  # beside the database, on its disk
-        if not await asyncio.to_thread(reserve.arm):
+        if not await asyncio.to_thread(reserve.ready):
             log.warning("the disk holding %s is nearly full: uploads get 507 until space is freed", s.database)
         synchronous = "FULL" if s.durability == "chunk" else "NORMAL"
         meta = SQLiteMetadataStore(s.database, synchronous=synchronous, on_full=reserve.release)
