@@ -44,7 +44,7 @@ class Settings:
     behind_proxy: bool = False  # trust X-Forwarded-For/-Proto/-Host from the reverse proxy in front
     tls_cert: str | None = None  # serve HTTPS with this certificate (PEM) …
     tls_key: str | None = None  # … and this private key
-    create_rate: int = 600  # uploads one address may create per minute (tus POST, PUT); bursts up to the same
+    create_rate: int = 600  # uploads one address may create per minute (any protocol); bursts up to the same
     password: str | None = None  # uploading needs it (plain, or a hash from `pyfiledrop hash-password`)
     login_rate: int = 10  # wrong passwords one address may try per minute before 429
     helpers: int = 1  # processes that receive small uploads beside the server (storage/intake.py); 0: none

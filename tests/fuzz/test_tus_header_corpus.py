@@ -122,9 +122,9 @@ def checksum_cases() -> list[Case]:
     good_sha1 = b64(hashlib.sha1(piece).digest())
     bad = {
         "unknown-algorithm": (f"crc32 {b64(b'1234')}", 400), "empty": ("", 400), "algorithm-only": ("sha1", 400),
-        "bad-base64": ("sha1 !!!!", 400), "short-digest": ("sha1 AAAA", 400),
-        "long-digest": (f"sha1 {b64(bytes(21))}", 400), "sha1-digest-as-sha256": (f"sha256 {good_sha1}", 400),
-        "colon-separator": (f"sha1:{good_sha1}", 400), "hex-digest": (f"sha1 {hashlib.sha1(piece).hexdigest()}", 400),
+        "bad-base64": ("sha1 !!!!", 400), "short-digest": ("sha1 AAAA", 460),
+        "long-digest": (f"sha1 {b64(bytes(21))}", 460), "sha1-digest-as-sha256": (f"sha256 {good_sha1}", 460),
+        "colon-separator": (f"sha1:{good_sha1}", 400), "hex-digest": (f"sha1 {hashlib.sha1(piece).hexdigest()}", 460),
         "digest-of-other-bytes": (f"sha1 {b64(hashlib.sha1(b'y' * 10).digest())}", 460),
         "md5-of-other-bytes": (f"md5 {b64(hashlib.md5(b'y').digest())}", 460),
         "two-checksums": (f"sha1 {good_sha1}, md5 {b64(bytes(16))}", 400),

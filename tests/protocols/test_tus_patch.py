@@ -63,8 +63,9 @@ CASES = [
     HttpTest("patch_with_a_content_type_parameter_is_accepted", "PATCH", 204, url="{upload}", given=Given(),
              headers={"Content-Type": OCTET + "; charset=binary", "Upload-Offset": "0"}, body=b"ab",
              res_headers={"Upload-Offset": "2"}),
-    HttpTest("patch_with_stale_offset_returns_409", "PATCH", 409, url="{upload}", given=Given(written=b"abcd"),
-             headers=body(2), body=b"XY", res_headers={"Upload-Offset": ABSENT},
+    # The 409 says where to resume (a best practice the conformance suite checks), so no extra HEAD is needed.
+    HttpTest("patch_with_stale_offset_returns_409_with_the_offset_to_resume_from", "PATCH", 409, url="{upload}",
+             given=Given(written=b"abcd"), headers=body(2), body=b"XY", res_headers={"Upload-Offset": "4"},
              then=(offset_is(4), error_body_names("ERR_MISMATCHED_OFFSET"))),
     HttpTest("patch_with_offset_beyond_the_received_bytes_returns_409", "PATCH", 409, url="{upload}",
              given=Given(written=b"ab"), headers=body(5), body=b"fgh", then=(offset_is(2),)),

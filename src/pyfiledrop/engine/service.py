@@ -36,6 +36,7 @@ from pyfiledrop.errors import (
     TooManyFiles,
     UploadConflict,
     UploadGone,
+    UploadNotFound,
 )
 from pyfiledrop.meta.base import MetadataStore
 from pyfiledrop.storage.base import (
@@ -50,6 +51,7 @@ from pyfiledrop.storage.base import (
     WriteProgress,
 )
 from pyfiledrop.storage.buffers import BUFFER_BYTES
+from pyfiledrop.storage.reserve import SpaceReserve
 
 log = logging.getLogger("pyfiledrop.engine")
 
@@ -103,11 +105,19 @@ class Chunk:
 
 
 class UploadService:
-    def __init__(self, storage: Storage, meta: MetadataStore, limits: Limits, activity: Activity | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        meta: MetadataStore,
+        limits: Limits,
+        reserve: SpaceReserve | None = None,
+        activity: Activity | None = None,
+    ) -> None:
         self.storage = storage
         self.activity = activity if activity is not None else Untracked()  # uploads in flight keep the host awake
         self.meta = meta
         self.limits = limits
+        self.reserve = reserve  # the database's headroom on a full disk (storage/reserve.py)
         self._hashes = PrefixHashes(storage)
         self._leases = Leases()
         self._writing = RangeLocks()
@@ -118,6 +128,7 @@ class UploadService:
     # -- creation -----------------------------------------------------------------------------------------------
 
     async def create(self, request: NewUpload) -> Upload:
+        self._check_room()
         self._check_size(request.size)
         if request.alias is not None:
             with contextlib.suppress(PyfiledropError):
@@ -127,6 +138,14 @@ class UploadService:
         async with self._admitting:
             await self._check_allowance(request, request.allowance)
             return await self._create(request)
+
+    async def alias_exists(self, alias: str) -> bool:
+        """Whether a client-chosen id (a Dropzone dzuuid) already names an upload, so ``create`` would find it."""
+        try:
+            await self.meta.get_by_alias(alias)
+        except PyfiledropError:  # as ``create``: whatever the store says, it did not find one
+            return False
+        return True
 
     async def _create(self, request: NewUpload) -> Upload:
         if request.concat is not ConcatKind.FINAL:  # a final upload's bytes were counted in its parts
@@ -169,6 +188,7 @@ class UploadService:
         files cost. Refused (size, quota) before the body is read. A crash before the record leaves only a file
         that start-up removes; the client had no answer, so it sends again."""
         size = len(data)
+        self._check_room()
         self._check_size(size)
         if request.allowance is not None:
             raise ValueError("an upload with an allowance is created with create(): its check needs the record")
@@ -193,13 +213,23 @@ class UploadService:
         blob, sha256 = stored.blob, stored.sha256
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
         # The deduplication lookup happens in the recording transaction, off the event loop.
-        done = await self.meta.insert_complete(upload, sha256, blob, expires_at, reusable=self.storage.holds)
+        try:
+            done = await self.meta.insert_complete(upload, sha256, blob, expires_at, reusable=self.storage.holds)
+        except PyfiledropError:  # not recorded (a full disk): a file nobody would ever find
+            await self.storage.delete_blob(blob)
+            raise
         deduplicated = done.blob_key != blob.key
         if deduplicated:
             await self.storage.delete_blob(blob)
         log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
                  " (deduplicated)" if deduplicated else "")  # fmt: skip
         return done
+
+    def _check_room(self) -> None:
+        """While the disk reserve is given to the database (the disk filled up), uploads take no bytes: what space
+        is left is for recording deletions. It is made again, and uploads go on, once space has been freed."""
+        if self.reserve is not None and not self.reserve.ready():
+            raise StorageFull("the server's disk is full: uploads wait until space is freed (deleting still works)")
 
     def _check_size(self, size: int | None) -> None:
         if size is None:
@@ -331,6 +361,7 @@ class UploadService:
         return upload.size if upload.size is not None else self.limits.max_upload_bytes
 
     async def _write_bytes(self, upload: Upload, chunk: Chunk) -> Upload:
+        self._check_room()
         upload_id = upload.id
         end_limit = upload.size if upload.size is not None else self.limits.max_upload_bytes
         claim = None if upload.concat is ConcatKind.PARTIAL else self._hashes.claim(upload_id, chunk.offset)
@@ -351,19 +382,37 @@ class UploadService:
             if claim is not None:
                 claim.rollback()
             raise
+        end = self._chunk_end(upload, chunk)
         try:
             keep = self._bytes_to_keep(progress.written, chunk, checksum, failure)
             if keep:
                 upload = await self.meta.record_range(upload_id, chunk.offset, chunk.offset + keep)
-        except BaseException:
+        except BaseException as exc:
             if claim is not None:
                 claim.rollback()
+            if isinstance(exc, PyfiledropError):
+                await self._release_unrecorded(upload_id, chunk.offset, end)
             raise
         if claim is not None:
             claim.keep(chunk.offset + keep)
         if failure is not None:
+            await self._release_unrecorded(upload_id, chunk.offset + keep, end)
             raise failure
         return await self._after_write(upload)
+
+    async def _release_unrecorded(self, upload_id: UploadId, start: int, end: int) -> None:
+        """After a failed write: give back the space of the bytes in ``[start, end)`` that reached the file but
+        will not be recorded (the sender left, the disk or the database filled up, a checksum did not match), so a
+        full disk is not kept full by bytes nobody will ever read. Only this request writes there (it holds the
+        range); what its checkpoints recorded on the way stays."""
+        try:
+            received = (await self.meta.get(upload_id)).received
+            start = next((stop for first, stop in received if first <= start < stop), start)
+            tail = not any(stop > start for _, stop in received)
+            if not await self.storage.release(upload_id, start, end, tail=tail):
+                log.info("could not give back the unrecorded bytes %d-%d of %s", start, end, upload_id)
+        except (OSError, PyfiledropError) as exc:  # the write's own failure is what the client hears of
+            log.warning("giving back the unrecorded bytes of %s failed: %s", upload_id, exc)
 
     def _checkpointer(self, upload_id: UploadId, offset: int) -> ProgressCallback:
         """A long streaming request records its progress as it goes, so a crash keeps what arrived."""
@@ -494,6 +543,18 @@ class UploadService:
         upload = await self.status(upload_id)
         await self._drop(upload)
 
+    async def abandon(self, upload_id: UploadId) -> None:
+        """Undo an upload made by a request that then failed, when that request was its only way in (a PUT, a
+        whole Dropzone form): nobody was told its id, so neither its bytes nor its record may stay behind for
+        --stale-after to find."""
+        try:
+            await self._drop(await self.meta.get(upload_id))
+            await self.meta.purge(upload_id)
+        except UploadNotFound:
+            return
+        except (OSError, PyfiledropError) as exc:  # the request's own failure is what its client hears of
+            log.warning("could not remove the abandoned upload %s: %s", upload_id, exc)
+
     async def _drop(self, upload: Upload) -> None:
         """The record first, then the bytes: a crash in between leaves an orphan file, found at start-up."""
         self._hashes.forget(upload.id)
@@ -501,6 +562,8 @@ class UploadService:
         await self.storage.discard(upload.id)
         if last_reference is not None:
             await self.storage.delete_blob(last_reference)
+        if self.reserve is not None:
+            self.reserve.ready()  # space was freed: the database's headroom first, then uploads go on
 
     async def set_expiry(self, upload_id: UploadId, expires_at: float | None) -> Upload:
         upload = await self.status(upload_id)

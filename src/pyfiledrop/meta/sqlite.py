@@ -101,9 +101,12 @@ _INSERT = f"INSERT INTO uploads ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # 
 
 
 class SQLiteMetadataStore:
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", on_full: Callable[[], bool] | None = None) -> None:
         self.path = path
         self.synchronous = synchronous
+        # Called when a write finds the disk full: True if it freed room (the disk reserve), and the write is tried
+        # once more. Deletions must still be recordable on a full disk, or nothing could ever free it.
+        self.on_full = on_full
         # One thread owns the writing connection: statements run in order, never on the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
@@ -116,7 +119,12 @@ class SQLiteMetadataStore:
         return await self._run(fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await wrap_job(self._executor.submit(self._call, fn))
+        try:
+            return await wrap_job(self._executor.submit(self._call, fn))
+        except StorageFull:
+            if self.on_full is None or not self.on_full():
+                raise
+        return await wrap_job(self._executor.submit(self._call, fn))  # a failed write was rolled back: run it again
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A point read (one row by key) on the event loop's own read-only connection. It takes a few µs, where a
@@ -139,10 +147,12 @@ class SQLiteMetadataStore:
         process, is writing) → the thread does it, waiting its turn."""
         if self._writer is not None:
             try:
-                result = fn(self._writer)
+                result = _full_as_domain_error(fn, self._writer)
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     raise
+            except StorageFull:
+                pass  # the thread tries it again, after making room (``_run``)
             else:
                 self._loop_commits += 1
                 if self._loop_commits % _CHECKPOINT_EVERY == 0:
@@ -152,7 +162,7 @@ class SQLiteMetadataStore:
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._db is not None, "store is not open"
-        return fn(self._db)
+        return _full_as_domain_error(fn, self._db)
 
     async def open(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
@@ -375,6 +385,16 @@ class SQLiteMetadataStore:
             return [_from_row(row) for row in db.execute(f"{_SELECT} {tail}", params)]
 
         return await self._run(_query)
+
+
+def _full_as_domain_error(fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """SQLITE_FULL from any statement (not only a COMMIT) → StorageFull, which ``_run`` knows how to answer."""
+    try:
+        return fn(db)
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise StorageFull("the server's disk is full (the database could not be written)") from exc
+        raise
 
 
 def _checkpoint(db: sqlite3.Connection) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyfiledrop.domain.ids import parse_alias
 from pyfiledrop.domain.model import Protocol, Upload
 from pyfiledrop.engine.service import Chunk, NewUpload
-from pyfiledrop.errors import BadRequest, TooLarge
+from pyfiledrop.errors import BadRequest, PyfiledropError, TooLarge
 from pyfiledrop.protocols.formdata import FormStream
 from pyfiledrop.protocols.multipart import Field, FilePart, PartEnd, parse_boundary
 from pyfiledrop.web.access import Uploader
@@ -67,7 +67,7 @@ async def upload(ctx: Context, request: Request) -> Response:
         raise TooLarge(ctx.settings.max_size_bytes, length)
     boundary = parse_boundary(request.header("content-type") or "")
     events = FormStream(timed_stream(request, ctx.idle_timeout), boundary)
-    uploader = await ctx.access.uploader(request)
+    uploader = await ctx.access.uploader(request, creates=False)  # counted below, when a chunk creates the file
     identity = uploader.identity
     fields: dict[str, str] = {}
     result: Upload | None = None
@@ -91,11 +91,20 @@ async def _receive_file(
 ) -> Upload:  # fmt: skip
     owner, allowance = uploader.owner, uploader.allowance
     if "dzuuid" not in fields:  # the seed's un-chunked single POST
+        uploader.count_creation()
         new = NewUpload(filename, owner, None, Protocol.DROPZONE, content_type, allowance=allowance)
         created = await ctx.service.create(new)
-        written = await ctx.service.write(created.id, Chunk(0, data, exact_offset=True))
-        return await ctx.service.declare_size(created.id, written.received.total)
+        try:
+            written = await ctx.service.write(created.id, Chunk(0, data, exact_offset=True))
+            return await ctx.service.declare_size(created.id, written.received.total)
+        except PyfiledropError:  # the form was its only way in: a refused one leaves nothing behind
+            await ctx.service.abandon(created.id)
+            raise
     chunk = parse_chunk_fields(fields, ctx.settings.max_size_bytes)
+    if not await ctx.service.alias_exists(chunk.uuid):
+        # The chunk that finds no file creates it. Two first chunks racing may both count: one token too many at
+        # worst, never a creation that escapes the limit.
+        uploader.count_creation()
     new = NewUpload(filename, owner, chunk.total_size, Protocol.DROPZONE, content_type, alias=chunk.uuid,
                     allowance=allowance)  # fmt: skip
     target = await ctx.service.create(new)  # the first chunk to arrive creates it; the others find it

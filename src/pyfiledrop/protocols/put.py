@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 from urllib.parse import unquote
 
-from pyfiledrop.domain.model import Protocol, UploadState
+from pyfiledrop.domain.model import Protocol, Upload, UploadState
 from pyfiledrop.engine.service import WHOLE_MAX_BYTES, Chunk, NewUpload
-from pyfiledrop.errors import TooLarge
+from pyfiledrop.errors import PyfiledropError, TooLarge
 from pyfiledrop.web.api import upload_json
 from pyfiledrop.web.auth import token_headers
 from pyfiledrop.web.context import Context
@@ -36,11 +36,7 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
         if whole is not None:  # small: held whole, read and stored in one go
             upload = await ctx.service.create_whole(new, whole, functools.partial(body.read_whole, whole), body.lend)
         else:
-            upload = await ctx.service.create(new)
-            chunk = Chunk(offset=0, body=body, length=length, exact_offset=True)
-            upload = await ctx.service.write(upload.id, chunk)
-    if upload.size is None:  # chunked transfer encoding: the length is known now
-        upload = await ctx.service.declare_size(upload.id, upload.received.total)
+            upload = await _stream(ctx, new, Chunk(offset=0, body=body, length=length, exact_offset=True))
     headers = [("x-upload-id", upload.id), *token_headers(identity, request.scheme == "https")]
     if upload.state is UploadState.COMPLETE:
         url = ctx.download_url(request, upload.id)
@@ -48,3 +44,17 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
     if "application/json" in (request.header("accept") or ""):
         return json_response(upload_json(ctx, request, upload, identity), 201, headers)
     return text_response(ctx.download_url(request, upload.id) + "\n", 201, headers)
+
+
+async def _stream(ctx: Context, new: NewUpload, chunk: Chunk) -> Upload:
+    """A body too big to hold whole, written as it comes. The request is the upload's only way in (its id is told
+    only on success), so a refused or failed one leaves nothing: no partial file, no record."""
+    upload = await ctx.service.create(new)
+    try:
+        upload = await ctx.service.write(upload.id, chunk)
+        if upload.size is None:  # chunked transfer encoding: the length is known now
+            upload = await ctx.service.declare_size(upload.id, upload.received.total)
+    except PyfiledropError:
+        await ctx.service.abandon(upload.id)
+        raise
+    return upload

@@ -184,6 +184,12 @@ class Storage(Protocol):
     async def discard(self, upload_id: UploadId) -> None:
         """Forget an unfinished upload's bytes; no error if there are none."""
 
+    async def release(self, upload_id: UploadId, start: int, end: int, *, tail: bool) -> bool:
+        """Give back the space of bytes ``[start, end)`` of an unfinished upload that a failed write left
+        unrecorded (they read as zeros after). ``tail``: nothing at or after ``start`` is recorded. False when the
+        backend could not; no error if the upload has no bytes here."""
+        ...
+
     async def delete_blob(self, blob: BlobRef) -> None:
         """Remove a finished blob; no error if it is already gone."""
 

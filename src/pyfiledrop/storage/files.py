@@ -87,3 +87,46 @@ def _writeback_starter() -> Callable[[int, int, int], None]:
 
 
 start_writeback = _writeback_starter()
+
+
+def _hole_puncher() -> Callable[[int, int, int], bool] | None:
+    """``fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)``: give a byte range's disk blocks
+    back, the file keeping its length (the range reads as zeros). Linux only (not in ``os``)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    call.restype = ctypes.c_int
+
+    def punch(fd: int, offset: int, length: int) -> bool:
+        if call(fd, 0x02 | 0x01, offset, length) == 0:  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            return True
+        error = ctypes.get_errno()
+        if error in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return False  # a file system that cannot: the caller truncates where it may
+        raise OSError(error, os.strerror(error))
+
+    return punch
+
+
+_punch = _hole_puncher()
+
+
+def release_range(fd: int, start: int, end: int, *, tail: bool) -> bool:
+    """Give back the disk blocks of bytes ``[start, end)`` of a sparse file. ``tail``: no byte at or after ``start``
+    is wanted, so where holes cannot be punched the file may be cut at ``start`` (and given its length back).
+    False when neither was possible."""
+    length = os.fstat(fd).st_size
+    end = min(end, length)
+    if start >= end:
+        return True
+    if _punch is not None and _punch(fd, start, end - start):
+        return True
+    if not tail:
+        return False
+    os.ftruncate(fd, start)
+    os.ftruncate(fd, length)  # the sparse length an upload of known size is allocated with
+    return True

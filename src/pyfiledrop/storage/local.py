@@ -33,7 +33,7 @@ from pyfiledrop.storage.base import (
     WriteProgress,
 )
 from pyfiledrop.storage.buffers import POOL
-from pyfiledrop.storage.files import open_direct, raise_if_full
+from pyfiledrop.storage.files import open_direct, raise_if_full, release_range
 from pyfiledrop.storage.whole import FinishedFiles
 from pyfiledrop.storage.writer import BufferWriter, scan_blocks
 from pyfiledrop.workers import in_thread, settle
@@ -198,6 +198,19 @@ class LocalStorage:
 
     async def discard(self, upload_id: UploadId) -> None:
         self._partial(upload_id).unlink(missing_ok=True)
+
+    async def release(self, upload_id: UploadId, start: int, end: int, *, tail: bool) -> bool:
+        return await asyncio.to_thread(self._release, upload_id, start, end, tail)
+
+    def _release(self, upload_id: UploadId, start: int, end: int, tail: bool) -> bool:
+        try:
+            fd = os.open(self._partial(upload_id), os.O_WRONLY)
+        except FileNotFoundError:
+            return True
+        try:
+            return release_range(fd, start, end, tail=tail)
+        finally:
+            os.close(fd)
 
     async def delete_blob(self, blob: BlobRef) -> None:
         self._blob_path(blob).unlink(missing_ok=True)

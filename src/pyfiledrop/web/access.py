@@ -1,7 +1,9 @@
 """Who may create uploads: anyone (the seed's open drop), whoever knows ``--password``, or a drop link's holder.
 
 Only creating an upload is gated: once made, its unguessable tus URL is the capability to send its bytes, as for
-any tus client. Wrong passwords are rate-limited per address (``--login-rate``), with 429 and Retry-After.
+any tus client. Wrong passwords are rate-limited per address (``--login-rate``), with 429 and Retry-After, and so is
+creating uploads (``--create-rate``): the gate counts creations, whatever the protocol or method override that led
+here (tus POST, PUT, a Dropzone form or first chunk, a drop link), rather than guessing them from the request line.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyfiledrop import passwords
@@ -35,7 +38,8 @@ class Uploader:
 
     identity: Identity  # its new_token, if any, goes back to the client
     owner: str
-    allowance: Allowance | None = None
+    allowance: Allowance | None
+    count_creation: Callable[[], None]  # spends one of the address's --create-rate tokens, or RateLimited
 
 
 class Access:
@@ -46,22 +50,37 @@ class Access:
         self.behind_proxy = settings.behind_proxy
         self._secret = secret
         self._failures = RateLimiter(settings.login_rate, "wrong passwords")
+        self._creations = RateLimiter(settings.create_rate, "new uploads")
         self._checked: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     # -- the gate -----------------------------------------------------------------------------------------------
 
-    async def uploader(self, request: Request, *, drop_token: str | None = None, issue: bool = True) -> Uploader:
-        """The creator of a new upload, or PasswordRequired / WrongPassword / DropNotFound / DropClosed.
+    async def uploader(
+        self, request: Request, *, drop_token: str | None = None, issue: bool = True, creates: bool = True
+    ) -> Uploader:
+        """The creator of a new upload, or PasswordRequired / WrongPassword / DropNotFound / DropClosed /
+        RateLimited.
 
         ``issue``: an anonymous sender gets an owner token on the spot (not for tus parts, which are owned by
-        nobody when sent without one: see protocols/tus.py).
+        nobody when sent without one: see protocols/tus.py). ``creates``: the request makes one new upload, so it
+        is counted against ``--create-rate`` here; a Dropzone chunk only may (the first to arrive creates the file),
+        so its handler calls ``Uploader.count_creation`` itself when it does.
         """
+        client = client_address(request, self.behind_proxy)
+        uploader = await self._gate(request, drop_token, issue=issue, count=lambda: self._creations.take(client))
+        if creates:
+            uploader.count_creation()
+        return uploader
+
+    async def _gate(
+        self, request: Request, drop_token: str | None, *, issue: bool, count: Callable[[], None]
+    ) -> Uploader:
         token = drop_token or request.header(DROP_HEADER)
         if token:
             drop = await self.drops.resolve(token)
             if drop.password_hash is not None:
                 await self.check_password(request, drop.password_hash, "this drop link needs its password")
-            return Uploader(Identity(None), drop.owner, drop_allowance(drop))
+            return Uploader(Identity(None), drop.owner, drop_allowance(drop), count)
         identity = self.auth.identify_or_issue(request) if issue else self.auth.identify(request)
         if self.password_required(request, identity):
             assert self.password_hash is not None
@@ -71,7 +90,7 @@ class Access:
                 "curl -u :PASSWORD or the X-Pyfiledrop-Password header",
             )  # fmt: skip
         owner = identity.require_owner() if issue else identity.owner or ""
-        return Uploader(identity, owner)
+        return Uploader(identity, owner, None, count)
 
     async def sent_through_drop(self, request: Request, owner: str) -> bool:
         """Whether the request holds the open drop link that made uploads of ``owner`` (to see their status)."""

@@ -23,12 +23,13 @@ from pyfiledrop.storage import intake
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
+from pyfiledrop.storage.reserve import SpaceReserve
 from pyfiledrop.web import api, downloads, drops, openapi, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.errors import Style, refusal, render, style_for
-from pyfiledrop.web.guard import RateLimiter, check_csrf, client_address
+from pyfiledrop.web.guard import check_csrf
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
 
 log = logging.getLogger("pyfiledrop")
@@ -66,7 +67,6 @@ class App:
         self.ctx: Context | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._intake: intake.Intake | None = None
-        self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
         self.awake = Tracker(settings.keep_awake, settings.awake_grace, settings.keep_screen_on)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -109,10 +109,14 @@ class App:
         storage = LocalStorage(
             s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
         )
-        meta = SQLiteMetadataStore(s.database, synchronous="FULL" if s.durability == "chunk" else "NORMAL")
+        reserve = SpaceReserve(s.database.with_name(".pyfiledrop.reserve"))  # beside the database, on its disk
+        if not await asyncio.to_thread(reserve.ready):
+            log.warning("the disk holding %s is nearly full: uploads get 507 until space is freed", s.database)
+        synchronous = "FULL" if s.durability == "chunk" else "NORMAL"
+        meta = SQLiteMetadataStore(s.database, synchronous=synchronous, on_full=reserve.release)
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
-        service = UploadService(storage, meta, limits, activity=self.awake)
+        service = UploadService(storage, meta, limits, reserve, activity=self.awake)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
         secret = load_secret(s.storage / ".pyfiledrop.secret")
@@ -165,7 +169,6 @@ class App:
         extra = tus.cors_headers(request) if style is Style.TUS else []
         try:
             check_csrf(request, self.settings.public_url)
-            self._limit_creation(request)
             response = await self._route(self.ctx, request, send)
         except ConnectionError:  # send() found the client gone (ASGI: an OSError): no one to answer; the server logs it
             return
@@ -181,11 +184,6 @@ class App:
                 response.header("tus-version", TUS_VERSION)
         response.headers += _COMMON_HEADERS
         await response.send(send, head=request.method == "HEAD")
-
-    def _limit_creation(self, request: Request) -> None:
-        creates = (request.method == "POST" and request.path.rstrip("/") == "/files") or request.method == "PUT"
-        if creates:
-            self.create_limiter.take(client_address(request, self.settings.behind_proxy))
 
     async def _route(self, ctx: Context, request: Request, send: Send) -> Response | None:
         method = request.headers.get("x-http-method-override", request.method).upper()

@@ -86,6 +86,9 @@ def render(exc: BaseException, style: Style) -> Response:
         response.header("x-max-upload-size", str(exc.limit))
     if isinstance(exc, e.RateLimited):
         response.header("retry-after", str(exc.retry_after))
+    if isinstance(exc, e.OffsetMismatch) and style is Style.TUS:
+        # Best practice (tusd does it): the client learns where to resume without another HEAD.
+        response.header("upload-offset", str(exc.expected))
     if isinstance(exc, e.RangeNotSatisfiable):
         response.header("content-range", f"bytes */{exc.size}")
     return response
