@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server (http://host:16273) or a drop link (http://host:16273/d/TOKEN) [PYFILEDROP_URL]")  # fmt: skip
     add("-j", "--jobs", type=int, default=1, help="parallel streams per file (tus concatenation; default 1)")
     add("--retries", type=int, default=6, help="tries after a transient failure, with backoff (default 6)")
-    add("--timeout", type=float, default=60.0, help="seconds a connection may stall (default 60)")
+    add("--timeout", default="60s",
+        help="how long a connection may stall, e.g. 90s or 2m, as serve --timeout (bare number: seconds; "
+             "default 60s)")  # fmt: skip
     add("--token", default=os.environ.get("PYFILEDROP_TOKEN"),
         help="owner token (default: the one remembered for this server, else new) [PYFILEDROP_TOKEN]")  # fmt: skip
     add("--password", default=os.environ.get("PYFILEDROP_PASSWORD"),
@@ -60,6 +62,15 @@ def parse_rate(text: str) -> int:
     return int(float(match.group(1)) * scale)
 
 
+def _duration(flag: str, text: object) -> float:
+    from pyfiledrop.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be a duration like 90s, 2m or a number of seconds, not {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Upload every file; print 'URL  SHA256  NAME' (or JSON) per success; 0 if all succeeded."""
     from pyfiledrop.client.state import StateStore
@@ -70,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--url is required (or set PYFILEDROP_URL), e.g. --url http://127.0.0.1:16273")
     if args.jobs < 1 or args.jobs > 64:
         raise UsageError("-j/--jobs must be between 1 and 64")
+    args.timeout = _duration("--timeout", args.timeout)
     if args.retries < 0 or args.timeout <= 0:
         raise UsageError("--retries must be >= 0 and --timeout > 0")
     if args.files.count("-") > 1:
