@@ -62,7 +62,10 @@ def main(argv: list[str]) -> None:
     files = FinishedFiles(Path(storage_dir), Path(chunks_dir), fsync_files=fsync_files == "1",
                           fsync_names=fsync_names == "1")  # fmt: skip
     ctrl = socket.socket(fileno=int(ctrl_fd))
-    ctrl.send(READY)
+    try:
+        ctrl.send(READY)
+    except BrokenPipeError:  # the server stopped while this helper started: nothing to do, and no traceback in its log
+        return
     workers = [threading.Thread(target=_work, args=(ctrl, region, files), daemon=True) for _ in range(int(threads))]
     for worker in workers:
         worker.start()

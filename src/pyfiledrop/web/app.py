@@ -26,6 +26,7 @@ from pyfiledrop.web import api, downloads, drops, openapi, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
+from pyfiledrop.web.cors import Cors
 from pyfiledrop.web.errors import Style, refusal, render, style_for
 from pyfiledrop.web.guard import RateLimiter, check_csrf, client_address
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
@@ -66,6 +67,7 @@ class App:
         self._sweeper: asyncio.Task[None] | None = None
         self._intake: intake.Intake | None = None
         self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
+        self.cors = Cors(settings.cors_origins, settings.public_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -156,8 +158,9 @@ class App:
         request = Request(scope, receive)
         request.behind_proxy = self.settings.behind_proxy
         style = style_for(request.path)
-        extra = tus.cors_headers(request) if style is Style.TUS else []
+        extra = self.cors.headers(request) if Cors.applies(request) else []
         try:
+            self.cors.check(request)
             check_csrf(request, self.settings.public_url)
             self._limit_creation(request)
             response = await self._route(self.ctx, request, send)
@@ -183,8 +186,8 @@ class App:
         method = request.headers.get("x-http-method-override", request.method).upper()
         parts = request.path.strip("/").split("/") if request.path.strip("/") else []
         match method, parts:
-            case "OPTIONS", ["files"] | ["files", _]:
-                return await tus.options(ctx, request)
+            case "OPTIONS", _:
+                return await self._options(ctx, request, parts)
             case _, ["files", *_] if method != "GET":
                 tus.check_version(request)
                 return await self._tus(ctx, request, method, parts)
@@ -209,6 +212,13 @@ class App:
             case "GET" | "HEAD", ["static", name]:
                 return self._static(name, cache=False)
         return text_response("not found\n", 404)
+
+    async def _options(self, ctx: Context, request: Request, parts: list[str]) -> Response:
+        """tus's OPTIONS on /files/; a CORS preflight like it everywhere else (Dropzone's POST /upload, the API, a
+        PUT), so that a page on another origin calls them all alike."""
+        if parts[:1] == ["files"] and len(parts) <= 2:
+            return await tus.options(ctx, request)
+        return self.cors.preflight(request)
 
     async def _tus(self, ctx: Context, request: Request, method: str, parts: list[str]) -> Response:
         match method, parts:
