@@ -171,10 +171,10 @@ class App:
         if response is None:
             return  # streamed by the handler
         if style is Style.TUS:
-            response.headers += [("tus-resumable", TUS_VERSION), *extra]
+            response.headers.append(("tus-resumable", TUS_VERSION))
             if response.status == 412:
                 response.header("tus-version", TUS_VERSION)
-        response.headers += _COMMON_HEADERS
+        response.headers += [*extra, *_COMMON_HEADERS]
         await response.send(send, head=request.method == "HEAD")
 
     def _limit_creation(self, request: Request) -> None:
