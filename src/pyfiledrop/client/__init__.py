@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import threading
 from pathlib import Path
@@ -46,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server's or the drop link's upload password [PYFILEDROP_PASSWORD]")  # fmt: skip
     add("--name", help="file name to store standard input under (default stdin)")
     add("--state", help="resume state file [PYFILEDROP_STATE] (default ~/.cache/pyfiledrop/uploads.json)")
-    add("--limit-rate", default="0", help="cap the speed, bytes/s with optional K/M/G suffix (default: none)")
+    add("--limit-rate", default="0", help="cap the speed in bytes per second, e.g. 500K or 20M (default: none)")
     add("--verify", action="store_true", help="also hash the file locally and compare with the server's sha256")
     add("--json", action="store_true", help="print one JSON object per file instead of 'URL  SHA256  NAME'")
     add("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -55,11 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_rate(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB](?:/s)?)?\s*", text)
-    if not match:
-        raise UsageError(f"--limit-rate {text!r} is not a rate such as 500K or 20M")
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
-    return int(float(match.group(1)) * scale)
+    """Bytes per second, in the size syntax of every size flag (pyfiledrop.units): 500K, 20M, 20MiB/s, 1000000."""
+    from pyfiledrop.units import parse_size
+
+    try:
+        return parse_size(text.strip().removesuffix("/s"))
+    except ValueError:
+        raise UsageError(f"--limit-rate {text!r} is not a rate such as 500K or 20M (bytes per second)") from None
 
 
 def _duration(flag: str, text: object) -> float:
