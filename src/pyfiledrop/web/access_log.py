@@ -17,7 +17,6 @@ from typing import Any
 from pyfiledrop.engine import events
 from pyfiledrop.logs import AccessLog, safe_path
 from pyfiledrop.web.http import Receive, Scope, Send
-from pyfiledrop.web.wire import plain_refusal
 
 _REFUSALS = {413: "request.too_large", 429: "request.rate_limited"}
 
@@ -29,7 +28,10 @@ class AccessLogged:
         self.app = app
         self.log = log
         self.behind_proxy = behind_proxy
-        self.refusal = getattr(app, "refusal", plain_refusal)  # the HTTP server words its own answers so
+
+    def __getattr__(self, name: str) -> Any:
+        """The app's own attributes show through (the HTTP server asks the app how to word its refusals)."""
+        return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
