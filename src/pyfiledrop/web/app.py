@@ -218,7 +218,9 @@ class App:
         PUT), so that a page on another origin calls them all alike."""
         if parts[:1] == ["files"] and len(parts) <= 2:
             return await tus.options(ctx, request)
-        return self.cors.preflight(request)
+        if Cors.applies(request):
+            return self.cors.preflight(request)
+        return text_response("not found\n", 404)
 
     async def _tus(self, ctx: Context, request: Request, method: str, parts: list[str]) -> Response:
         match method, parts:
