@@ -65,3 +65,31 @@ def test_throttle_says_yes_once_a_while_per_key() -> None:
     assert throttle.first_in_a_while("a", now=61)
     assert throttle.first_in_a_while("b", now=61) and throttle.first_in_a_while("c", now=61)
     assert throttle.first_in_a_while("a", now=62)  # forgotten: at most two keys are kept
+
+
+def test_without_ipv6_the_default_host_falls_back_to_every_ipv4_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyfiledrop import listen
+
+    assert listen.effective_host("127.0.0.1") == "127.0.0.1"
+    monkeypatch.setattr(listen.socket, "has_ipv6", False)
+    assert listen.effective_host("::") == "0.0.0.0"
+
+
+def test_banner_for_ipv4_only_and_behind_a_public_url() -> None:
+    from pyfiledrop import cli, config, listen
+
+    ipv4 = cli.banner(config.load({"host": "0.0.0.0", "port": "5555"}, {}), "tok-123456789")
+    assert "[" not in ipv4.split("Admin:")[0]  # no IPv6 address offered when listening on IPv4 only
+    for address in listen.lan_addresses(ipv6=False):
+        assert f"http://{address}:5555/" in ipv4
+    public = cli.banner(config.load({"public_url": "https://drop.example.org/", "port": "5555"}, {}), "tok-123456789")
+    assert "Admin:  https://drop.example.org/?admin=tok-123456789" in public
+    assert public.count("tok-123456789") == 1
+
+
+def test_upload_timeout_takes_the_duration_syntax() -> None:
+    from pyfiledrop.client import UsageError, _duration
+
+    assert _duration("--timeout", "2m") == 120 and _duration("--timeout", "45") == 45
+    with pytest.raises(UsageError, match="--timeout must be a duration like 90s"):
+        _duration("--timeout", "soon")
