@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import errno
-import logging
 import secrets
 import signal
-import socket
 import sys
-import time
 from collections.abc import Sequence
 from typing import NoReturn
 
-from pyfiledrop import __version__, config
+from pyfiledrop import __version__, config, listen, logs
 from pyfiledrop.config import Settings
 from pyfiledrop.errors import ConfigError
 
@@ -33,18 +29,26 @@ def _fail(message: str) -> NoReturn:
 
 
 def _serve_flags(parser: argparse.ArgumentParser) -> None:
+    """Sizes take 10G, 8M, 2TiB or bytes; durations 90s, 2m, 12h, 1d (docs/configuration.md)."""
     add = parser.add_argument
     add("-p", "--port", help="port to listen on (default 16273) [PYFILEDROP_PORT]")
-    add("--host", help="address to listen on (default 0.0.0.0) [PYFILEDROP_HOST]")
+    add("--host", help="address to listen on (default :: = every IPv6 and IPv4 address; 0.0.0.0 = IPv4 only) "
+        "[PYFILEDROP_HOST]")  # fmt: skip
     add("-s", "--storage", help="folder for finished files (default ./storage) [PYFILEDROP_STORAGE]")
     add("-c", "--chunks", help="folder for partial uploads (default <storage>/.partial) [PYFILEDROP_CHUNKS]")
-    add("--max-size", help="largest upload in MiB, enforced by the server (default 100000) [PYFILEDROP_MAX_SIZE]")
-    add("--timeout", help="ms a chunk request may stall (default 120000) [PYFILEDROP_TIMEOUT]")
-    add("--send-timeout", help="seconds (or 2m…) a client may take none of an answer (a download) before it is cut "
-        "off (default 60) [PYFILEDROP_SEND_TIMEOUT]")  # fmt: skip
-    add("--chunk-size", help="chunk size in bytes advertised to clients (default 8 MiB) [PYFILEDROP_CHUNK_SIZE]")
-    add("--disable-parallel-chunks", action="store_const", const=True, help="[PYFILEDROP_DISABLE_PARALLEL_CHUNKS]")
-    add("--disable-force-chunking", action="store_const", const=True, help="[PYFILEDROP_DISABLE_FORCE_CHUNKING]")
+    add("--max-size", help="largest upload, e.g. 10G (a bare number is MiB, as Dropzone's maxFilesize; "
+        "default 100000 MiB) [PYFILEDROP_MAX_SIZE]")  # fmt: skip
+    add("--timeout", help="how long one request may stall, e.g. 90s or 2m (a bare number is milliseconds, as "
+        "Dropzone's timeout; default 2m) [PYFILEDROP_TIMEOUT]")  # fmt: skip
+    add("--send-timeout", help="how long a client may take no byte of an answer (a download) before it is cut off, "
+        "e.g. 60s or 2m (default 60s) [PYFILEDROP_SEND_TIMEOUT]")  # fmt: skip
+    add("--chunk-size", help="chunk size advertised to clients, e.g. 8M (bare number: bytes; default 8M) "
+        "[PYFILEDROP_CHUNK_SIZE]")  # fmt: skip
+    add("--disable-parallel-chunks", action="store_const", const=True,
+        help="the page sends one chunk of a file at a time [PYFILEDROP_DISABLE_PARALLEL_CHUNKS]")  # fmt: skip
+    add("--disable-force-chunking", action="store_const", const=True,
+        help="the page sends files smaller than a chunk in one request "
+             "[PYFILEDROP_DISABLE_FORCE_CHUNKING]")  # fmt: skip
     add("-a", "--allow-downloads", action="store_const", const=True,
         help="anyone with a file's link may download it [PYFILEDROP_ALLOW_DOWNLOADS]")  # fmt: skip
     add("--admin-token", help="admin token (default: a new one each start, printed) [PYFILEDROP_ADMIN_TOKEN]")
@@ -54,12 +58,15 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
              "[PYFILEDROP_DURABILITY]")  # fmt: skip
     add("--helpers", help="processes that receive small uploads (up to 2 MiB) beside the server, so that many "
         "at once use more than one core; 0 = the server alone (default 1, Linux) [PYFILEDROP_HELPERS]")  # fmt: skip
-    add("--stale-after", help="seconds before an unfinished upload with no progress is dropped (default 86400) "
-        "[PYFILEDROP_STALE_AFTER]")  # fmt: skip
-    add("--expire-after", help="delete finished uploads after this long, e.g. 7d, 12h [PYFILEDROP_EXPIRE_AFTER]")
-    add("--quota", help="all uploads together may use this much, e.g. 500G [PYFILEDROP_QUOTA]")
-    add("--owner-quota", help="one owner's uploads may use this much, e.g. 20G [PYFILEDROP_OWNER_QUOTA]")
-    add("--min-free", help="refuse uploads that would leave less disk free, e.g. 10G [PYFILEDROP_MIN_FREE]")
+    add("--stale-after", help="drop an unfinished upload after this long without progress, e.g. 1d, 12h (bare "
+        "number: seconds; default 1d) [PYFILEDROP_STALE_AFTER]")  # fmt: skip
+    add("--expire-after", help="delete finished uploads after this long, e.g. 7d, 12h (default never) "
+        "[PYFILEDROP_EXPIRE_AFTER]")  # fmt: skip
+    add("--quota", help="all uploads together may use this much, e.g. 500G (default no limit) [PYFILEDROP_QUOTA]")
+    add("--owner-quota", help="one owner's uploads may use this much, e.g. 20G (default no limit) "
+        "[PYFILEDROP_OWNER_QUOTA]")  # fmt: skip
+    add("--min-free", help="refuse uploads that would leave less disk free, e.g. 10G; 0 = no reserve (default: "
+        "1G or 2%% of the volume, whichever is more) [PYFILEDROP_MIN_FREE]")  # fmt: skip
     add("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key) [PYFILEDROP_TLS_CERT]")
     add("--tls-key", help="the certificate's PEM private key [PYFILEDROP_TLS_KEY]")
     add("--behind-proxy", action="store_const", const=True,
@@ -74,6 +81,16 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("--awake-grace", metavar="SECONDS", help="stay awake this long after the last transfer (default 120) "
         "[PYFILEDROP_AWAKE_GRACE]")  # fmt: skip
     add("--keep-screen-on", action="store_const", const=True, help="keep the screen on too [PYFILEDROP_KEEP_SCREEN_ON]")
+    add("--cors-origins", help="origins whose web pages may upload here and call the API: * (default, as tusd) "
+        "or a list like https://a.example,https://b.example [PYFILEDROP_CORS_ORIGINS]")  # fmt: skip
+    add("--log-level", choices=("debug", "info", "warning", "error"),
+        help="least important event logged (default info) [PYFILEDROP_LOG_LEVEL]")  # fmt: skip
+    add("--log-format", choices=("text", "json"),
+        help="text lines or one JSON object per line, for events and access log (default text) "
+             "[PYFILEDROP_LOG_FORMAT]")  # fmt: skip
+    add("--access-log", metavar="FILE|-|off",
+        help="one line per request: - = standard error (default), off, or a file to append to "
+             "[PYFILEDROP_ACCESS_LOG]")  # fmt: skip
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
 
@@ -181,60 +198,42 @@ def serve(flags: dict[str, object]) -> int:
         config.check_tls(settings)
     except ConfigError as exc:
         _fail(str(exc))
+    settings = dataclasses.replace(settings, host=listen.effective_host(settings.host))
     _check_port_free(settings.host, settings.port)
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
     from pyfiledrop.httpd.server import StartupFailed
 
-    _set_up_logging()
+    logs.set_up(settings.log_level, settings.log_format)
+    logs.add_secret(settings.admin_token)
+    logs.add_secret(settings.password)
     try:
-        asyncio.run(_serve(settings))
+        access_log = logs.AccessLog.open(settings.access_log, settings.log_format)
+    except OSError as exc:
+        _fail(f"--access-log file {settings.access_log} cannot be written: {exc.strerror}")
+    try:
+        asyncio.run(_serve(settings, access_log))
     except StartupFailed as exc:
         _fail(f"pyfiledrop could not start: {exc}")
     except OSError as exc:  # listening failed after all (the port was taken between the check and now)
         _fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    finally:
+        if access_log is not None:
+            access_log.close()
     print("pyfiledrop stopped; unfinished uploads resume where they left off.", flush=True)
     return 0
 
 
-def _set_up_logging() -> None:
-    """Log lines go to stderr from the thread that logs (the event loop, mostly): a write per finished upload is
-    cheaper there than waking a logging thread for it — small uploads are received by the intake's helper process
-    now, so few threads of this one compete for the GIL (measured: +4 % files/s with the database write on the loop
-    too, 6 % less server CPU)."""
-    # What a record would gather and the format never shows, skipped as the logging HOWTO's "Optimization" says:
-    # the caller's file and line (a stack walk), the process id (a system call), thread and process names.
-    logging._srcfile = None
-    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
-    output = logging.StreamHandler()
-    output.setFormatter(_LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[output])
-
-
-class _LineFormatter(logging.Formatter):
-    """Formats the time of a record once per second, not once per line (localtime + strftime, a line per upload)."""
-
-    _second: tuple[int, str] = (-1, "")  # one attribute: threads that log see a pair that belongs together
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        if datefmt is not None:
-            return super().formatTime(record, datefmt)
-        second, text = self._second
-        if int(record.created) != second:
-            second, text = int(record.created), time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
-            self._second = (second, text)
-        return f"{text},{int(record.msecs):03d}"
-
-
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, access_log: logs.AccessLog | None) -> None:
     """pyfiledrop's own HTTP/1.1 server, in this very process (see pyfiledrop/httpd/__init__.py for why not granian)."""
     from pyfiledrop.httpd.server import HttpServer, ServerOptions
+    from pyfiledrop.web.access_log import AccessLogged
     from pyfiledrop.web.app import App
 
     options = ServerOptions(settings.host, settings.port, tls_cert=settings.tls_cert, tls_key=settings.tls_key,
                             send_timeout=settings.send_timeout)  # fmt: skip
     app = App(settings)
-    server = HttpServer(app, options)
+    server = HttpServer(AccessLogged(app, access_log, behind_proxy=settings.behind_proxy), options)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.stop)
@@ -245,62 +244,68 @@ async def _serve(settings: Settings) -> None:
 
 
 def _check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                _fail(f"port {port} on {host} is already in use; pick another with -p/--port")
-            _fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    problem = listen.port_problem(host, port)
+    if problem is not None:
+        _fail(problem)
 
 
 def lan_addresses() -> list[str]:
-    found: set[str] = set()
-    try:
-        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
-            found.add(str(info[4][0]))
-    except OSError:
-        pass
-    return sorted(a for a in found if not a.startswith("127."))
+    """Every LAN address of this machine, found from its interfaces (listen.py)."""
+    return listen.lan_addresses()
+
+
+def open_urls(settings: Settings) -> list[str]:
+    """The addresses to open, the ones other machines can reach first; the loopback one last."""
+    scheme = "https" if settings.tls_cert else "http"
+    port = settings.port
+    if settings.host not in listen.EVERY_ADDRESS:
+        return [f"{scheme}://{listen.url_host(settings.host)}:{port}/"]
+    found = listen.lan_addresses(ipv6=settings.host != "0.0.0.0")  # noqa: S104
+    urls = [f"{scheme}://{listen.url_host(address)}:{port}/" for address in found]
+    return [*urls, f"{scheme}://127.0.0.1:{port}/"]
 
 
 def banner(settings: Settings, admin_token: str) -> str:
+    """What a person needs first: where to open it, the admin link (once), then the settings in a block."""
     s = settings
-    scheme = "https" if s.tls_cert else "http"
-    if s.host in ("0.0.0.0", "::"):  # noqa: S104
-        urls = [f"{scheme}://127.0.0.1:{s.port}/"] + [f"{scheme}://{a}:{s.port}/" for a in lan_addresses()]
-    else:
-        host = f"[{s.host}]" if ":" in s.host else s.host
-        urls = [f"{scheme}://{host}:{s.port}/"]
+    urls = open_urls(s)
+    lead = s.public_url.rstrip("/") + "/" if s.public_url else urls[0]
+    lines = [f"pyfiledrop {__version__} is receiving files.", "", "Open in a browser, or curl -T FILE URL:"]
+    if s.public_url:
+        lines.append(f"  {lead}  (public URL)")
+    lines += [f"  {url}" + ("  (this machine only)" if "//127.0.0.1:" in url and len(urls) > 1 else "")
+              for url in urls]  # fmt: skip
+    lines += ["", f"Admin:  {lead}?admin={admin_token}", "", "Settings:", *_settings_block(s), "", "Ctrl+C to stop."]
+    return "\n".join(lines)
+
+
+def _settings_block(s: Settings) -> list[str]:
     from pyfiledrop.awake.tracker import banner as awake_banner
     from pyfiledrop.storage import intake
     from pyfiledrop.storage.local import LocalStorage
+    from pyfiledrop.units import format_duration, format_size
     from pyfiledrop.web.app import tus_extensions
 
-    lines = [
-        f"pyfiledrop {__version__}",
-        f"  Timeout:          {s.timeout // 1000} seconds per chunk",
-        f"  Chunk size:       {s.chunk_size // 1024} KiB",
-        f"  Max file size:    {s.max_size} MiB",
-        f"  Force chunking:   {str(not s.disable_force_chunking).lower()}",
-        f"  Parallel chunks:  {str(not s.disable_parallel_chunks).lower()}",
-        f"  Downloads:        {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
-        f"  Uploads:          {'password needed' if s.password else 'open to anyone who can reach it'}",
-        f"  Durability:       {s.durability}",
-        f"  Helpers:          {s.helpers if intake.available() else 'none (Linux only)'} for small uploads",
-        f"  Expire after:     {s.expire_after or 'never'}",
-        f"  Keep awake:       {awake_banner(s.keep_awake, s.awake_grace, s.keep_screen_on)}",
-        f"  Quota:            {s.quota or 'none'}, per owner {s.owner_quota or 'none'}, keep free {s.min_free or '0'}",
-        f"  Storage path:     {s.storage.resolve()}",
-        f"  Chunk path:       {s.chunks_dir.resolve()}",
-        f"  tus extensions:   {','.join(tus_extensions(LocalStorage.capabilities))}",
-        "",
-        "Open:",
-        *(f"  {url}" for url in urls),
-        "",
-        f"Admin: {urls[0]}?admin={admin_token}",
-        f"Admin token: {admin_token}",
+    def size(value: int | None) -> str:
+        return format_size(value) if value else "none"
+
+    chunks = f"{format_size(s.chunk_size)}, {'parallel' if not s.disable_parallel_chunks else 'one at a time'}"
+    chunks += ", small files too" if not s.disable_force_chunking else ", only files larger than a chunk"
+    expire = f"deleted after {format_duration(s.expire_after_seconds)}" if s.expire_after_seconds else "kept"
+    helpers = s.helpers if intake.available() else "none (Linux only)"
+    access_log = {"-": "standard error", "off": "off"}.get(s.access_log, s.access_log)
+    return [
+        f"  Uploads     {'password needed' if s.password else 'open to anyone who can reach it'}, "
+        f"up to {format_size(s.max_size_bytes)} per file",
+        f"  Downloads   {'anyone with the link' if s.allow_downloads else 'owner and admin only'}",
+        f"  Disk        keep {format_size(s.min_free_bytes)} free; quota {size(s.quota_bytes)}, "
+        f"per owner {size(s.owner_quota_bytes)}",
+        f"  Time        timeout {format_duration(s.timeout / 1000)} per request, unfinished uploads dropped "
+        f"after {format_duration(s.stale_after)}, finished ones {expire}",
+        f"  Chunks      {chunks}",
+        f"  Storage     {s.storage.resolve()} (partial uploads: {s.chunks_dir.resolve()})",
+        f"  Engine      durability {s.durability}, {helpers} helper(s) for small uploads, "
+        f"tus {','.join(tus_extensions(LocalStorage.capabilities))}",
+        f"  Logs        {s.log_level}, {s.log_format}; access log: {access_log}; CORS origins: {s.cors_origins}",
+        f"  Keep awake  {awake_banner(s.keep_awake, s.awake_grace, s.keep_screen_on)}",
     ]
-    return "\n".join(lines)

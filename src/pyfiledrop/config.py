@@ -15,20 +15,21 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from pyfiledrop import passwords
+from pyfiledrop import passwords, units
 from pyfiledrop.errors import ConfigError
 
-MIB = 1 << 20
+MIB = units.MIB
+GIB = units.GIB
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "0.0.0.0"  # noqa: S104 - a drop is meant to be reached from the LAN, like the seed
+    host: str = "::"  # every address, IPv6 and IPv4 (listen.py): a drop is meant to be reached from the LAN
     port: int = 16273
     storage: Path = Path("storage")
     chunks: Path | None = None  # None: <storage>/.partial
-    max_size: int = 100_000  # MiB, as Dropzone's maxFilesize
-    timeout: int = 120_000  # ms a chunk request may take; also the server's idle limit per request
+    max_size: int = 100_000 * MIB  # bytes; a bare number on the command line is MiB, as Dropzone's maxFilesize
+    timeout: int = 120_000  # ms a chunk request may stall; also the server's idle limit per request
     chunk_size: int = 8 * MIB  # bytes advertised to clients
     disable_parallel_chunks: bool = False
     disable_force_chunking: bool = False
@@ -39,7 +40,7 @@ class Settings:
     expire_after: str | None = None  # finished uploads are deleted after this long ("7d", "12h", "90m", seconds)
     quota: str | None = None  # all uploads together may use this much ("500G", "2TiB", bytes)
     owner_quota: str | None = None  # one owner's uploads may use this much
-    min_free: str | None = None  # refuse uploads that would leave less disk free than this
+    min_free: str | None = None  # refuse uploads that would leave less disk free; None: default_min_free
     public_url: str | None = None  # base URL put in links, when behind a proxy
     behind_proxy: bool = False  # trust X-Forwarded-For/-Proto/-Host from the reverse proxy in front
     tls_cert: str | None = None  # serve HTTPS with this certificate (PEM) …
@@ -52,6 +53,10 @@ class Settings:
     keep_awake: str = "auto"  # hold off system sleep: auto = while transfers run, always, never (awake/)
     awake_grace: float = 120.0  # seconds the hold outlives the last transfer (a resumable upload's pauses)
     keep_screen_on: bool = False  # also keep the display on while holding
+    log_level: str = "info"  # debug, info, warning, error: the events of the server log (docs/logging.md)
+    log_format: str = "text"  # text or json (one object per line), for the server log and the access log
+    access_log: str = "-"  # one line per request: "-" standard error, "off", or a file to append to
+    cors_origins: str = "*"  # origins whose pages may call tus, Dropzone's /upload and the API: "*" or a list
 
     @property
     def chunks_dir(self) -> Path:
@@ -59,7 +64,7 @@ class Settings:
 
     @property
     def max_size_bytes(self) -> int:
-        return self.max_size * MIB
+        return self.max_size
 
     @property
     def expire_after_seconds(self) -> float | None:
@@ -75,7 +80,9 @@ class Settings:
 
     @property
     def min_free_bytes(self) -> int:
-        return parse_size("--min-free", self.min_free) if self.min_free else 0
+        if self.min_free is None:
+            return default_min_free(self.storage)
+        return parse_size("--min-free", self.min_free, allow_zero=True)
 
     @property
     def database(self) -> Path:
@@ -83,36 +90,48 @@ class Settings:
 
 
 _SIZES = {"quota": "--quota", "owner_quota": "--owner-quota", "min_free": "--min-free"}
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
-          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}  # fmt: skip
-_SECONDS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_AMOUNT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+_SIZE_EXAMPLES = "a size like 10G, 8M, 2TiB or a number of bytes"
+_DURATION_EXAMPLES = "a duration like 90s, 2m, 12h, 1d"
+MIN_FREE_FLOOR = GIB  # the default --min-free: this, or MIN_FREE_SHARE of the volume when that is more
+MIN_FREE_SHARE = 0.02
 
 
-def parse_size(flag: str, value: object) -> int:
-    """'500G', '2TiB', '10 GB', '1048576' → bytes (K/M/G/T are powers of 1000, KiB/MiB/GiB/TiB of 1024)."""
-    match = _AMOUNT.fullmatch(str(value))
-    if match is None or match.group(2).lower() not in _UNITS:
-        raise ConfigError(f"{flag} must be a size like 500G, 10GiB or a number of bytes, not {value!r}")
-    size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-    if size <= 0:
+def parse_size(flag: str, value: object, *, bare_unit: int = 1, allow_zero: bool = False) -> int:
+    """'10G', '8M', '500000' → bytes (see pyfiledrop.units); ConfigError naming the flag otherwise."""
+    try:
+        size = units.parse_size(value, bare_unit=bare_unit)
+    except ValueError:
+        bare = {1: "bytes", units.KIB: "KiB", MIB: "MiB", GIB: "GiB"}.get(bare_unit, f"{bare_unit}-byte units")
+        raise ConfigError(f"{flag} must be {_SIZE_EXAMPLES.replace('bytes', bare)}, not {value!r}") from None
+    if size < 0 or (size == 0 and not allow_zero):
         raise ConfigError(f"{flag} must be more than 0 bytes, not {value!r}")
     return size
 
 
-def parse_duration(flag: str, value: object) -> float:
-    """'7d', '12h', '90m', '45s', '3600' → seconds."""
-    match = _AMOUNT.fullmatch(str(value))
-    if match is None or match.group(2).lower() not in _SECONDS:
-        raise ConfigError(f"{flag} must be a duration like 7d, 12h, 90m or a number of seconds, not {value!r}")
-    seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
+def parse_duration(flag: str, value: object, *, bare_unit: float = 1.0) -> float:
+    """'90s', '2m', '1d', '3600' → seconds (a bare number counts ``bare_unit`` seconds); ConfigError otherwise."""
+    try:
+        seconds = units.parse_duration(value, bare_unit=bare_unit)
+    except ValueError:
+        bare = "seconds" if bare_unit == 1 else "milliseconds"
+        raise ConfigError(f"{flag} must be {_DURATION_EXAMPLES} or a number of {bare}, not {value!r}") from None
     if seconds <= 0:
         raise ConfigError(f"{flag} must be longer than 0 seconds, not {value!r}")
     return seconds
 
 
-_POSITIVE = {"port", "max_size", "timeout", "chunk_size", "stale_after", "create_rate", "login_rate"}
-_CHOICES = {"durability": ("chunk", "file", "none"), "keep_awake": ("auto", "always", "never")}
+def default_min_free(folder: Path) -> int:
+    """1 GiB or 2 % of the volume that holds ``folder``, whichever is more: an open drop cannot fill the disk."""
+    try:
+        volume = os.statvfs(folder)
+    except OSError:
+        return MIN_FREE_FLOOR
+    return max(MIN_FREE_FLOOR, int(volume.f_blocks * volume.f_frsize * MIN_FREE_SHARE))
+
+
+_POSITIVE = {"port", "create_rate", "login_rate"}
+_CHOICES = {"durability": ("chunk", "file", "none"), "log_level": ("debug", "info", "warning", "error"),
+            "log_format": ("text", "json"), "keep_awake": ("auto", "always", "never")}  # fmt: skip
 _MAX_HELPERS = 8  # each has 16 threads: more than the cores of most machines that would run this
 FIELD_NAMES = tuple(f.name for f in fields(Settings))
 
@@ -154,28 +173,31 @@ def _read_file(path: Path) -> dict[str, Any]:
 def _convert(name: str, value: Any) -> Any:
     flag = "--" + name.replace("_", "-")
     default = Settings.__dataclass_fields__[name].default
+    if name in _AMOUNTS:
+        return _AMOUNTS[name](flag, value)
     if isinstance(default, bool):
         return _to_bool(flag, value)
-    if name == "send_timeout":
-        return parse_duration(flag, value)
-    if isinstance(default, float):
-        return _to_seconds(flag, value)
     if isinstance(default, int):
-        return _to_bounded_int(name, flag, value)
+        return _to_count(name, flag, value)
     if name in ("storage", "chunks"):
         return Path(str(value)).expanduser()
     if name == "expire_after":
         parse_duration("--expire-after", value)  # checked now, used through the property
     if name in _SIZES:
-        parse_size(_SIZES[name], value)
+        parse_size(_SIZES[name], value, allow_zero=name == "min_free")
     if name == "password":
         _check_password(str(value))
-    if name in _CHOICES and value not in _CHOICES[name]:
-        raise ConfigError(f"{flag} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
-    return str(value)
+    if name == "cors_origins":
+        return _check_origins(str(value))
+    text = str(value)
+    if name in _CHOICES:
+        text = text.lower()
+        if text not in _CHOICES[name]:
+            raise ConfigError(f"{flag} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
+    return text
 
 
-def _to_bounded_int(name: str, flag: str, value: Any) -> int:
+def _to_count(name: str, flag: str, value: Any) -> int:
     number = _to_int(flag, value)
     if name in _POSITIVE and number <= 0:
         raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
@@ -184,6 +206,48 @@ def _to_bounded_int(name: str, flag: str, value: Any) -> int:
     if name == "helpers" and not 0 <= number <= _MAX_HELPERS:
         raise ConfigError(f"{flag} must be from 0 to {_MAX_HELPERS}, not {value!r}")
     return number
+
+
+def _timeout_ms(flag: str, value: Any) -> int:
+    # A bare number keeps the seed's meaning, milliseconds (Dropzone's ``timeout``); "90s", "2m" say it plainly.
+    return max(1, round(parse_duration(flag, value, bare_unit=0.001) * 1000))
+
+
+def _seconds(flag: str, value: Any) -> int:
+    return max(1, round(parse_duration(flag, value)))
+
+
+def _seconds_or_zero(flag: str, value: Any) -> float:
+    try:
+        seconds = units.parse_duration(value)
+    except ValueError:
+        raise ConfigError(f"{flag} must be {_DURATION_EXAMPLES} or a number of seconds, not {value!r}") from None
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"{flag} must be 0 seconds or more, not {value!r}")
+    return seconds
+
+
+_AMOUNTS: dict[str, Any] = {
+    "send_timeout": parse_duration,
+    "awake_grace": _seconds_or_zero,
+    "max_size": lambda flag, value: parse_size(flag, value, bare_unit=MIB),  # bare: MiB, Dropzone's maxFilesize
+    "chunk_size": parse_size,
+    "timeout": _timeout_ms,
+    "stale_after": _seconds,
+}
+
+
+def _check_origins(value: str) -> str:
+    """``*`` or comma-separated origins such as ``https://app.example.org`` (scheme://host[:port], no path)."""
+    origins = [o.strip() for o in value.split(",") if o.strip()]
+    if origins == ["*"]:
+        return "*"
+    for origin in origins:
+        if origin == "*" or not re.fullmatch(r"https?://[^/\s]+/?", origin):
+            raise ConfigError(
+                f"--cors-origins takes * or origins like https://app.example.org,http://localhost:8080, not {origin!r}"
+            )
+    return ",".join(o.rstrip("/").lower() for o in origins)
 
 
 def _check_password(value: str) -> None:
@@ -203,16 +267,6 @@ def _to_int(flag: str, value: Any) -> int:
         return int(str(value).strip().replace("_", ""))
     except ValueError:
         raise ConfigError(f"{flag} must be an integer, not {value!r}") from None
-
-
-def _to_seconds(flag: str, value: Any) -> float:
-    try:
-        seconds = float(str(value).strip()) if not isinstance(value, bool) else -1.0
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise ConfigError(f"{flag} must be a number of seconds, 0 or more, not {value!r}")
-    return seconds
 
 
 def _to_bool(flag: str, value: Any) -> bool:

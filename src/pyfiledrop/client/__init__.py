@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import threading
 from pathlib import Path
@@ -37,14 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server (http://host:16273) or a drop link (http://host:16273/d/TOKEN) [PYFILEDROP_URL]")  # fmt: skip
     add("-j", "--jobs", type=int, default=1, help="parallel streams per file (tus concatenation; default 1)")
     add("--retries", type=int, default=6, help="tries after a transient failure, with backoff (default 6)")
-    add("--timeout", type=float, default=60.0, help="seconds a connection may stall (default 60)")
+    add("--timeout", default="60s",
+        help="how long a connection may stall, e.g. 90s or 2m, as serve --timeout (bare number: seconds; "
+             "default 60s)")  # fmt: skip
     add("--token", default=os.environ.get("PYFILEDROP_TOKEN"),
         help="owner token (default: the one remembered for this server, else new) [PYFILEDROP_TOKEN]")  # fmt: skip
     add("--password", default=os.environ.get("PYFILEDROP_PASSWORD"),
         help="the server's or the drop link's upload password [PYFILEDROP_PASSWORD]")  # fmt: skip
     add("--name", help="file name to store standard input under (default stdin)")
     add("--state", help="resume state file [PYFILEDROP_STATE] (default ~/.cache/pyfiledrop/uploads.json)")
-    add("--limit-rate", default="0", help="cap the speed, bytes/s with optional K/M/G suffix (default: none)")
+    add("--limit-rate", default="0", help="cap the speed in bytes per second, e.g. 500K or 20M (default: none)")
     add("--verify", action="store_true", help="also hash the file locally and compare with the server's sha256")
     add("--json", action="store_true", help="print one JSON object per file instead of 'URL  SHA256  NAME'")
     add("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -53,11 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_rate(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgKMG]?)(?:i?[bB](?:/s)?)?\s*", text)
-    if not match:
-        raise UsageError(f"--limit-rate {text!r} is not a rate such as 500K or 20M")
-    scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
-    return int(float(match.group(1)) * scale)
+    """Bytes per second, in the size syntax of every size flag (pyfiledrop.units): 500K, 20M, 20MiB/s, 1000000."""
+    from pyfiledrop.units import parse_size
+
+    try:
+        return parse_size(text.strip().removesuffix("/s"))
+    except ValueError:
+        raise UsageError(f"--limit-rate {text!r} is not a rate such as 500K or 20M (bytes per second)") from None
+
+
+def _duration(flag: str, text: object) -> float:
+    from pyfiledrop.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be a duration like 90s, 2m or a number of seconds, not {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--url is required (or set PYFILEDROP_URL), e.g. --url http://127.0.0.1:16273")
     if args.jobs < 1 or args.jobs > 64:
         raise UsageError("-j/--jobs must be between 1 and 64")
+    args.timeout = _duration("--timeout", args.timeout)
     if args.retries < 0 or args.timeout <= 0:
         raise UsageError("--retries must be >= 0 and --timeout > 0")
     if args.files.count("-") > 1:

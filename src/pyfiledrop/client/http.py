@@ -22,13 +22,20 @@ RETRYABLE_STATUSES = frozenset({408, 423, 425, 429, 500, 502, 503, 504})
 
 
 class TransportError(Exception):
-    """The connection failed (refused, reset, timed out): retry."""
+    """The connection failed (refused, reset, timed out): retry — unless ``transient`` is False (a host name that
+    does not resolve stays so: retrying it for minutes only hides the typo)."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}" if message else f"HTTP {status}")
+    def __init__(self, status: int, message: str, url: str = "") -> None:
+        text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+        super().__init__(f"{url}: {text}" if url else text)
         self.status = status
+        self.url = url
 
     @property
     def retryable(self) -> bool:
@@ -81,6 +88,11 @@ class Connection:
         self.base = base
         self.timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
+        self._target = ""  # the path of the request under way, for messages
+
+    def url(self, path: str = "/") -> str:
+        """The absolute URL of ``path`` on this server: every error names the URL it tried."""
+        return f"{self.base.scheme}://{self.base.netloc}{path}"
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -103,6 +115,8 @@ class Connection:
         self, method: str, path: str, headers: Mapping[str, str], body: bytes | memoryview = b"",
         *, timeout: float | None = None,
     ) -> Response:  # fmt: skip
+        self._target = path
+
         def send(conn: http.client.HTTPConnection) -> None:
             self._start(conn, method, path, headers, len(body))
             if body:
@@ -115,6 +129,7 @@ class Connection:
         on_sent: Callable[[int], None], limiter: RateLimiter = UNLIMITED,
     ) -> Response:  # fmt: skip
         """The body is ``count`` bytes of ``file`` from ``offset``, sent with sendfile."""
+        self._target = path
 
         def send(conn: http.client.HTTPConnection) -> None:
             self._start(conn, method, path, headers, count)
@@ -135,7 +150,7 @@ class Connection:
     @staticmethod
     def _start(conn: http.client.HTTPConnection, method: str, path: str, headers: Mapping[str, str],
                length: int) -> None:  # fmt: skip
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        conn.putrequest(method, path, skip_accept_encoding=True)  # the URL in messages: see _exchange_once
         for name, value in headers.items():
             conn.putheader(name, value)
         conn.putheader("Content-Length", str(length))
@@ -173,9 +188,15 @@ class Connection:
             if answer.will_close:
                 self.close()
             return response
+        except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a label too long or empty, refused by idna
+            self.close()
+            raise TransportError(
+                f"{self.url(self._target)}: cannot resolve host {self.base.hostname!r} ({_describe(exc)})",
+                transient=False,
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise TransportError(_describe(exc)) from exc
+            raise TransportError(f"{self.url(self._target)}: {_describe(exc)}") from exc
         finally:
             if self._conn is not None and self._conn.sock is not None:
                 self._conn.sock.settimeout(self.timeout)

@@ -30,6 +30,27 @@ class OffsetConflict(HttpError):
     """409: our idea of the offset was wrong; ask the server again."""
 
 
+class NotTusServer(HttpError):
+    """The answer did not come from a tus server (no Tus-Resumable header): a wrong URL or port, not worth a retry."""
+
+    def __init__(self, status: int, root: str) -> None:
+        Exception.__init__(self, f"{root} does not look like a pyfiledrop or tus server (HTTP {status})")
+        self.status = status
+        self.url = root
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class PasswordNeeded(HttpError):
+    """401 for want of the server's (or the drop link's) password."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Offset:
     offset: int
@@ -108,16 +129,27 @@ class TusClient:
         target = urlsplit(urljoin(self.session.base_url + "/", url))
         return target.path + (f"?{target.query}" if target.query else "")
 
-    def _check(self, response: Response, *ok: int) -> Response:
+    def _check(self, response: Response, *ok: int, tus: bool = True) -> Response:
+        """``response`` if its status is one of ``ok``, else the error, naming the URL it came from."""
         self.session.learn_token(response)
         if response.status in ok:
             return response
+        url = self.conn.url(self.conn._target)
+        if _foreign(response, tus):
+            raise NotTusServer(response.status, self.conn.url(self.session.base.path + "/"))
         message = _error_message(response)
+        if response.status == 401 and "password" in message.lower():
+            raise PasswordNeeded(response.status, self._password_hint(message), url)
         if response.status in (404, 410):
-            raise UploadGone(response.status, message)
+            raise UploadGone(response.status, message, url)
         if response.status == 409:
-            raise OffsetConflict(response.status, message)
-        raise HttpError(response.status, message)
+            raise OffsetConflict(response.status, message, url)
+        raise HttpError(response.status, message, url)
+
+    def _password_hint(self, message: str) -> str:
+        if PASSWORD_HEADER in self.session.headers:
+            return "the password given with --password (or PYFILEDROP_PASSWORD) is wrong"
+        return "this server needs a password: give it with --password (or set PYFILEDROP_PASSWORD)"
 
     # -- tus ----------------------------------------------------------------------------------------------------
 
@@ -190,7 +222,7 @@ class TusClient:
         path = f"{self.session.base.path}/api/uploads/{upload_id}"
         headers = self._headers({"Accept": "application/json"})
         del headers["Tus-Resumable"]
-        response = self._check(self.conn.request("GET", path, headers), 200)
+        response = self._check(self.conn.request("GET", path, headers), 200, tus=False)
         data: dict[str, Any] = json.loads(response.body)
         return data
 
@@ -202,8 +234,24 @@ def _new_offset(response: Response) -> int:
     return int(offset)
 
 
+_TRANSIENT_GATEWAY = frozenset({502, 503, 504})  # a proxy in front of a server that is restarting: retry
+
+
+def _foreign(response: Response, tus: bool) -> bool:
+    """Whether an error answer came from something other than pyfiledrop or a tus server: tus servers put
+    Tus-Resumable on every answer but OPTIONS's, pyfiledrop's API answers in JSON."""
+    if response.status in _TRANSIENT_GATEWAY or response.status == 429:
+        return False
+    if tus:
+        return "tus-resumable" not in response.headers
+    return "json" not in (response.header("content-type") or "")
+
+
 def _error_message(response: Response) -> str:
     text = response.text()
+    if "html" in (response.header("content-type") or "") or text[:15].lower().startswith(("<!doctype", "<html")):
+        title = re.search(r"<title>([^<]{1,120})</title>", text, re.IGNORECASE)
+        return title.group(1).strip() if title else "an HTML page"  # never the whole page
     if text.startswith("{"):
         try:
             data = json.loads(text)

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+from urllib.parse import urljoin
 
 from pyfiledrop.client.http import HttpError, RateLimiter, TransportError, file_identity
 from pyfiledrop.client.progress import Progress
 from pyfiledrop.client.state import StateStore, entry_key
 from pyfiledrop.client.tus import OffsetConflict, Session, TusClient, UploadGone
+from pyfiledrop.units import format_size
 
 T = TypeVar("T")
 
@@ -77,8 +79,8 @@ class Result:
         }  # fmt: skip
 
     def summary(self) -> str:
-        rate = self.sent_bytes / max(self.seconds, 1e-6) / (1 << 20)
-        text = f"{self.name}: {_size(self.size)} in {self.seconds:.2f} s ({rate:.0f} MiB/s sent"
+        rate = self.sent_bytes / max(self.seconds, 1e-6)
+        text = f"{self.name}: {_size(self.size)} in {self.seconds:.2f} s ({_size(round(rate))}/s sent"
         if self.streams > 1:
             text += f", {self.streams} streams"
         if self.resumed_from:
@@ -143,7 +145,9 @@ class Retrier:
 
 
 def retryable(exc: Exception) -> bool:
-    if isinstance(exc, TransportError | OffsetConflict):
+    if isinstance(exc, TransportError):
+        return exc.transient
+    if isinstance(exc, OffsetConflict):
         return True
     return isinstance(exc, HttpError) and not isinstance(exc, UploadGone) and exc.retryable
 
@@ -192,7 +196,8 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
         if local is not None and local != info["sha256"]:
             raise UploadFailed(f"the server's sha256 {info['sha256']} is not the file's {local}")
         options.state.remove(key)
-        return Result(name, size, final_url, str(info["download_url"]), str(info["sha256"]), stats.sent,
+        return Result(name, size, _absolute(session, final_url), _absolute(session, info["download_url"]),
+                      str(info["sha256"]), stats.sent,
                       resumed_from, time.monotonic() - started, max(len(parts), 1), local)  # fmt: skip
     finally:
         progress.close()
@@ -455,7 +460,8 @@ def upload_stream(stream: BinaryIO, options: Options, session: Session, cancel: 
         local = hasher.hexdigest()
         if info["sha256"] != local:
             raise UploadFailed(f"the server's sha256 {info['sha256']} is not that of the bytes sent ({local})")
-        return Result(name, offset, url, str(info["download_url"]), local, stats.sent, 0,
+        return Result(name, offset, _absolute(session, url), _absolute(session, info["download_url"]), local,
+                      stats.sent, 0,
                       time.monotonic() - started, 1, local)  # fmt: skip
     finally:
         hashing.shutdown(wait=False)
@@ -503,10 +509,13 @@ def _send_block(client: TusClient, retrier: Retrier, url: str, block: bytes, sta
             position = got.offset
 
 
+def _absolute(session: Session, url: object) -> str:
+    """A link as the server gave it (a path, or absolute behind --public-url), made absolute: printed and --json
+    URLs work as they are, anywhere."""
+    if not isinstance(url, str) or not url:
+        return str(url)
+    return urljoin(session.base_url + "/", url)
+
+
 def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
+    return format_size(count)

@@ -92,8 +92,8 @@ class Lifecycle:
         meta = self.service.meta
         doomed = [*await meta.stale(now - self.stale_after), *await meta.expired(now)]
         for upload in doomed:
-            log.info("dropping %s %s (%r)", upload.state, upload.id, upload.filename)
-            await self.service.terminate(upload.id)
+            # Unfinished and idle for --stale-after (a tus upload given up on, a PUT whose client left): abandoned.
+            await self.service.terminate(upload.id, "expired" if upload.is_complete else "abandoned")
         return len(doomed)
 
     async def verify(self) -> list[BlobCheck]:

@@ -19,6 +19,7 @@ from pyfiledrop.domain.ids import UploadId, new_upload_id
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.domain.names import display_name
 from pyfiledrop.domain.ranges import RangeSet
+from pyfiledrop.engine import events
 from pyfiledrop.engine.activity import Activity, Untracked
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
 from pyfiledrop.engine.leases import Leases, RangeLocks
@@ -161,7 +162,9 @@ class UploadService:
         stored = await self.meta.insert(upload)
         if stored.id != upload.id:  # a parallel first chunk created it first
             await self.storage.discard(upload.id)
-        elif upload.size == 0:
+            return stored
+        events.upload("created", stored)
+        if upload.size == 0:
             stored = await self._complete(stored)
         return stored
 
@@ -221,8 +224,7 @@ class UploadService:
         deduplicated = done.blob_key != blob.key
         if deduplicated:
             await self.storage.delete_blob(blob)
-        log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
-                 " (deduplicated)" if deduplicated else "")  # fmt: skip
+        events.completed(done, deduplicated=deduplicated)
         return done
 
     def _check_room(self) -> None:
@@ -503,8 +505,7 @@ class UploadService:
         if done is None:
             blob = await self.storage.finalize(upload.id, upload.filename, size)
             done = await self.meta.complete(upload.id, sha256, blob, expires_at)
-        log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
-                 " (deduplicated)" if same else "")  # fmt: skip
+        events.completed(done, deduplicated=same is not None)
         return done
 
     async def _existing_blob(self, sha256: str, size: int) -> BlobRef | None:
@@ -539,9 +540,11 @@ class UploadService:
             raise UploadGone(upload_id)
         return upload
 
-    async def terminate(self, upload_id: UploadId) -> None:
+    async def terminate(self, upload_id: UploadId, why: str | None = None) -> None:
+        """Delete an upload; ``why`` names the event logged (default: cancelled when unfinished, else deleted)."""
         upload = await self.status(upload_id)
         await self._drop(upload)
+        events.upload(why or ("deleted" if upload.is_complete else "cancelled"), upload, received=upload.offset)
 
     async def abandon(self, upload_id: UploadId) -> None:
         """Undo an upload made by a request that then failed, when that request was its only way in (a PUT, a

@@ -8,6 +8,7 @@ import functools
 from pyfiledrop.domain.checksum import ALGORITHMS, parse_checksum_header
 from pyfiledrop.domain.ids import UploadId, parse_upload_id
 from pyfiledrop.domain.model import ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.engine import events
 from pyfiledrop.engine.service import Chunk, NewUpload
 from pyfiledrop.errors import (
     BadRequest,
@@ -171,8 +172,13 @@ def _has_body(request: Request) -> bool:
     return (request.content_length or 0) > 0 or request.header("transfer-encoding") is not None
 
 
+_RESUMES = events.Throttle()
+
+
 async def head(ctx: Context, request: Request, raw_id: str) -> Response:
     upload = await ctx.service.status(parse_upload_id(raw_id))
+    if upload.offset and upload.state is UploadState.RECEIVING and _RESUMES.first_in_a_while(upload.id):
+        events.upload("resumed", upload, offset=upload.offset)  # a client asks where to go on from: it resumes
     headers = [("cache-control", "no-store"), *_offset_headers(ctx, upload)]
     if upload.size is None:
         headers.append(("upload-defer-length", "1"))

@@ -13,14 +13,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyfiledrop import passwords
 from pyfiledrop.config import Settings
+from pyfiledrop.engine import events
 from pyfiledrop.engine.service import Allowance
 from pyfiledrop.errors import DropNotFound, PasswordRequired, PyfiledropError, WrongPassword
+from pyfiledrop.logs import safe_path
 from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, Drop, DropStore
 from pyfiledrop.web.auth import Authenticator, Identity
 from pyfiledrop.web.guard import RateLimiter, client_address
@@ -78,6 +81,7 @@ class Access:
         token = drop_token or request.header(DROP_HEADER)
         if token:
             drop = await self.drops.resolve(token)
+            events.name_drop(drop.owner, drop.label)
             if drop.password_hash is not None:
                 await self.check_password(request, drop.password_hash, "this drop link needs its password")
             return Uploader(Identity(None), drop.owner, drop_allowance(drop), count)
@@ -133,6 +137,7 @@ class Access:
             self._checked.move_to_end(key)
             return
         if not await asyncio.to_thread(passwords.verify_password, stored_hash, candidate):
+            events.emit("password.wrong", logging.WARNING, client=client, path=safe_path(request.path, ""))
             self._failures.take(client)
             raise WrongPassword()
         self._checked[key] = None

@@ -41,13 +41,18 @@ def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identi
     return data
 
 
+def _mib(size: int) -> int | float:
+    whole, rest = divmod(size, 1 << 20)
+    return whole if not rest else round(size / (1 << 20), 3)
+
+
 async def config(ctx: Context, request: Request) -> Response:
     s = ctx.settings
     return json_response(
         {
             "version": __version__,
             "chunk_size": s.chunk_size,
-            "max_size_mib": s.max_size,
+            "max_size_mib": _mib(s.max_size_bytes),  # Dropzone's maxFilesize unit
             "max_size_bytes": s.max_size_bytes,
             "timeout_ms": s.timeout,
             "parallel_chunks": not s.disable_parallel_chunks,

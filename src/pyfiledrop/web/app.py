@@ -28,6 +28,7 @@ from pyfiledrop.web import api, downloads, drops, openapi, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
+from pyfiledrop.web.cors import Cors
 from pyfiledrop.web.errors import Style, refusal, render, style_for
 from pyfiledrop.web.guard import check_csrf
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
@@ -68,6 +69,7 @@ class App:
         self._sweeper: asyncio.Task[None] | None = None
         self._intake: intake.Intake | None = None
         self.awake = Tracker(settings.keep_awake, settings.awake_grace, settings.keep_screen_on)
+        self.cors = Cors(settings.cors_origins, settings.public_url)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -166,8 +168,9 @@ class App:
         request.behind_proxy = self.settings.behind_proxy
         request.idle_timeout = self.settings.timeout / 1000  # --timeout, also for small JSON bodies
         style = style_for(request.path)
-        extra = tus.cors_headers(request) if style is Style.TUS else []
+        extra = self.cors.headers(request) if Cors.applies(request) else []
         try:
+            self.cors.check(request)
             check_csrf(request, self.settings.public_url)
             response = await self._route(self.ctx, request, send)
         except ConnectionError:  # send() found the client gone (ASGI: an OSError): no one to answer; the server logs it
@@ -179,18 +182,18 @@ class App:
         if response is None:
             return  # streamed by the handler
         if style is Style.TUS:
-            response.headers += [("tus-resumable", TUS_VERSION), *extra]
+            response.headers.append(("tus-resumable", TUS_VERSION))
             if response.status == 412:
                 response.header("tus-version", TUS_VERSION)
-        response.headers += _COMMON_HEADERS
+        response.headers += [*extra, *_COMMON_HEADERS]
         await response.send(send, head=request.method == "HEAD")
 
     async def _route(self, ctx: Context, request: Request, send: Send) -> Response | None:
         method = request.headers.get("x-http-method-override", request.method).upper()
         parts = request.path.strip("/").split("/") if request.path.strip("/") else []
         match method, parts:
-            case "OPTIONS", ["files"] | ["files", _]:
-                return await tus.options(ctx, request)
+            case "OPTIONS", _:
+                return await self._options(ctx, request, parts)
             case _, ["files", *_] if method != "GET":
                 tus.check_version(request)
                 return await self._tus(ctx, request, method, parts)
@@ -214,6 +217,15 @@ class App:
                 return self._static("favicon.svg", cache=True)
             case "GET" | "HEAD", ["static", name]:
                 return self._static(name, cache=False)
+        return text_response("not found\n", 404)
+
+    async def _options(self, ctx: Context, request: Request, parts: list[str]) -> Response:
+        """tus's OPTIONS on /files/; a CORS preflight like it everywhere else (Dropzone's POST /upload, the API, a
+        PUT), so that a page on another origin calls them all alike."""
+        if parts[:1] == ["files"] and len(parts) <= 2:
+            return await tus.options(ctx, request)
+        if Cors.applies(request):
+            return self.cors.preflight(request)
         return text_response("not found\n", 404)
 
     async def _tus(self, ctx: Context, request: Request, method: str, parts: list[str]) -> Response:

@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from pyfiledrop import passwords
-from pyfiledrop.errors import BadRequest, Forbidden
+from pyfiledrop.engine import events
+from pyfiledrop.errors import BadRequest, Forbidden, PyfiledropError
 from pyfiledrop.meta.drops import Drop, NewDrop
 from pyfiledrop.web.access import DROP_HEADER
 from pyfiledrop.web.context import Context
@@ -85,6 +86,9 @@ async def create(ctx: Context, request: Request) -> Response:
         expires_at=time.time() + expires_in if expires_in is not None else None,
     )
     drop, token = await ctx.access.drops.create(new)
+    events.name_drop(drop.owner, drop.label)
+    events.emit("drop.created", id=drop.id, label=drop.label, password=drop.password_hash is not None,
+                max_bytes=drop.max_bytes, max_files=drop.max_files, expires_at=drop.expires_at)  # fmt: skip
     data = await drop_json(ctx, drop)
     data["token"] = token  # shown once: only its hash is stored
     data["url"] = f"{ctx.base_url(request)}/d/{token}"
@@ -117,4 +121,13 @@ async def list_drops(ctx: Context, request: Request) -> Response:
 async def revoke(ctx: Context, request: Request, drop_id: str) -> Response:
     _require_admin(ctx, request)
     await ctx.access.drops.revoke(drop_id)
+    label = await _label(ctx, drop_id)
+    events.emit("drop.revoked", id=drop_id, label=label)
     return no_content(204)
+
+
+async def _label(ctx: Context, drop_id: str) -> str | None:
+    try:
+        return (await ctx.access.drops.get(drop_id)).label
+    except PyfiledropError:
+        return None
