@@ -221,9 +221,9 @@ def _seconds_or_zero(flag: str, value: Any) -> float:
     try:
         seconds = units.parse_duration(value)
     except ValueError:
-        raise ConfigError(f"{flag} must be {_DURATION_EXAMPLES} or a number of seconds, not {value!r}") from None
+        seconds = -1.0
     if not 0 <= seconds < float("inf"):
-        raise ConfigError(f"{flag} must be 0 seconds or more, not {value!r}")
+        raise ConfigError(f"{flag} must be a number of seconds, 0 or more (or {_DURATION_EXAMPLES}), not {value!r}")
     return seconds
 
 

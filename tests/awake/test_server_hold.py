@@ -106,7 +106,7 @@ def test_always_holds_from_start_up_and_a_sigterm_releases_it(
     assert "always" in buses.events()[0]["why"]
     status = stats(server)
     assert (status["mode"], status["held"], status["method"]) == ("always", True, "logind")
-    assert "Keep awake:       always" in server.log()
+    assert "Keep awake  always" in server.log()
     assert server.process is not None
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(15) == 0

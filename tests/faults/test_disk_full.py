@@ -75,7 +75,7 @@ def test_disk_full_mid_upload_is_507_and_resumes_after_space_is_freed(
 def test_upload_larger_than_the_free_space_is_refused_at_creation(
     make_server: type[ServerProcess], small_disk: Path
 ) -> None:
-    server = make_server(small_disk / "storage").start()
+    server = make_server(small_disk / "storage", ["--min-free", "0"]).start()
     refused = httpx.post(f"{server.url}/files/", headers={**TUS, "upload-length": str(100 * 2**20)})
     assert refused.status_code == 507
     assert "do not fit" in refused.text
@@ -111,7 +111,7 @@ def test_a_disk_filled_by_uploads_is_freed_through_the_api_and_the_upload_resume
     """The server alone fills its disk. The bytes it did not record are given back at once (not left allocated in
     the partial file), the database keeps enough room to record a DELETE, deleting frees the space, and the
     interrupted upload resumes from its offset to the right sha256."""
-    server = make_server(disk_64m / "storage").start()
+    server = make_server(disk_64m / "storage", ["--min-free", "0"]).start()
     owner = {"x-pyfiledrop-token": httpx.get(f"{server.url}/api/session").json()["token"]}
     finished_id, location, data = _fill_with_one_upload(server, owner)
     offset = int(httpx.head(location, headers=TUS).headers["upload-offset"])
@@ -143,7 +143,7 @@ def test_a_disk_filled_by_uploads_is_freed_through_the_api_and_the_upload_resume
 def test_the_interrupted_upload_itself_can_be_terminated_on_a_full_disk(
     make_server: type[ServerProcess], disk_64m: Path
 ) -> None:
-    server = make_server(disk_64m / "storage").start()
+    server = make_server(disk_64m / "storage", ["--min-free", "0"]).start()
     owner = {"x-pyfiledrop-token": httpx.get(f"{server.url}/api/session").json()["token"]}
     _, location, _ = _fill_with_one_upload(server, owner)
     free_before = _free(disk_64m)
@@ -162,7 +162,7 @@ def test_a_disk_filled_by_another_program_still_records_a_delete(
 ) -> None:
     """Someone else's file takes the last byte (the server's writes did not): a DELETE is still recorded, thanks
     to the reserve the server keeps beside its database, and the space it frees takes uploads again."""
-    server = make_server(disk_64m / "storage").start()
+    server = make_server(disk_64m / "storage", ["--min-free", "0"]).start()
     owner = {"x-pyfiledrop-token": httpx.get(f"{server.url}/api/session").json()["token"]}
     kept = httpx.put(f"{server.url}/kept.bin", content=os.urandom(8 * 2**20),
                      headers={**owner, "accept": "application/json"}, timeout=60).json()["id"]  # fmt: skip

@@ -32,7 +32,7 @@ def test_every_upload_way_and_the_api_answer_a_preflight(
     shared_server: ServerProcess, path: str, method: str, headers: str
 ) -> None:
     answer = _preflight(shared_server.url + path, method, headers)
-    assert answer.status_code == 204
+    assert answer.status_code == (200 if path == "/files/" else 204)  # tus OPTIONS: 200, as the tus suite wants
     assert answer.headers["access-control-allow-origin"] == ORIGIN
     assert method in answer.headers["access-control-allow-methods"]
     allowed = {h.strip().lower() for h in answer.headers["access-control-allow-headers"].split(",")}

@@ -551,12 +551,15 @@ class UploadService:
         whole Dropzone form): nobody was told its id, so neither its bytes nor its record may stay behind for
         --stale-after to find."""
         try:
-            await self._drop(await self.meta.get(upload_id))
+            upload = await self.meta.get(upload_id)
+            await self._drop(upload)
             await self.meta.purge(upload_id)
         except UploadNotFound:
             return
         except (OSError, PyfiledropError) as exc:  # the request's own failure is what its client hears of
             log.warning("could not remove the abandoned upload %s: %s", upload_id, exc)
+            return
+        events.upload("abandoned", upload, received=upload.offset)
 
     async def _drop(self, upload: Upload) -> None:
         """The record first, then the bytes: a crash in between leaves an orphan file, found at start-up."""
