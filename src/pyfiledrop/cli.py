@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import NoReturn
+from urllib.parse import quote
 
 from pyfiledrop import __version__, config
 from pyfiledrop.config import Settings
@@ -255,6 +256,8 @@ def banner(settings: Settings, admin_token: str) -> str:
     else:
         host = f"[{s.host}]" if ":" in s.host else s.host
         urls = [f"{scheme}://{host}:{s.port}/"]
+    if s.public_url:  # where people reach it (behind a proxy): the address to open, and the admin link's
+        urls.insert(0, s.public_url.rstrip("/") + "/")
     from pyfiledrop.storage import intake
     from pyfiledrop.storage.local import LocalStorage
     from pyfiledrop.web.app import tus_extensions
@@ -279,7 +282,7 @@ def banner(settings: Settings, admin_token: str) -> str:
         "Open:",
         *(f"  {url}" for url in urls),
         "",
-        f"Admin: {urls[0]}?admin={admin_token}",
+        f"Admin: {urls[0]}?admin={quote(admin_token, safe='')}",
         f"Admin token: {admin_token}",
     ]
     return "\n".join(lines)

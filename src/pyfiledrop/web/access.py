@@ -143,7 +143,7 @@ def drop_allowance(drop: Drop) -> Allowance:
 def _presented_password(request: Request) -> str | None:
     given = request.header(PASSWORD_HEADER)
     if given is not None:
-        return given
+        return _as_utf8(given)
     authorization = request.header("authorization") or ""
     if authorization[:6].lower() == "basic ":
         try:
@@ -152,3 +152,12 @@ def _presented_password(request: Request) -> str | None:
             return None
         return decoded.partition(":")[2]  # curl -u :PASSWORD (any user name)
     return None
+
+
+def _as_utf8(value: str) -> str:
+    """A header value (decoded as Latin-1 on arrival) read as the UTF-8 that curl and browsers send, as ``-u :pw``
+    and /api/login already read it; bytes that are not UTF-8 keep their Latin-1 reading."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
