@@ -102,11 +102,12 @@ def test_absurd_json_numbers_are_400(client: httpx.Client, owner: str, number: s
 def test_a_host_that_is_no_host_never_reaches_a_location_header(shared_server: ServerProcess) -> None:
     answer = rawhttp.exchange(
         shared_server.port,
-        b'PUT /h.txt HTTP/1.1\r\nHost: evil"<script>\x7f\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi',
+        b'PUT /h.txt HTTP/1.1\r\nHost: evil"<script>\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi',
     )
-    assert answer.status in (201, 400)
+    assert answer.status in (201, 400)  # 400: the HTTP server may refuse such a Host itself (RFC 9112 §3.2)
     for location in answer.header_lines(b"location"):
         assert location.startswith(b"http://localhost/download/")
+    assert b"<script>" not in answer.raw
 
 
 def test_only_an_origin_is_echoed_in_cors_headers(client: httpx.Client) -> None:

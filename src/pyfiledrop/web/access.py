@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 from collections import OrderedDict
@@ -21,7 +20,7 @@ from pyfiledrop.errors import DropNotFound, PasswordRequired, PyfiledropError, W
 from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, Drop, DropStore
 from pyfiledrop.web.auth import Authenticator, Identity
 from pyfiledrop.web.guard import RateLimiter, client_address
-from pyfiledrop.web.http import Request
+from pyfiledrop.web.http import Request, as_utf8
 
 PASS_COOKIE = "pyfiledrop_pass"  # noqa: S105 - a cookie name
 DROP_HEADER = "x-pyfiledrop-drop"
@@ -143,21 +142,12 @@ def drop_allowance(drop: Drop) -> Allowance:
 def _presented_password(request: Request) -> str | None:
     given = request.header(PASSWORD_HEADER)
     if given is not None:
-        return _as_utf8(given)
+        return as_utf8(given)  # as -u :pw and /api/login read it
     authorization = request.header("authorization") or ""
     if authorization[:6].lower() == "basic ":
         try:
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and text outside ASCII: no password at all
             return None
         return decoded.partition(":")[2]  # curl -u :PASSWORD (any user name)
     return None
-
-
-def _as_utf8(value: str) -> str:
-    """A header value (decoded as Latin-1 on arrival) read as the UTF-8 that curl and browsers send, as ``-u :pw``
-    and /api/login already read it; bytes that are not UTF-8 keep their Latin-1 reading."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value

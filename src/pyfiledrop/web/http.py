@@ -107,6 +107,15 @@ def is_host(value: str) -> bool:
     return _HOST.fullmatch(value) is not None
 
 
+def as_utf8(value: str) -> str:
+    """A header value (decoded as Latin-1 on arrival, so any bytes pass) read as the UTF-8 that curl and browsers
+    send for text outside ASCII; bytes that are not UTF-8 keep their Latin-1 reading."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
