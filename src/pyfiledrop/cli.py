@@ -199,9 +199,15 @@ def _set_up_logging() -> None:
 
 
 class _LineFormatter(logging.Formatter):
-    """Formats the time of a record once per second, not once per line (localtime + strftime, a line per upload)."""
+    """One record, one line: control characters a client may have put in a logged value (a path, a name) are
+    escaped, so no request can forge a log line; a traceback still follows on its own lines. Formats the time of a
+    record once per second, not once per line (localtime + strftime, a line per upload)."""
 
     _second: tuple[int, str] = (-1, "")  # one attribute: threads that log see a pair that belongs together
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        return line if line.isprintable() else "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in line)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None:
