@@ -33,3 +33,12 @@ def test_a_script_without_origin_and_a_token_header_with_origin_null_still_work(
                         headers={**token, "origin": "null"}).status_code == 200  # fmt: skip
     client.cookies.set("pyfiledrop_token", owner)
     assert client.delete(f"/api/uploads/{upload_id}").status_code == 204  # cookie, no Origin: curl, not a page
+
+
+def test_a_method_override_is_checked_like_the_method_it_names(client: httpx.Client) -> None:
+    client.get("/api/session")
+    upload_id = client.put("/o.txt", content=b"x", headers={"accept": "application/json"}).json()["id"]
+    for origin in ("null", "https://evil.example"):
+        sneaky = client.get(f"/api/uploads/{upload_id}", headers={"x-http-method-override": "DELETE", "origin": origin})
+        assert sneaky.status_code == 403
+    assert client.get(f"/api/uploads/{upload_id}").json()["state"] == "complete"

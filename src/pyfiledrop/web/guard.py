@@ -23,7 +23,8 @@ def check_csrf(request: Request, public_url: str | None) -> None:
     Requests that carry their token in a header are not at risk (a browser never adds those by itself), nor
     are requests without the cookie. For the rest, the Origin (or Referer) must be this server.
     """
-    if request.method not in _STATE_CHANGING or COOKIE not in request.cookies:
+    override = (request.header("x-http-method-override") or "").upper()  # the method the router will act on
+    if (request.method not in _STATE_CHANGING and override not in _STATE_CHANGING) or COOKIE not in request.cookies:
         return
     if request.header(HEADER) or (request.header("authorization") or "").lower().startswith("bearer "):
         return
