@@ -187,7 +187,7 @@ class App:
         match method, parts:
             case "OPTIONS", ["files"] | ["files", _]:
                 return await tus.options(ctx, request)
-            case _, ["files", *_] if method != "GET":
+            case "POST" | "HEAD" | "PATCH" | "DELETE", ["files", *_]:  # other methods: 405 before the tus version
                 tus.check_version(request)
                 return await self._tus(ctx, request, method, parts)
             case "GET" | "HEAD", ["files", key] | ["download", key]:
