@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyfiledrop.domain.mediatype import FALLBACK, MAX_LENGTH, is_media_type, safe_media_type
+from pyfiledrop.domain.mediatype import FALLBACK, MAX_LENGTH, REFUSED, declared_type, is_media_type, safe_media_type
 
 
 @pytest.mark.parametrize(
@@ -43,3 +43,10 @@ def test_what_passes_is_printable_ascii_a_header_can_carry(value: str) -> None:
     assert served.isascii() and served.isprintable()
     assert "\r" not in served and "\n" not in served and "\x00" not in served
     served.encode("latin-1")
+
+
+def test_what_is_stored_of_a_declared_type() -> None:
+    assert declared_type("text/csv ") == "text/csv"
+    assert declared_type(None) == declared_type("") == declared_type(" ") == FALLBACK  # none declared
+    assert declared_type("text/html\r\n\r\n<script>") == REFUSED
+    assert safe_media_type(REFUSED) == FALLBACK

@@ -34,10 +34,10 @@ HOSTILE_TYPES = [
 
 
 def _metadata(**values: str) -> str:
-    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items())
+    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items() if value)
 
 
-def _tus_upload(server: ServerProcess, filetype: str, filename: str = "note") -> tuple[str, str]:
+def _tus_upload(server: ServerProcess, filetype: str, filename: str = "page.html") -> tuple[str, str]:
     """A finished tus upload (creation-with-upload) declaring ``filetype``: (id, owner token)."""
     headers = {**TUS, "upload-length": str(len(DATA)), "content-type": "application/offset+octet-stream",
                "upload-metadata": _metadata(filename=filename, filetype=filetype)}  # fmt: skip
@@ -76,10 +76,16 @@ def test_a_valid_filetype_is_kept(shared_server: ServerProcess, filetype: str) -
     _assert_one_safe_head(rawhttp.get(shared_server.port, f"/download/{upload_id}"), filetype.encode())
 
 
+def test_without_a_declared_type_the_extension_may_tell(shared_server: ServerProcess) -> None:
+    """A refused type is octet-stream whatever the name (page.html above); none declared: the name's extension."""
+    upload_id, _ = _tus_upload(shared_server, "", filename="notes.txt")
+    _assert_one_safe_head(rawhttp.get(shared_server.port, f"/download/{upload_id}"), b"text/plain")
+
+
 def _dropzone_form(part_type: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"note\"\r\n".encode()
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"page.html\"\r\n".encode()
         + b"Content-Type: " + part_type + b"\r\n\r\n" + DATA + f"\r\n--{boundary}--\r\n".encode()
     )  # fmt: skip
     return body, f"multipart/form-data; boundary={boundary}"
@@ -99,7 +105,7 @@ def test_a_dropzone_part_type_that_is_no_media_type_is_served_as_octet_stream(
 
 
 def test_a_put_content_type_outside_ascii_is_not_kept(shared_server: ServerProcess) -> None:
-    response = httpx.put(f"{shared_server.url}/note", content=DATA,
+    response = httpx.put(f"{shared_server.url}/page.html", content=DATA,
                          headers={"content-type": b"text/pl\xe9in", "accept": "application/json"})  # fmt: skip
     assert response.json()["content_type"] == "application/octet-stream"
     _assert_one_safe_head(rawhttp.get(shared_server.port, f"/download/{response.json()['id']}"))

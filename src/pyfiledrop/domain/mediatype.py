@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 FALLBACK = "application/octet-stream"
+REFUSED = ""  # stored for a declared type that was no media type
 MAX_LENGTH = 256  # RFC 6838 caps type and subtype names at 127 characters; parameters add little in practice
 
 # token = 1*tchar (RFC 9110 §5.6.2); quoted-string without obs-text (§5.6.4): a sender ought to send ASCII only,
@@ -29,3 +30,13 @@ def safe_media_type(value: str | None) -> str:
     """``value`` without surrounding blanks if it is a media type, else ``application/octet-stream``."""
     text = (value or "").strip(" \t")
     return text if is_media_type(text) else FALLBACK
+
+
+def declared_type(value: str | None) -> str:
+    """What is stored of the type a client declared: the type when it is a media type; ``application/octet-stream``
+    when none was declared (the download may then go by the file name's extension); ``REFUSED`` when one was declared
+    and is no media type — served as ``application/octet-stream``, never guessed from the name."""
+    text = (value or "").strip(" \t")
+    if not text:
+        return FALLBACK
+    return text if is_media_type(text) else REFUSED

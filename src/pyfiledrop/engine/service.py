@@ -16,7 +16,7 @@ from typing import cast
 
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
-from pyfiledrop.domain.mediatype import safe_media_type
+from pyfiledrop.domain.mediatype import declared_type
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.domain.names import display_name
 from pyfiledrop.domain.ranges import RangeSet
@@ -134,7 +134,7 @@ class UploadService:
         upload = Upload(
             id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=request.size,
             protocol=request.protocol, created_at=now, updated_at=now, alias=request.alias,
-            content_type=safe_media_type(request.content_type), metadata=dict(request.metadata),
+            content_type=declared_type(request.content_type), metadata=dict(request.metadata),
             concat=request.concat, parts=request.parts, expires_at=request.expires_at,
         )  # fmt: skip
         await self.storage.allocate(upload.id, upload.size)
@@ -176,7 +176,7 @@ class UploadService:
         upload = Upload(
             id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=size,
             protocol=request.protocol, created_at=now, updated_at=now,
-            content_type=safe_media_type(request.content_type), metadata=dict(request.metadata),
+            content_type=declared_type(request.content_type), metadata=dict(request.metadata),
             expires_at=request.expires_at, received=RangeSet().add(0, size),
         )  # fmt: skip
         stored = await self.storage.store_whole(upload.id, upload.filename, data, run, lend)

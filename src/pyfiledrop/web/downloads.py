@@ -89,12 +89,9 @@ async def _send_body(ctx: Context, send: Send, upload: Upload, start: int, end: 
 
 def _headers(upload: Upload) -> Headers:
     sha256 = upload.sha256 or ""
-    content_type = safe_media_type(upload.content_type)  # checked again: records from before the check at intake
-    if content_type == FALLBACK:
-        content_type = mimetypes.guess_type(upload.filename)[0] or content_type
     headers: Headers = [
         ("etag", f'"{sha256}"'),
-        ("content-type", content_type),
+        ("content-type", served_type(upload)),
         ("content-disposition", content_disposition(upload.filename)),
         ("accept-ranges", "bytes"),
         ("cache-control", "private, no-cache"),
@@ -104,6 +101,14 @@ def _headers(upload: Upload) -> Headers:
     if sha256:
         headers.append(("repr-digest", f"sha-256=:{base64.b64encode(bytes.fromhex(sha256)).decode()}:"))
     return headers
+
+
+def served_type(upload: Upload) -> str:
+    """The declared type when it is a media type (checked again: records from before the check at intake); none
+    declared: the file name's extension may tell; a declared type that is no media type: octet-stream."""
+    if upload.content_type == FALLBACK:
+        return mimetypes.guess_type(upload.filename)[0] or FALLBACK
+    return safe_media_type(upload.content_type)
 
 
 def content_disposition(filename: str) -> str:
