@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
+from urllib.parse import quote
 
 from pyfiledrop import __version__, config, listen, logs
 from pyfiledrop.config import Settings
@@ -275,7 +276,15 @@ def banner(settings: Settings, admin_token: str) -> str:
         lines.append(f"  {lead}  (public URL)")
     lines += [f"  {url}" + ("  (this machine only)" if "//127.0.0.1:" in url and len(urls) > 1 else "")
               for url in urls]  # fmt: skip
-    lines += ["", f"Admin:  {lead}?admin={admin_token}", "", "Settings:", *_settings_block(s), "", "Ctrl+C to stop."]
+    lines += [
+        "",
+        f"Admin:  {lead}?admin={quote(admin_token, safe='')}",
+        "",
+        "Settings:",
+        *_settings_block(s),
+        "",
+        "Ctrl+C to stop.",
+    ]
     return "\n".join(lines)
 
 

@@ -22,7 +22,9 @@ Tree::
     ├── QuotaExceeded
     │   └── TooManyFiles
     ├── DropNotFound / DropClosed   a drop link that is unknown / revoked or expired
-    └── DownloadsDisabled
+    ├── DownloadsDisabled
+    ├── MethodNotAllowed      a known path, not this method
+    └── PreconditionFailed    If-Match / If-None-Match refused the request
 """
 
 from __future__ import annotations
@@ -191,6 +193,18 @@ class VersionMismatch(PyfiledropError):
 
 class UnsupportedMediaType(PyfiledropError):
     code = "ERR_INVALID_CONTENT_TYPE"
+
+
+class MethodNotAllowed(PyfiledropError):
+    code = "ERR_METHOD_NOT_ALLOWED"
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{method[:20]} is not allowed here; this path answers {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+class PreconditionFailed(PyfiledropError):
+    code = "ERR_PRECONDITION_FAILED"
 
 
 class RangeNotSatisfiable(PyfiledropError):

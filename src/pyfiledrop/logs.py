@@ -78,7 +78,7 @@ class TextFormatter(logging.Formatter):
         self.clock = _Clock("%Y-%m-%d %H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{self.clock.text(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{self.clock.text(record.created)} {record.levelname} {record.name}: {_one_line(record.getMessage())}"
         fields = getattr(record, "fields", None)
         if fields:
             line += " " + " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
@@ -106,6 +106,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return scrub(json.dumps(data, ensure_ascii=False, default=str))
+
+
+def _one_line(message: str) -> str:
+    """Control characters a client put in a logged value (a path, a name) are escaped: no request forges a line."""
+    return message if message.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def _text_value(value: object) -> str:

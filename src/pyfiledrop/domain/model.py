@@ -68,6 +68,10 @@ class Upload:
     def all_bytes_received(self) -> bool:
         return self.size is not None and self.received.is_complete(self.size)
 
+    def expired(self, now: float) -> bool:
+        """Whether its expiry has come: from ``expires_at`` on, no read sees it (the sweep only frees the bytes)."""
+        return self.expires_at is not None and now >= self.expires_at
+
     @property
     def blob(self) -> BlobRef | None:
         if self.blob_key is None or self.size is None:

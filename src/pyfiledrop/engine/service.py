@@ -16,6 +16,7 @@ from typing import cast
 
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
+from pyfiledrop.domain.mediatype import declared_type
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.domain.names import display_name
 from pyfiledrop.domain.ranges import RangeSet
@@ -155,8 +156,8 @@ class UploadService:
         upload = Upload(
             id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=request.size,
             protocol=request.protocol, created_at=now, updated_at=now, alias=request.alias,
-            content_type=request.content_type, metadata=dict(request.metadata), concat=request.concat,
-            parts=request.parts, expires_at=request.expires_at,
+            content_type=declared_type(request.content_type), metadata=dict(request.metadata),
+            concat=request.concat, parts=request.parts, expires_at=request.expires_at,
         )  # fmt: skip
         await self.storage.allocate(upload.id, upload.size)
         stored = await self.meta.insert(upload)
@@ -209,8 +210,9 @@ class UploadService:
         now = time.time()
         upload = Upload(
             id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=size,
-            protocol=request.protocol, created_at=now, updated_at=now, content_type=request.content_type,
-            metadata=dict(request.metadata), expires_at=request.expires_at, received=RangeSet().add(0, size),
+            protocol=request.protocol, created_at=now, updated_at=now,
+            content_type=declared_type(request.content_type), metadata=dict(request.metadata),
+            expires_at=request.expires_at, received=RangeSet().add(0, size),
         )  # fmt: skip
         stored = await self.storage.store_whole(upload.id, upload.filename, data, run, lend)
         blob, sha256 = stored.blob, stored.sha256
@@ -535,6 +537,14 @@ class UploadService:
     # -- reading and removal ------------------------------------------------------------------------------------
 
     async def status(self, upload_id: UploadId) -> Upload:
+        """The upload, or UploadGone once it is terminated or its expiry has come (one clock: ``time.time``, as the
+        sweep's), so no read sees an expired file while it waits for the sweep to free its bytes."""
+        upload = await self._existing(upload_id)
+        if upload.expired(time.time()):
+            raise UploadGone(upload_id)
+        return upload
+
+    async def _existing(self, upload_id: UploadId) -> Upload:
         upload = await self.meta.get(upload_id)
         if upload.state is UploadState.TERMINATED:
             raise UploadGone(upload_id)
@@ -542,7 +552,7 @@ class UploadService:
 
     async def terminate(self, upload_id: UploadId, why: str | None = None) -> None:
         """Delete an upload; ``why`` names the event logged (default: cancelled when unfinished, else deleted)."""
-        upload = await self.status(upload_id)
+        upload = await self._existing(upload_id)  # also of an expired upload: how the sweep frees its bytes
         await self._drop(upload)
         events.upload(why or ("deleted" if upload.is_complete else "cancelled"), upload, received=upload.offset)
 

@@ -372,7 +372,7 @@ class SQLiteMetadataStore:
         return await self._select("WHERE state = 'receiving' AND updated_at < ?", [updated_before])
 
     async def expired(self, now: float) -> Sequence[Upload]:
-        return await self._select("WHERE state = 'complete' AND expires_at IS NOT NULL AND expires_at < ?", [now])
+        return await self._select("WHERE state = 'complete' AND expires_at IS NOT NULL AND expires_at <= ?", [now])
 
     async def purge(self, upload_id: UploadId) -> None:
         def _purge(db: sqlite3.Connection) -> None:

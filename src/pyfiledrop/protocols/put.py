@@ -11,7 +11,7 @@ from pyfiledrop.errors import PyfiledropError, TooLarge
 from pyfiledrop.web.api import upload_json
 from pyfiledrop.web.auth import token_headers
 from pyfiledrop.web.context import Context
-from pyfiledrop.web.http import Request, Response, json_response, text_response, timed_stream
+from pyfiledrop.web.http import Request, Response, as_utf8, json_response, text_response, timed_stream
 
 
 async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | None = None) -> Response:
@@ -20,7 +20,7 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
         raise TooLarge(ctx.settings.max_size_bytes, length)  # before a byte is stored
     uploader = await ctx.access.uploader(request, drop_token=drop_token)
     identity = uploader.identity
-    name = unquote(raw_name) or request.header("x-filename") or "upload"
+    name = unquote(raw_name) or as_utf8(request.header("x-filename") or "") or "upload"
     new = NewUpload(
         filename=name,
         owner=uploader.owner,

@@ -4,6 +4,7 @@ expiration and concatenation. One small handler per verb; the engine does the wo
 from __future__ import annotations
 
 import functools
+import re
 
 from pyfiledrop.domain.checksum import ALGORITHMS, parse_checksum_header
 from pyfiledrop.domain.ids import UploadId, parse_upload_id
@@ -35,6 +36,7 @@ from pyfiledrop.web.http import Headers, Request, Response, no_content, timed_st
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 PARALLEL_WRITE_HEADER = "x-pyfiledrop-parallel-write"
+_ORIGIN = re.compile(r"null|[A-Za-z][A-Za-z0-9+.\-]*://[A-Za-z0-9\-._~%!$&'()*+,;=\[\]:]{1,260}")  # RFC 6454 §7
 CORS_ALLOW_HEADERS = (
     "Authorization, Origin, X-Requested-With, X-Request-ID, X-HTTP-Method-Override, Content-Type, Upload-Length, "
     "Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum, "
@@ -49,8 +51,8 @@ CORS_EXPOSE_HEADERS = (
 
 def cors_headers(request: Request) -> Headers:
     origin = request.header("origin")
-    if origin is None:
-        return []
+    if origin is None or not _ORIGIN.fullmatch(origin):
+        return []  # only an origin is echoed back, never whatever else a client put in the header
     return [
         ("access-control-allow-origin", origin),
         ("vary", "Origin"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import hmac
 import logging
@@ -27,7 +26,7 @@ from pyfiledrop.logs import safe_path
 from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, Drop, DropStore
 from pyfiledrop.web.auth import Authenticator, Identity
 from pyfiledrop.web.guard import RateLimiter, client_address
-from pyfiledrop.web.http import Request
+from pyfiledrop.web.http import Request, as_utf8
 
 PASS_COOKIE = "pyfiledrop_pass"  # noqa: S105 - a cookie name
 DROP_HEADER = "x-pyfiledrop-drop"
@@ -167,12 +166,12 @@ def drop_allowance(drop: Drop) -> Allowance:
 def _presented_password(request: Request) -> str | None:
     given = request.header(PASSWORD_HEADER)
     if given is not None:
-        return given
+        return as_utf8(given)  # as -u :pw and /api/login read it
     authorization = request.header("authorization") or ""
     if authorization[:6].lower() == "basic ":
         try:
             decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and text outside ASCII: no password at all
             return None
         return decoded.partition(":")[2]  # curl -u :PASSWORD (any user name)
     return None

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from pyfiledrop import __version__
 from pyfiledrop.domain.ids import parse_upload_id
+from pyfiledrop.domain.mediatype import safe_media_type
 from pyfiledrop.domain.model import Upload, UploadState
 from pyfiledrop.errors import BadRequest, Forbidden
 from pyfiledrop.web.auth import COOKIE, Identity, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
+
+_LONGEST = 1000 * 365.25 * 24 * 3600  # an expiry further away than this is not a time, it is "never" (null)
 
 
 def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identity) -> dict[str, Any]:
@@ -26,7 +30,7 @@ def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identi
         "state": upload.state.value,
         "complete": complete,
         "sha256": upload.sha256 or None,
-        "content_type": upload.content_type,
+        "content_type": safe_media_type(upload.content_type),
         "protocol": upload.protocol.value,
         "created_at": upload.created_at,
         "updated_at": upload.updated_at,
@@ -98,7 +102,10 @@ async def list_uploads(ctx: Context, request: Request) -> Response:
     everyone = identity.admin and request.query.get("all", "") in ("1", "true")
     owner = None if everyone else identity.require_owner()
     uploads = await ctx.service.meta.list(owner)
-    items = [upload_json(ctx, request, u, identity) for u in uploads if u.concat.value != "partial"]
+    now = time.time()  # an expired upload is gone from the list at once, not when the sweep frees its bytes
+    items = [
+        upload_json(ctx, request, u, identity) for u in uploads if u.concat.value != "partial" and not u.expired(now)
+    ]
     return json_response({"uploads": items})
 
 
@@ -156,13 +163,33 @@ def _requested_expiry(body: dict[str, Any]) -> float | None:
         value = body["expires_in"]
         if value is None:
             return None
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise BadRequest("expires_in must be a positive number of seconds or null")
-        return time.time() + float(value)
+        return time.time() + seconds_from_now(value, "expires_in must be a positive number of seconds or null")
     value = body["expires_at"]
-    if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= time.time()):
-        raise BadRequest("expires_at must be a unix time in the future or null")
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    message = "expires_at must be a unix time in the future or null"
+    return time.time() + seconds_from_now(_number(value, message) - time.time(), message)
+
+
+def seconds_from_now(value: Any, message: str) -> float:
+    """A positive, finite number of seconds up to a thousand years (BadRequest with ``message`` otherwise): JSON's
+    1e400 is infinity and 10**400 no float at all, neither a time to store or to send back as JSON."""
+    seconds = _number(value, message)
+    if not 0 < seconds <= _LONGEST:
+        raise BadRequest(message)
+    return seconds
+
+
+def _number(value: Any, message: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(message)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise BadRequest(message) from None
+    if not math.isfinite(number):
+        raise BadRequest(message)
+    return number
 
 
 async def admin_verify(ctx: Context, request: Request) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -24,9 +25,10 @@ from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.storage.reserve import SpaceReserve
-from pyfiledrop.web import api, downloads, drops, openapi, shares
+from pyfiledrop.web import api, downloads, drops, openapi, routing, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
+from pyfiledrop.web.conditional import not_modified
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.cors import Cors
 from pyfiledrop.web.errors import Style, refusal, render, style_for
@@ -194,7 +196,7 @@ class App:
         match method, parts:
             case "OPTIONS", _:
                 return await self._options(ctx, request, parts)
-            case _, ["files", *_] if method != "GET":
+            case "POST" | "HEAD" | "PATCH" | "DELETE", ["files", *_]:  # other methods: 405 before the tus version
                 tus.check_version(request)
                 return await self._tus(ctx, request, method, parts)
             case "GET" | "HEAD", ["files", key] | ["download", key]:
@@ -205,19 +207,19 @@ class App:
                 return None
             case "POST", ["upload"]:
                 return await dropzone.upload(ctx, request)
-            case "PUT", _:
+            case "PUT", _ if not routing.is_reserved(parts):
                 return await self._put(ctx, request, parts)
             case _, ["api", *rest]:
-                return await self._api(ctx, request, method, rest)
+                return await self._api(ctx, request, "GET" if method == "HEAD" else method, rest)
             case "GET" | "HEAD", []:
                 return self._page(request, "index.html")
             case "GET" | "HEAD", ["d", _]:
                 return self._page(request, "index.html", drop=True)
             case "GET" | "HEAD", ["favicon.ico"]:
-                return self._static("favicon.svg", cache=True)
+                return self._static(request, "favicon.svg", cache=True)
             case "GET" | "HEAD", ["static", name]:
-                return self._static(name, cache=False)
-        return text_response("not found\n", 404)
+                return self._static(request, name, cache=False)
+        return routing.unrouted(method, parts)
 
     async def _options(self, ctx: Context, request: Request, parts: list[str]) -> Response:
         """tus's OPTIONS on /files/; a CORS preflight like it everywhere else (Dropzone's POST /upload, the API, a
@@ -226,7 +228,7 @@ class App:
             return await tus.options(ctx, request)
         if Cors.applies(request):
             return self.cors.preflight(request)
-        return text_response("not found\n", 404)
+        return routing.unrouted("OPTIONS", parts)  # 204 with Allow on a known path, else 404
 
     async def _tus(self, ctx: Context, request: Request, method: str, parts: list[str]) -> Response:
         match method, parts:
@@ -240,7 +242,7 @@ class App:
                 return await tus.delete(ctx, request, key)
             case _, ["files", _, *_]:
                 return text_response("not found: an upload URL has no sub-paths\n", 404)
-        return text_response("method not allowed\n", 405, [("allow", "OPTIONS, POST, HEAD, PATCH, DELETE, GET")])
+        return routing.unrouted(method, parts)
 
     async def _api(self, ctx: Context, request: Request, method: str, rest: list[str]) -> Response:
         match method, rest:
@@ -264,7 +266,7 @@ class App:
                 return await api.admin_stats(ctx, request)
             case "GET", ["openapi.json"]:
                 return openapi.document()
-        return text_response("not found\n", 404)
+        return routing.unrouted(method, ["api", *rest])
 
     async def _put(self, ctx: Context, request: Request, parts: list[str]) -> Response:
         name = request.raw_path.rsplit("/", 1)[-1]  # raw: a %2F in the name stays in the name
@@ -285,7 +287,7 @@ class App:
                 return await drops.create(ctx, request)
             case "DELETE", [drop_id]:
                 return await drops.revoke(ctx, request, drop_id)
-        return text_response("not found\n", 404)
+        return routing.unrouted(method, ["api", "drops", *below])
 
     async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
         match method, below:
@@ -301,11 +303,10 @@ class App:
                 return await shares.create(ctx, request, key)
             case "GET", [key, "shares"]:
                 return await shares.list_shares(ctx, request, key)
-        return text_response("not found\n", 404)
+        return routing.unrouted(method, ["api", "uploads", *below])
 
     def _page(self, request: Request, name: str, *, drop: bool = False) -> Response:
-        response = self._static(name, cache=False)
-        response.headers += _PAGE_HEADERS
+        response = self._static(request, name, cache=False)
         if drop:
             return response  # a drop link's holder gets no owner token: they are to see nothing but the drop
         assert self.ctx is not None
@@ -313,18 +314,24 @@ class App:
         response.headers += token_headers(identity, request.scheme == "https")
         return response
 
-    def _static(self, name: str, *, cache: bool) -> Response:
+    def _static(self, request: Request, name: str, *, cache: bool) -> Response:
         if "/" in name or name.startswith("."):
             return text_response("not found\n", 404)
         resource = resources.files("pyfiledrop.web").joinpath("static", name)
         if not resource.is_file():
             return text_response("not found\n", 404)
+        body = resource.read_bytes()
         suffix = "." + name.rsplit(".", 1)[-1]
-        headers = [
-            ("content-type", _STATIC_TYPES.get(suffix, "application/octet-stream")),
+        validators = [
             ("cache-control", "public, max-age=86400" if cache else "no-cache"),
+            ("etag", f'"{hashlib.sha256(body).hexdigest()[:32]}"'),
         ]
-        return Response(200, headers, resource.read_bytes())
+        if not_modified(request, validators[1][1]):
+            return Response(304, validators)  # what a cache must update (RFC 9110 §15.4.5)
+        headers = [("content-type", _STATIC_TYPES.get(suffix, "application/octet-stream")), *validators]
+        if suffix == ".html":
+            headers += _PAGE_HEADERS  # a page is framed by nobody and runs only our scripts, whichever URL serves it
+        return Response(200, headers, body)
 
 
 def _keep_body_buffers_in_the_heap() -> None:

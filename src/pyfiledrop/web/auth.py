@@ -64,6 +64,8 @@ class Authenticator:
         return owner, f"{owner}.{self._sign(owner)}"
 
     def owner_of(self, token: str) -> str | None:
+        if not token.isascii():
+            return None  # the server issues ASCII only (and compare_digest takes no other str)
         owner, _, signature = token.partition(".")
         if owner and signature and hmac.compare_digest(signature, self._sign(owner)):
             return owner
@@ -74,12 +76,17 @@ class Authenticator:
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def identify(self, request: Request) -> Identity:
+        """Who sent the request. NotAuthorized (401) for a token header that no server could have issued (text
+        outside printable ASCII that is not the admin token either): a client's mistake, never a server error."""
         presented = _presented_tokens(request)
-        admin = any(hmac.compare_digest(t.encode(), self.admin_token.encode()) for t in presented)
+        admin_bytes = self.admin_token.encode()
+        admin = any(hmac.compare_digest(_sent_bytes(t), admin_bytes) for t in presented)
         for token in presented:
             owner = self.owner_of(token)
             if owner is not None:
                 return Identity(owner, admin)
+        if not admin and any(not _printable_ascii(t) for t in _header_tokens(request)):
+            raise NotAuthorized("the token sent is malformed: tokens are printable ASCII; ask for a new one")
         return Identity("admin" if admin else None, admin)
 
     def identify_or_issue(self, request: Request) -> Identity:
@@ -101,14 +108,32 @@ def token_headers(identity: Identity, secure: bool) -> list[tuple[str, str]]:
 
 
 def _presented_tokens(request: Request) -> list[str]:
+    cookie = request.cookies.get(COOKIE)
+    return [*_header_tokens(request), *([cookie.strip()] if cookie else [])]
+
+
+def _header_tokens(request: Request) -> list[str]:
+    """Tokens sent in ``Authorization: Bearer`` and X-Pyfiledrop-Token (a cookie is the browser's, not a choice)."""
     found = []
     authorization = request.header("authorization") or ""
     if authorization[:7].lower() == "bearer ":
         found.append(authorization[7:].strip())
-    for value in (request.header(HEADER), request.cookies.get(COOKIE)):
-        if value:
-            found.append(value.strip())
+    if value := request.header(HEADER):
+        found.append(value.strip())
     return found
+
+
+def _sent_bytes(value: str) -> bytes:
+    """The bytes the client sent (header values arrive decoded as Latin-1), so an admin token set with non-ASCII
+    text matches when sent as UTF-8, as curl and browsers send it."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from a header: a cookie value the parser unescaped
+        return value.encode()
+
+
+def _printable_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable()
 
 
 def load_secret(path: Path) -> bytes:

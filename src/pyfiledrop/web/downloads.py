@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import mimetypes
 import re
+import time
 from urllib.parse import quote
 
 from pyfiledrop.domain.ids import is_upload_id, parse_alias
+from pyfiledrop.domain.mediatype import FALLBACK, safe_media_type
 from pyfiledrop.domain.model import Upload, UploadState
 from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
+from pyfiledrop.web.conditional import not_modified
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Headers, Request, Send, no_content
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # ASCII digits: str's \d takes any script's
+_BEYOND_ANY_FILE = 1 << 63  # what a position with more digits than an int64 stands for: past any file's end
 
 
 async def find(ctx: Context, key: str) -> Upload:
@@ -44,8 +48,8 @@ async def send_upload(ctx: Context, request: Request, send: Send, upload: Upload
 
 
 async def _send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
-    if upload.state is UploadState.TERMINATED:
-        raise UploadGone(upload.id)
+    if upload.state is UploadState.TERMINATED or upload.expired(time.time()):
+        raise UploadGone(upload.id)  # expired: gone at once, whenever the sweep frees the bytes
     blob = upload.blob
     if upload.state is not UploadState.COMPLETE or blob is None:
         raise UploadConflict(f"upload {upload.id} is not complete: {upload.received.total} of {upload.size} bytes")
@@ -54,8 +58,8 @@ async def _send_upload(ctx: Context, request: Request, send: Send, upload: Uploa
     headers = _headers(upload)
     etag = headers[0][1]
     head = request.method == "HEAD"
-    if etag in (request.header("if-none-match") or ""):
-        await no_content(304, headers[:1]).send(send)
+    if not_modified(request, etag):  # a 304 keeps what a cache must update: ETag and Cache-Control (RFC 9110 §15.4.5)
+        await no_content(304, [h for h in headers if h[0] in ("etag", "cache-control")]).send(send)
         return
     byte_range = _parse_range(request.header("range"), blob.size, request.header("if-range"), etag)
     if byte_range is None:
@@ -90,12 +94,9 @@ async def _send_body(ctx: Context, send: Send, upload: Upload, start: int, end: 
 
 def _headers(upload: Upload) -> Headers:
     sha256 = upload.sha256 or ""
-    content_type = upload.content_type
-    if content_type == "application/octet-stream":
-        content_type = mimetypes.guess_type(upload.filename)[0] or content_type
     headers: Headers = [
         ("etag", f'"{sha256}"'),
-        ("content-type", content_type),
+        ("content-type", served_type(upload)),
         ("content-disposition", content_disposition(upload.filename)),
         ("accept-ranges", "bytes"),
         ("cache-control", "private, no-cache"),
@@ -107,10 +108,19 @@ def _headers(upload: Upload) -> Headers:
     return headers
 
 
+def served_type(upload: Upload) -> str:
+    """The declared type when it is a media type (checked again: records from before the check at intake); none
+    declared: the file name's extension may tell; a declared type that is no media type: octet-stream."""
+    if upload.content_type == FALLBACK:
+        return mimetypes.guess_type(upload.filename)[0] or FALLBACK
+    return safe_media_type(upload.content_type)
+
+
 def content_disposition(filename: str) -> str:
-    """RFC 6266: an ASCII fallback plus the exact name as RFC 8187 ``filename*``."""
+    """RFC 6266: an ASCII fallback plus the exact name as RFC 8187 ``filename*``: both printable ASCII whatever the
+    name holds (CR, LF, quotes, non-Latin-1 text), so no name can end the header or the head."""
     fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%' else "_" for ch in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='', errors='replace')}"
 
 
 def _parse_range(value: str | None, size: int, if_range: str | None, etag: str) -> tuple[int, int] | None:
@@ -124,15 +134,21 @@ def _parse_range(value: str | None, size: int, if_range: str | None, etag: str) 
     if first == "" and last == "":
         return None
     if first == "":
-        length = int(last)
+        length = _position(last)
         if length == 0:
             raise RangeNotSatisfiable(size)
         return max(size - length, 0), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last) + 1, size) if last else size
+    if start >= size or (last and _position(last) < start):
         raise RangeNotSatisfiable(size)
     return start, end
+
+
+def _position(digits: str) -> int:
+    """A byte position of any length: int() refuses more than 4300 digits, and no file is past 2**63 anyway."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 19 else _BEYOND_ANY_FILE
 
 
 def _encode(headers: Headers) -> list[tuple[bytes, bytes]]:

@@ -101,7 +101,7 @@ def _positive(body: dict[str, Any], name: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise BadRequest(f"{name} must be a positive number, or null for no limit")
-    if not math.isfinite(value) or value > _LARGEST:
+    if value > _LARGEST or not math.isfinite(value):  # in this order: isfinite(10**400) raises OverflowError
         raise BadRequest(f"{name} is too large")
     return float(value)
 

@@ -30,6 +30,8 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.UnsupportedMediaType: 415,
     e.RangeNotSatisfiable: 416,
     e.VersionMismatch: 412,
+    e.PreconditionFailed: 412,  # after VersionMismatch: the code the server's own 412s would take
+    e.MethodNotAllowed: 405,
     e.UploadLocked: 423,
     e.RateLimited: 429,
     e.ChecksumMismatch: 460,  # tus checksum extension
@@ -89,6 +91,8 @@ def render(exc: BaseException, style: Style) -> Response:
     if isinstance(exc, e.OffsetMismatch) and style is Style.TUS:
         # Best practice (tusd does it): the client learns where to resume without another HEAD.
         response.header("upload-offset", str(exc.expected))
+    if isinstance(exc, e.MethodNotAllowed):
+        response.header("allow", ", ".join(exc.allowed))
     if isinstance(exc, e.RangeNotSatisfiable):
         response.header("content-range", f"bytes */{exc.size}")
     return response

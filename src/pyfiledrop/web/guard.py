@@ -23,18 +23,30 @@ def check_csrf(request: Request, public_url: str | None) -> None:
     Requests that carry their token in a header are not at risk (a browser never adds those by itself), nor
     are requests without the cookie. For the rest, the Origin (or Referer) must be this server.
     """
-    if request.method not in _STATE_CHANGING or COOKIE not in request.cookies:
+    override = (request.header("x-http-method-override") or "").upper()  # the method the router will act on
+    if (request.method not in _STATE_CHANGING and override not in _STATE_CHANGING) or COOKIE not in request.cookies:
         return
     if request.header(HEADER) or (request.header("authorization") or "").lower().startswith("bearer "):
         return
     if request.header("sec-fetch-site") == "cross-site":
         raise Forbidden("cross-site request refused: this server does not act on another site's behalf")
     source = request.header("origin") or request.header("referer")
-    if source is None or source == "null":
+    if source is None:
         return  # not a browser page (curl, scripts): SameSite=Strict already keeps the cookie from other sites
+    if source.strip() == "null":
+        # An opaque origin (a sandboxed iframe, a data: URL, some cross-site redirects): a page, and not ours.
+        raise Forbidden("cross-origin request from an opaque origin (Origin: null) refused")
     expected = urlsplit(public_url).netloc if public_url else request.header("host")
-    if urlsplit(source).netloc != expected:
-        raise Forbidden(f"cross-origin request from {urlsplit(source).netloc or source!r} refused")
+    netloc = _netloc(source)
+    if netloc is None or netloc != expected:
+        raise Forbidden(f"cross-origin request from {(netloc or source)[:200]!r} refused")
+
+
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # "http://[::1" and the like: not an origin we could be
+        return None
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
@@ -58,8 +59,8 @@ class Request:
         raw = self.headers.get("content-length")
         if raw is None:
             return None
-        if not raw.isdigit():
-            raise BadRequest(f"Content-Length {raw!r} is not a non-negative integer")
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:  # str.isdigit() takes '²', int() does not
+            raise BadRequest(f"Content-Length {raw[:40]!r} is not a non-negative integer")
         return int(raw)
 
     @property
@@ -70,10 +71,13 @@ class Request:
         return str(self.scope.get("scheme", "http"))
 
     def base_url(self, public_url: str | None) -> str:
+        """Where links in answers point: --public-url, else the Host the client asked for (X-Forwarded-Host behind a
+        proxy) when it is a host; a value that is not one never reaches a Location header or a JSON link."""
         if public_url:
             return public_url.rstrip("/")
-        host = (self.headers.get("x-forwarded-host") if self.behind_proxy else None) or self.headers.get("host")
-        return f"{self.scheme}://{host or 'localhost'}"
+        forwarded = self.headers.get("x-forwarded-host") if self.behind_proxy else None
+        host = next((h for h in (forwarded, self.headers.get("host")) if h and is_host(h)), "localhost")
+        return f"{self.scheme}://{host}"
 
     async def body(self, limit: int, idle_timeout: float | None = None) -> bytes:
         chunks: list[bytes] = []
@@ -93,6 +97,23 @@ class Request:
             json.dumps(value, ensure_ascii=False).encode()
         except ValueError as exc:  # UnicodeError is a ValueError
             raise BadRequest(f"request body is not valid JSON: {exc}") from exc
+        return value
+
+
+# RFC 9110 §7.2: uri-host [ ":" port ], the host an IP-literal, IPv4 or reg-name (unreserved, pct-encoded, sub-delims).
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]{2,60}\]|[A-Za-z0-9\-._~%!$&'()*+,;=]{1,253})(?::[0-9]{0,5})?")
+
+
+def is_host(value: str) -> bool:
+    return _HOST.fullmatch(value) is not None
+
+
+def as_utf8(value: str) -> str:
+    """A header value (decoded as Latin-1 on arrival, so any bytes pass) read as the UTF-8 that curl and browsers
+    send for text outside ASCII; bytes that are not UTF-8 keep their Latin-1 reading."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
         return value
 
 

@@ -55,7 +55,8 @@ def _document() -> dict[str, Any]:
         },
     }  # fmt: skip
     security: list[dict[str, list[str]]] = [{"token": []}, {"bearer": []}, {"cookie": []}]
-    number_or_null = {"type": ["number", "null"], "exclusiveMinimum": 0}
+    # Further than a thousand years is no time but "never" (null): refused with 400 (web/api.py).
+    number_or_null = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1000 * 365.25 * 24 * 3600}
     expiry = {"type": "object", "properties": {"expires_in": number_or_null, "expires_at": number_or_null}}
     share = {
         "type": "object",
@@ -101,14 +102,16 @@ def _document() -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "pyfiledrop", "version": __version__},
+        "info": {"title": "pyfiledrop", "version": __version__, "description": (
+            "HEAD is answered wherever GET is. Any other method on a listed path answers 405 Method Not Allowed "
+            "with an Allow header (and OPTIONS 204 with it); a token header that is not printable ASCII answers 401.")},
         "paths": {
             "/api/config": {"get": {"summary": "Limits and settings for clients", "responses": {
-                "200": _json({"type": "object"}, "server settings")}}},
+                "200": _json({"type": "object"}, "server settings"), **_errors(401)}}},
             "/api/session": {"get": {"summary": "Who am I; issues an owner token to a new client", "responses": {
                 "200": _json({"type": "object", "properties": {
                     "owner": {"type": ["string", "null"]}, "admin": {"type": "boolean"},
-                    "token": {"type": ["string", "null"]}}}, "identity")}}},
+                    "token": {"type": ["string", "null"]}}}, "identity"), **_errors(401)}}},
             "/api/uploads": {"get": {
                 "summary": "My uploads (all uploads with ?all=1 and the admin token)", "security": security,
                 "parameters": [{"name": "all", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}],
@@ -130,7 +133,7 @@ def _document() -> dict[str, Any]:
             "/api/uploads/{upload_id}/shares": {
                 "post": {"summary": "Make a share link (token shown once)", "parameters": [_UPLOAD_ID],
                          "security": security, "requestBody": _body({"type": "object", "properties": {
-                             "expires_in": {"type": ["number", "null"], "exclusiveMinimum": 0}}}),
+                             "expires_in": number_or_null}}),
                          "responses": {"201": _json(share, "the share link"), **_errors(400, 401, 403, 404, 409, 410)}},
                 "get": {"summary": "The upload's share links", "parameters": [_UPLOAD_ID], "security": security,
                         "responses": {"200": _json({"type": "object", "properties": {
@@ -149,10 +152,10 @@ def _document() -> dict[str, Any]:
             "/api/drops": {
                 "get": {"summary": "All drop links (admin)", "security": security, "responses": {
                     "200": _json({"type": "object", "properties": {"drops": {"type": "array", "items": drop}}},
-                                 "drop links"), **_errors(403)}},
+                                 "drop links"), **_errors(401, 403)}},
                 "post": {"summary": "Make a drop link (admin); its token and URL are shown once",
                          "security": security, "requestBody": _body(new_drop),
-                         "responses": {"201": _json(drop, "the drop link"), **_errors(400, 403)}},
+                         "responses": {"201": _json(drop, "the drop link"), **_errors(400, 401, 403)}},
             },
             "/api/drops/current": {"get": {
                 "summary": "The drop link named by X-Pyfiledrop-Drop: label, limits, use",
@@ -169,14 +172,14 @@ def _document() -> dict[str, Any]:
             "/api/drops/{drop_id}": {"delete": {
                 "summary": "Revoke a drop link (admin)", "security": security,
                 "parameters": [{"name": "drop_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"204": {"description": "revoked"}, **_errors(403, 404)}}},
+                "responses": {"204": {"description": "revoked"}, **_errors(401, 403, 404)}}},
             "/api/admin/stats": {"get": {"summary": "Counts, disk use and the keep-awake hold (admin)",
                                          "security": security,
-                                         "responses": {"200": _json(_STATS, "stats"), **_errors(403)}}},
+                                         "responses": {"200": _json(_STATS, "stats"), **_errors(401, 403)}}},
             "/api/admin/verify": {"post": {
                 "summary": "Re-hash every stored file (admin)", "security": security,
                 "responses": {"200": _json({"type": "object", "required": ["checked", "ok", "problems"]}, "report"),
-                              **_errors(403)}}},
+                              **_errors(401, 403)}}},
         },
         "components": {
             "schemas": {

@@ -9,6 +9,7 @@ from pyfiledrop.domain.ids import parse_upload_id
 from pyfiledrop.domain.model import UploadState
 from pyfiledrop.errors import BadRequest, UploadConflict
 from pyfiledrop.meta.shares import Share
+from pyfiledrop.web.api import seconds_from_now
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.downloads import send_upload
 from pyfiledrop.web.http import Request, Response, Send, json_response, no_content
@@ -35,11 +36,8 @@ async def create(ctx: Context, request: Request, raw_id: str) -> Response:
         raise UploadConflict("only a finished upload can be shared")
     body = await request.json()
     expires_in = body.get("expires_in") if isinstance(body, dict) else None
-    if expires_in is not None and (
-        not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0
-    ):
-        raise BadRequest("expires_in must be a positive number of seconds, or left out for a link that does not expire")
-    expires_at = time.time() + float(expires_in) if expires_in is not None else None
+    message = "expires_in must be a positive number of seconds, or left out for a link that does not expire"
+    expires_at = time.time() + seconds_from_now(expires_in, message) if expires_in is not None else None
     share, token = await ctx.shares.create(upload.id, expires_at)
     return json_response(_share_json(ctx, request, share, token), 201)
 
