@@ -67,6 +67,7 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "in the config file or env than on the command line) [PYFILEDROP_PASSWORD]")  # fmt: skip
     add("--login-rate", help="wrong passwords one address may try per minute (default 10) [PYFILEDROP_LOGIN_RATE]")
     add("--public-url", help="base URL for links when behind a proxy [PYFILEDROP_PUBLIC_URL]")
+    add("--video-jobs", help="video trims/rotations run at once (default: one per core) [PYFILEDROP_VIDEO_JOBS]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
 

@@ -48,6 +48,7 @@ class Settings:
     password: str | None = None  # uploading needs it (plain, or a hash from `pyfiledrop hash-password`)
     login_rate: int = 10  # wrong passwords one address may try per minute before 429
     helpers: int = 1  # processes that receive small uploads beside the server (storage/intake.py); 0: none
+    video_jobs: int = 0  # video trims and rotations run at once (video/jobs.py); 0: one per core
 
     @property
     def chunks_dir(self) -> Path:
@@ -158,6 +159,8 @@ def _convert(name: str, value: Any) -> Any:
             raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
         if name == "port" and number > 65535:
             raise ConfigError(f"{flag} must be at most 65535, not {value!r}")
+        if name == "video_jobs" and number < 0:
+            raise ConfigError(f"{flag} must be 0 (one per core) or more, not {value!r}")
         if name == "helpers" and not 0 <= number <= _MAX_HELPERS:
             raise ConfigError(f"{flag} must be from 0 to {_MAX_HELPERS}, not {value!r}")
         return number

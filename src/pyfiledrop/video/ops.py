@@ -59,6 +59,14 @@ def trim(source: Path, output: Path, start: float, end: float, snap: str = "befo
     return Result(output, start=used, end=end)
 
 
+def copy_range(source: Path, output: Path, start: float, end: float, progress: Progress | None = None,
+               cancelled: Cancelled | None = None) -> Result:  # fmt: skip
+    """A trim whose start is already a keyframe (``snapped_start`` found it)."""
+    check_paths(source, output)
+    _write(source, output, Plan(start=start, end=end), progress, cancelled)
+    return Result(output, start=start, end=end)
+
+
 def rotate(source: Path, output: Path, degrees: int, progress: Progress | None = None,
            cancelled: Cancelled | None = None) -> Result:  # fmt: skip
     if degrees not in ROTATIONS:

@@ -14,6 +14,7 @@ from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.meta.drops import DropStore
+from pyfiledrop.meta.jobs import JobStore
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
@@ -22,7 +23,8 @@ from pyfiledrop.storage import intake
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
-from pyfiledrop.web import api, downloads, drops, openapi, shares
+from pyfiledrop.video.jobs import VideoJobs
+from pyfiledrop.web import api, downloads, drops, openapi, shares, video
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
@@ -116,7 +118,10 @@ class App:
         secret = load_secret(s.storage / ".pyfiledrop.secret")
         auth = Authenticator(secret, admin_token or _unusable_token())
         access = Access(s, auth, DropStore(meta), secret)
-        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access)
+        jobs = VideoJobs(service, JobStore(meta), s.chunks_dir / "video-jobs", s.video_jobs or os.cpu_count() or 1)
+        await jobs.open()
+        self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access,
+                           jobs)  # fmt: skip
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
@@ -128,6 +133,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         if self.ctx is not None:
+            if self.ctx.video is not None:
+                await self.ctx.video.close()
             await self.ctx.service.meta.close()
         if self._intake is not None:
             await self._intake.close()
@@ -238,6 +245,8 @@ class App:
                 return await self._api_drops(ctx, request, method, below)
             case _, ["uploads", *below]:
                 return await self._api_uploads(ctx, request, method, below)
+            case _, ["jobs", job_id]:
+                return await video.job(ctx, request, method, job_id)
             case "DELETE", ["shares", share_id]:
                 return await shares.revoke(ctx, request, share_id)
             case "POST", ["admin", "verify"]:
@@ -283,6 +292,10 @@ class App:
                 return await shares.create(ctx, request, key)
             case "GET", [key, "shares"]:
                 return await shares.list_shares(ctx, request, key)
+            case "GET", [key, "video"]:
+                return await video.probe(ctx, request, key)
+            case "POST", [key, "video"]:
+                return await video.start(ctx, request, key)
         return text_response("not found\n", 404)
 
     def _page(self, request: Request, name: str, *, drop: bool = False) -> Response:

@@ -9,6 +9,7 @@ from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import UploadService
 from pyfiledrop.meta.shares import ShareStore
+from pyfiledrop.video.jobs import VideoJobs
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator
 from pyfiledrop.web.http import Request
@@ -23,6 +24,7 @@ class Context:
     lifecycle: Lifecycle
     shares: ShareStore
     access: Access
+    video: VideoJobs | None = None  # trim and rotate jobs (video/jobs.py)
 
     @property
     def idle_timeout(self) -> float:

@@ -30,6 +30,8 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.UnsupportedMediaType: 415,
     e.RangeNotSatisfiable: 416,
     e.VersionMismatch: 412,
+    e.JobNotFound: 404,
+    e.Unprocessable: 422,
     e.UploadLocked: 423,
     e.RateLimited: 429,
     e.ChecksumMismatch: 460,  # tus checksum extension
