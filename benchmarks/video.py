@@ -77,8 +77,8 @@ def looped(base: Path, size_mib: int) -> Path:
                 if not streams:
                     streams = {s.index: out.add_stream_from_template(s, opaque=True) for s in source.streams}
                 for packet in source.demux():
-                    if packet.size == 0 or packet.pts is None:
-                        continue
+                    if packet.size == 0 or packet.pts is None or (round_ and packet.pts < 0):
+                        continue  # AAC's priming packet (before 0) would overlap the previous round's last one
                     shift = round(round_ * period / packet.time_base)
                     packet.pts += shift
                     if packet.dts is not None:

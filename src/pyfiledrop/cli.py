@@ -85,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--config", help="TOML settings file [PYFILEDROP_CONFIG]")
     hashing = commands.add_parser("hash-password", help="print the hash of a password, for the config file")
     hashing.add_argument("password", nargs="?", help="the password (default: asked for, or read from stdin)")
-    from pyfiledrop.video.cli import add_commands as _video_commands
+    from pyfiledrop import video
 
-    _video_commands(commands)
+    video.add_commands(commands)
     return parser
 
 
@@ -111,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         case "hash-password":
             return hash_password(namespace.password)
         case "video":
-            from pyfiledrop.video import cli as video
+            from pyfiledrop import video
 
-            return video.run(namespace)
+            return video.run_command(namespace)
         case _:
             _fail(f"unknown command {namespace.command!r}")
 

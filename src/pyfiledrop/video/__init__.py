@@ -7,6 +7,9 @@ the server's video jobs off the event loop.
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 INSTALL_HINT = "video support needs PyAV: pip install 'pyfiledrop[video]'"
 
 
@@ -23,3 +26,16 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def add_commands(commands: Any) -> None:
+    """Register ``pyfiledrop video …`` on the main parser's sub-commands (cli.py calls this)."""
+    from pyfiledrop.video.cli import add_commands as add
+
+    add(commands)
+
+
+def run_command(namespace: argparse.Namespace) -> int:
+    from pyfiledrop.video.cli import run
+
+    return run(namespace)
