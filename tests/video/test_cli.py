@@ -62,6 +62,7 @@ def test_rotate_json(clips: dict[str, Path], tmp_path: Path) -> None:
         ("trim", "{clip}", "--start", "5", "--end", "4", "-o", "{out}"),  # end before start
         ("trim", "{clip}", "--start", "8.5", "--end", "9", "--snap", "after", "-o", "{out}"),  # no keyframe after
         ("trim", "{clip}", "--start", "1", "--end", "4", "--snap", "middle", "-o", "{out}"),
+        ("trim", "{clip}", "--start", "60", "--end", "70", "-o", "{out}"),  # past the end of a 10 s clip
         ("rotate", "{clip}", "--degrees", "45", "-o", "{out}"),
         ("rotate", "{clip}", "--degrees", "90", "-o", "{clip}"),  # the output is the input
         ("rotate", "{clip}", "--degrees", "90", "-o", "{folder}/out.avi"),  # a container pyfiledrop does not write
@@ -114,3 +115,9 @@ def test_times_that_are_not(text: str) -> None:
 def test_format_time() -> None:
     assert format_time(62.25) == "01:02.250"
     assert format_time(3602.5) == "1:00:02.500"
+
+
+def test_serve_refuses_a_negative_video_jobs(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pyfiledrop", "serve", "-s", str(tmp_path / "s"), "--video-jobs", "-1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--video-jobs" in done.stderr

@@ -206,6 +206,9 @@ def keyframe_at(path: Path, start: float, end: float, snap: str) -> float:
     with _open(path) as container:
         video = _first_video(container)
         assert video.time_base is not None
+        length = _duration(container, video)
+        if length and start >= length:
+            raise NotCopyable(f"the start {start:g} s is past the end of the video ({length:g} s)")
         container.seek(max(0, int((start - _SEEK_MARGIN) / video.time_base)), stream=video, backward=True)
         before: float | None = None
         after: float | None = None
