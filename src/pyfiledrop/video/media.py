@@ -189,7 +189,15 @@ def _clockwise(degrees: float) -> int:
 
 
 def _keyframes(container: InputContainer, video: VideoStream) -> list[float]:
-    """Presentation times of the video's keyframes, packet by packet (the other streams are skipped)."""
+    """Presentation times of the video's keyframes, packet by packet; the demuxer skips the other streams' bytes.
+
+    MP4/MOV without B-frames: it skips the other frames' bytes too (its sample table knows which are keyframes), so
+    a 1 GiB file takes milliseconds, not a read of the whole file. With B-frames it reports skewed times for the
+    keyframes it jumps to, and Matroska cannot skip at all: those are read whole."""
+    for stream in container.streams:
+        stream.discard = av.stream.Discard.all
+    skip_others = "mp4" in container.format.name and not video.codec_context.has_b_frames
+    video.discard = av.stream.Discard.nonkey if skip_others else av.stream.Discard.default
     times: list[float] = []
     try:
         for packet in container.demux(video):
