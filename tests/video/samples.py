@@ -25,6 +25,7 @@ class Recipe:
     rotation: int = 0  # clockwise degrees a viewer should turn it (a phone's portrait clip: 90)
     tag: str | None = None  # e.g. "hvc1"
     b_frames: int = 0
+    chapters: tuple[tuple[float, float, str], ...] = ()  # (start s, end s, title)
 
 
 _VIDEO_OPTIONS = {
@@ -41,6 +42,12 @@ def make(path: Path, recipe: Recipe) -> Path:
     with av.open(str(path), "w") as out:
         out.metadata["title"] = "pyfiledrop test clip"
         out.metadata["creation_time"] = "2024-05-06T07:08:09.000000Z"
+        if recipe.chapters:
+            milli = Fraction(1, 1000)
+            out.set_chapters([
+                {"id": n + 1, "start": round(a * 1000), "end": round(b * 1000), "time_base": milli,
+                 "metadata": {"title": title}} for n, (a, b, title) in enumerate(recipe.chapters)
+            ])  # fmt: skip
         video = out.add_stream(recipe.video, rate=recipe.fps, options=dict(_VIDEO_OPTIONS.get(recipe.video, {})))
         video.width, video.height, video.pix_fmt = recipe.width, recipe.height, "yuv420p"
         video.gop_size = gop

@@ -81,6 +81,16 @@ def test_metadata_and_languages_are_kept(clips: dict[str, Path], tmp_path: Path)
         assert container.streams.audio[0].metadata["language"] == "eng"
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_chapters_are_clipped_to_the_cut_and_shifted(clips: dict[str, Path], tmp_path: Path, suffix: str) -> None:
+    output = tmp_path / f"cut{suffix}"
+    ops.trim(clips["hevc.mkv"], output, 3.1, 7.5)  # starts at 2.0
+    with av.open(str(output)) as container:
+        kept = [(float(c["start"] * c["time_base"]), float(c["end"] * c["time_base"]), c["metadata"]["title"])
+                for c in container.chapters()]  # fmt: skip
+    assert kept == [(0.0, 1.0, "One"), (1.0, 4.0, "Two"), (4.0, 5.5, "Three")]
+
+
 @pytest.mark.parametrize("name", ["h264.mp4", "hevc.mkv", "vp9.webm"])
 def test_rotate_sets_the_display_matrix_and_copies_every_packet(
     clips: dict[str, Path], tmp_path: Path, name: str

@@ -334,8 +334,8 @@ class _Copier:
                 continue
             shifted_start = max(start, self.start) - self.start
             shifted_end = min(end, self.end) - self.start
-            kept.append({**chapter, "id": len(kept) + 1, "start": int(shifted_start / base),
-                         "end": int(shifted_end / base)})  # fmt: skip
+            kept.append({**chapter, "id": len(kept) + 1, "start": round(shifted_start / base),
+                         "end": round(shifted_end / base)})  # fmt: skip
         if kept:
             self.output.set_chapters(kept)  # type: ignore[arg-type]
 
