@@ -89,22 +89,23 @@ def looped(base: Path, size_mib: int) -> Path:
     return path
 
 
-def timed(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process."""
+def timed(command: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one child process (and the children it
+    waited for: cp under sh)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
 def pyfiledrop(*args: str) -> list[str]:
     return [sys.executable, "-m", "pyfiledrop", "video", *args]
 
 
-def measure(source: Path, runs: int) -> dict[str, tuple[float, int]]:
+def measure(source: Path, runs: int) -> dict[str, tuple[float, float, int]]:
     with av.open(str(source)) as container:
         duration = container.duration / av.time_base
     out = WORK / "out.mp4"
@@ -119,16 +120,18 @@ def measure(source: Path, runs: int) -> dict[str, tuple[float, int]]:
     }
     timed(["cp", str(source), str(out)])  # the input in the page cache for everyone
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     peaks: dict[str, list[int]] = {name: [] for name in commands}
     for _ in range(runs):  # round-robin: a slow moment of a shared machine does not fall on one command only
         for name, command in commands.items():
             out.unlink(missing_ok=True)
             os.sync()  # the previous run's writeback does not land on this one
-            elapsed, peak = timed(command)
+            elapsed, used, peak = timed(command)
             times[name].append(elapsed)
+            cpu[name].append(used)
             peaks[name].append(peak)
     out.unlink(missing_ok=True)
-    return {name: (statistics.median(times[name]), max(peaks[name])) for name in commands}
+    return {name: (statistics.median(times[name]), statistics.median(cpu[name]), max(peaks[name])) for name in commands}
 
 
 def main() -> None:
@@ -144,14 +147,17 @@ def main() -> None:
     print(f"input: {source} ({size / MIB:.0f} MiB); median of {args.runs} runs, file in the page cache")
     results = measure(source, args.runs)
     copy_time = results["cp + sync"][0]
-    print(f"{'command':<18} {'seconds':>8} {'MiB/s in':>9} {'vs cp':>6} {'peak RSS MiB':>13}")
-    for name, (seconds, peak) in results.items():
-        print(f"{name:<18} {seconds:8.2f} {size / MIB / seconds:9.0f} {seconds / copy_time:5.2f}x {peak / 1024:13.1f}")
+    print(f"{'command':<18} {'seconds':>8} {'MiB/s in':>9} {'vs cp':>6} {'CPU s':>6} {'peak RSS MiB':>13}")
+    for name, (seconds, used, peak) in results.items():
+        print(
+            f"{name:<18} {seconds:8.2f} {size / MIB / seconds:9.0f} {seconds / copy_time:5.2f}x {used:6.2f} "
+            f"{peak / 1024:13.1f}"
+        )
     print("\npeak RSS of rotate 90 by input size:")
     for size_mib in (int(s) for s in args.rss.split(",") if s):
         big = looped(base, size_mib)
         out = WORK / "out.mp4"
-        _, peak = timed(pyfiledrop("rotate", str(big), "--degrees", "90", "-o", str(out)))
+        _, _, peak = timed(pyfiledrop("rotate", str(big), "--degrees", "90", "-o", str(out)))
         out.unlink(missing_ok=True)
         print(f"  {big.stat().st_size / MIB:7.0f} MiB in: {peak / 1024:6.1f} MiB peak RSS")
 

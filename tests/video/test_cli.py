@@ -70,6 +70,8 @@ def test_rotate_json(clips: dict[str, Path], tmp_path: Path) -> None:
         ("rotate", "{folder}/garbage.mp4", "--degrees", "90", "-o", "{out}"),  # not a video
         ("trim", "{folder}/text.mp4", "--start", "0", "--end", "1", "-o", "{out}"),  # not a video either
         ("probe", "{folder}/garbage.mp4"),
+        ("rotate", "{folder}/cut-short.mkv", "--degrees", "90", "-o", "{out}"),  # its second half is missing
+        ("trim", "{folder}/cut-short.mkv", "--start", "1", "--end", "9", "-o", "{out}"),
     ],
 )
 def test_bad_arguments_and_non_videos_exit_2_and_leave_nothing(
@@ -79,6 +81,8 @@ def test_bad_arguments_and_non_videos_exit_2_and_leave_nothing(
     work.mkdir()
     (work / "garbage.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     (work / "text.mp4").write_text("just some text\n" * 100)
+    whole = clips["hevc.mkv"].read_bytes()
+    (work / "cut-short.mkv").write_bytes(whole[: len(whole) // 2])
     before = sorted(p.name for p in work.iterdir())
     filled = [a.format(clip=clips["h264.mp4"], out=work / "out.mp4", folder=work) for a in args]
     done = run(*filled)

@@ -296,6 +296,7 @@ class _Copier:
         self.end = plan.end if plan.end is not None else math.inf
         self.streams: dict[int, Stream] = {}  # input index → output stream
         self.done: set[int] = set()  # audio and video streams past the end
+        self.video_reached: float | None = None  # the latest video presentation time read
         self.started = plan.start is None  # the start keyframe has been seen
         self.span = (self.end if plan.end is not None else _duration(source, video)) - self.start
         self._mirror_streams()
@@ -355,10 +356,23 @@ class _Copier:
             self._one(packet)
             if gating <= self.done:
                 break
+        else:
+            self._check_complete()
         if not self.started:
             raise NotCopyable("the start keyframe was not found in the file")
         if progress is not None:
             progress(1.0)
+
+    def _check_complete(self) -> None:
+        """The file ended (EOF) well before its header said it would: cut short or damaged (a copy would silently
+        be short too). Loose on purpose: a video track a little shorter than the audio is normal."""
+        length = _duration(self.source, self.video)
+        expected = min(self.end, length) - self.start
+        if length <= 0 or self.video_reached is None:
+            return
+        if self.video_reached - self.start < expected - max(2.0, 0.1 * expected):
+            raise NotCopyable(f"the file is damaged or cut short: its video ends at {self.video_reached:.1f} s, "
+                              f"its header says {length:.1f} s")  # fmt: skip
 
     def _fraction(self, packet: Packet[Stream]) -> float:
         if packet.pts is None or packet.time_base is None or not self.span > 0:
@@ -374,6 +388,8 @@ class _Copier:
         if pts is None:
             return
         at = float(pts * base)
+        if packet.stream is self.video:
+            self.video_reached = at if self.video_reached is None else max(self.video_reached, at)
         if packet.dts is not None and float(packet.dts * base) >= self.end:
             self.done.add(index)  # decode order: every later packet of this stream is presented later still
         if packet.stream is self.video and not self.started:
