@@ -85,7 +85,11 @@ async function openEditor(upload, row, mode, ctx, opener) {
     return;
   }
   const video = el("video", "", "preview");
-  video.controls = true;
+  video.controls = mode === "trim"; // turned controls would be upside down: the rotate preview plays muted instead
+  video.muted = mode === "rotate";
+  video.autoplay = mode === "rotate";
+  video.loop = mode === "rotate";
+  video.playsInline = true;
   video.preload = "metadata";
   video.src = upload.download_url;
   video.setAttribute("aria-label", `Preview of ${upload.filename}`);
