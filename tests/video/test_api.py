@@ -164,7 +164,14 @@ def test_a_restart_marks_unfinished_jobs_failed(make_server: type[ServerProcess]
     with httpx.Client(base_url=server.url, timeout=30) as client:
         job = client.get("/api/jobs/cut-off", headers={"x-pyfiledrop-token": token}).json()
     assert job["status"] == "failed" and "stopped" in job["error"]
-    assert not list((server.storage / ".partial" / "video-jobs").iterdir())
+    assert not (server.storage / ".partial" / "video-jobs").exists()  # the cut-off copy is gone
+
+
+def test_a_server_that_edits_no_video_leaves_nothing_in_the_partial_folder(
+    make_server: type[ServerProcess], tmp_path: Path
+) -> None:
+    server = make_server(tmp_path / "s").start()
+    assert list((server.storage / ".partial").iterdir()) == []
 
 
 def test_openapi_documents_the_video_api(client: httpx.Client) -> None:

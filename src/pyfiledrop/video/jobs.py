@@ -178,6 +178,7 @@ class VideoJobs:
                 if stop.is_set():
                     raise _Cancelled()
                 job = await self._save(job.evolve(status=JobStatus.RUNNING))
+                await asyncio.to_thread(self.scratch.mkdir, parents=True, exist_ok=True)
                 work = functools.partial(_copy, source, output, job.operation, progress.set, stop.is_set)
                 await asyncio.get_running_loop().run_in_executor(self._executor, work)
             request = NewUpload(_new_name(upload, job.operation), upload.owner, None, Protocol.PUT,
@@ -295,7 +296,7 @@ def _remove(path: Path) -> None:
 
 
 def _empty_folder(folder: Path) -> None:
-    """Scratch copies of jobs a stop cut off."""
+    """Scratch copies of jobs a stop cut off. The folder itself is made by the first job (a server that never
+    edits a video leaves nothing in the partial folder)."""
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)

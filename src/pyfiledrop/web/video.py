@@ -46,9 +46,11 @@ async def probe(ctx: Context, request: Request, raw_id: str) -> Response:
 
 
 async def start(ctx: Context, request: Request, raw_id: str) -> Response:
+    # The (small) body first: an answer sent before it is read closes the connection, and a client still sending
+    # could see a reset instead of the answer.
+    body = await request.json()
     upload = await ctx.service.status(parse_upload_id(raw_id))
     ctx.auth.identify(request).check_manage(upload.owner)
-    body = await request.json()
     job = await _jobs(ctx).submit(upload, body)
     return json_response(job_json(job), 202, headers=[("location", f"/api/jobs/{job.id}")])
 
