@@ -92,6 +92,7 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("--access-log", metavar="FILE|-|off",
         help="one line per request: - = standard error (default), off, or a file to append to "
              "[PYFILEDROP_ACCESS_LOG]")  # fmt: skip
+    add("--video-jobs", help="video trims/rotations run at once (default: one per core) [PYFILEDROP_VIDEO_JOBS]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
 
 
@@ -112,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     _awake_parser(commands)
     hashing = commands.add_parser("hash-password", help="print the hash of a password, for the config file")
     hashing.add_argument("password", nargs="?", help="the password (default: asked for, or read from stdin)")
+    from pyfiledrop import video
+
+    video.add_commands(commands)
     return parser
 
 
@@ -138,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pyfiledrop.awake import cli as awake
 
             return awake.run(namespace)
+        case "video":
+            from pyfiledrop import video
+
+            return video.run_command(namespace)
         case _:
             _fail(f"unknown command {namespace.command!r}")
 

@@ -57,6 +57,7 @@ class Settings:
     log_format: str = "text"  # text or json (one object per line), for the server log and the access log
     access_log: str = "-"  # one line per request: "-" standard error, "off", or a file to append to
     cors_origins: str = "*"  # origins whose pages may call tus, Dropzone's /upload and the API: "*" or a list
+    video_jobs: int = 0  # video trims and rotations run at once (video/jobs.py); 0: one per core
 
     @property
     def chunks_dir(self) -> Path:
@@ -203,6 +204,8 @@ def _to_count(name: str, flag: str, value: Any) -> int:
         raise ConfigError(f"{flag} must be a positive integer, not {value!r}")
     if name == "port" and number > 65535:
         raise ConfigError(f"{flag} must be at most 65535, not {value!r}")
+    if name == "video_jobs" and number < 0:
+        raise ConfigError(f"{flag} must be 0 (one per core) or more, not {value!r}")
     if name == "helpers" and not 0 <= number <= _MAX_HELPERS:
         raise ConfigError(f"{flag} must be from 0 to {_MAX_HELPERS}, not {value!r}")
     return number

@@ -24,7 +24,9 @@ Tree::
     ├── DropNotFound / DropClosed   a drop link that is unknown / revoked or expired
     ├── DownloadsDisabled
     ├── MethodNotAllowed      a known path, not this method
-    └── PreconditionFailed    If-Match / If-None-Match refused the request
+    ├── PreconditionFailed    If-Match / If-None-Match refused the request
+    ├── JobNotFound           a video job id that is unknown
+    └── Unprocessable         well-formed, but cannot be done to this upload (a non-video for a video job)
 """
 
 from __future__ import annotations
@@ -227,6 +229,18 @@ class BlobGone(PyfiledropError):
     """A deduplicated upload's blob lost its last reference before this one was added (never reaches HTTP)."""
 
     code = "ERR_BLOB_GONE"
+
+
+class JobNotFound(PyfiledropError):
+    code = "ERR_JOB_NOT_FOUND"
+
+    def __init__(self, job_id: str) -> None:
+        shown = job_id if len(job_id) <= 40 else job_id[:40] + "…"
+        super().__init__(f"no job {shown!r}")
+
+
+class Unprocessable(PyfiledropError):
+    code = "ERR_UNPROCESSABLE"
 
 
 class ConfigError(Exception):

@@ -89,6 +89,22 @@ _SCHEMA = [
         revoked INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # Video jobs (trim, rotate): a restart finds the unfinished ones here and marks them failed (meta/jobs.py).
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        status TEXT NOT NULL,
+        progress REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        result_upload TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX jobs_status ON jobs (status);
+    """,
 ]
 
 _COLUMNS = (

@@ -16,6 +16,7 @@ from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.meta.drops import DropStore
+from pyfiledrop.meta.jobs import JobStore
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.protocols import dropzone, put, tus
@@ -25,7 +26,8 @@ from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.storage.reserve import SpaceReserve
-from pyfiledrop.web import api, downloads, drops, openapi, routing, shares
+from pyfiledrop.video.jobs import VideoJobs
+from pyfiledrop.web import api, downloads, drops, openapi, routing, shares, video
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.conditional import not_modified
@@ -126,8 +128,11 @@ class App:
         secret = load_secret(s.storage / ".pyfiledrop.secret")
         auth = Authenticator(secret, admin_token or _unusable_token())
         access = Access(s, auth, DropStore(meta), secret)
+        jobs = VideoJobs(service, JobStore(meta), s.chunks_dir / "video-jobs", s.video_jobs or os.cpu_count() or 1)
+        jobs.listeners.append(_JobsKeepAwake(self.awake))
+        await jobs.open()
         self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access,
-                           awake=self.awake)  # fmt: skip
+                           awake=self.awake, video=jobs)  # fmt: skip
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
@@ -141,6 +146,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         if self.ctx is not None:
+            if self.ctx.video is not None:
+                await self.ctx.video.close()
             await self.ctx.service.meta.close()
         if self._intake is not None:
             await self._intake.close()
@@ -258,6 +265,8 @@ class App:
                 return await self._api_drops(ctx, request, method, below)
             case _, ["uploads", *below]:
                 return await self._api_uploads(ctx, request, method, below)
+            case _, ["jobs", job_id]:
+                return await video.job(ctx, request, method, job_id)
             case "DELETE", ["shares", share_id]:
                 return await shares.revoke(ctx, request, share_id)
             case "POST", ["admin", "verify"]:
@@ -303,6 +312,10 @@ class App:
                 return await shares.create(ctx, request, key)
             case "GET", [key, "shares"]:
                 return await shares.list_shares(ctx, request, key)
+            case "GET", [key, "video"]:
+                return await video.probe(ctx, request, key)
+            case "POST", [key, "video"]:
+                return await video.start(ctx, request, key)
         return routing.unrouted(method, ["api", "uploads", *below])
 
     def _page(self, request: Request, name: str, *, drop: bool = False) -> Response:
@@ -353,6 +366,21 @@ def _unusable_token() -> str:
     import secrets
 
     return secrets.token_urlsafe(32)
+
+
+class _JobsKeepAwake:
+    """Video jobs queued or running keep the host awake like transfers do (``VideoJobs`` tells their number)."""
+
+    def __init__(self, activity: Tracker) -> None:
+        self.activity = activity
+        self.counted = 0
+
+    def __call__(self, active: int) -> None:
+        for _ in range(active, self.counted):
+            self.activity.end("job")
+        for _ in range(self.counted, active):
+            self.activity.begin("job")
+        self.counted = active
 
 
 def create_app(settings: Settings | None = None) -> App:

@@ -10,6 +10,7 @@ from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import UploadService
 from pyfiledrop.meta.shares import ShareStore
+from pyfiledrop.video.jobs import VideoJobs
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator
 from pyfiledrop.web.http import Request
@@ -25,6 +26,7 @@ class Context:
     shares: ShareStore
     access: Access
     awake: Tracker = field(default_factory=lambda: Tracker("never"))  # counts transfers, keeps the host awake
+    video: VideoJobs | None = None  # trim and rotate jobs (video/jobs.py)
 
     @property
     def idle_timeout(self) -> float:

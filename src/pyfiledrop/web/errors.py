@@ -32,6 +32,8 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.VersionMismatch: 412,
     e.PreconditionFailed: 412,  # after VersionMismatch: the code the server's own 412s would take
     e.MethodNotAllowed: 405,
+    e.JobNotFound: 404,
+    e.Unprocessable: 422,
     e.UploadLocked: 423,
     e.RateLimited: 429,
     e.ChecksumMismatch: 460,  # tus checksum extension

@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from pyfiledrop import __version__
+from pyfiledrop.web import openapi_video
 from pyfiledrop.web.http import Response, json_response
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -180,10 +181,12 @@ def _document() -> dict[str, Any]:
                 "summary": "Re-hash every stored file (admin)", "security": security,
                 "responses": {"200": _json({"type": "object", "required": ["checked", "ok", "problems"]}, "report"),
                               **_errors(401, 403)}}},
+            **openapi_video.paths(security),
         },
         "components": {
             "schemas": {
                 "Upload": upload,
+                **openapi_video.schemas(),
                 "Error": {"type": "object", "required": ["error", "detail"], "properties": {
                     "error": {"type": "string"}, "detail": {"type": "string"}}},
             },

@@ -39,6 +39,8 @@ _ROUTES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("api", "uploads"), _READ),
     (("api", "uploads", _ANY), (*_READ, "PATCH", "DELETE")),
     (("api", "uploads", _ANY, "shares"), (*_READ, "POST")),
+    (("api", "uploads", _ANY, "video"), (*_READ, "POST")),
+    (("api", "jobs", _ANY), (*_READ, "DELETE")),
     (("api", "shares", _ANY), ("DELETE",)),
     (("api", "admin", "verify"), ("POST",)),
     (("api", "admin", "stats"), _READ),

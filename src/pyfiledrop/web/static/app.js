@@ -2,6 +2,7 @@
 // Three ways in: the open page, the page of a server started with --password (unlock first), and a drop link
 // /d/TOKEN ("drop mode": the holder may upload and sees nothing else).
 import { PASSWORD_CODES, TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
+import { isVideo, videoButtons } from "./video.js";
 
 const $ = (id) => document.getElementById(id);
 const uploads = [];
@@ -436,6 +437,7 @@ function mineRow(upload) {
     link.setAttribute("download", upload.filename);
     actions.append(link);
     if (config.allow_downloads) actions.append(copyButton("Copy link", upload.download_url));
+    if (isVideo(upload)) actions.append(...videoButtons(upload, row, { api, banner, refresh: refreshMine }));
   }
   actions.append(deleteButton(upload, false));
   row.append(sha, el("td", upload.expires_at ? date(upload.expires_at) : "never"), actions);
@@ -445,7 +447,10 @@ function mineRow(upload) {
 async function refreshMine() {
   try {
     const { uploads: mine } = await api("/api/uploads");
+    const editor = $("mine-body").querySelector("tr.video-editor"); // an open Trim/Rotate editor stays open
     $("mine-body").replaceChildren(...mine.map(mineRow));
+    const editing = editor && $("mine-body").querySelector(`tr[data-id="${editor.dataset.for}"]`);
+    if (editing) editing.after(editor);
     $("mine-table").hidden = mine.length === 0;
     $("mine-empty").hidden = mine.length > 0;
   } catch {
