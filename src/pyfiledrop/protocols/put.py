@@ -12,6 +12,7 @@ from pyfiledrop.web.api import upload_json
 from pyfiledrop.web.auth import token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, text_response, timed_stream
+from pyfiledrop.web.links import STORED_FOR_OWNER, download_link
 
 
 async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | None = None) -> Response:
@@ -42,9 +43,11 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
     if upload.size is None:  # chunked transfer encoding: the length is known now
         upload = await ctx.service.declare_size(upload.id, upload.received.total)
     headers = [("x-upload-id", upload.id), *token_headers(identity, request.scheme == "https")]
+    url = download_link(ctx, request, upload, identity)
     if upload.state is UploadState.COMPLETE:
-        url = ctx.download_url(request, upload.id)
-        headers += [("location", url), ("x-sha256", upload.sha256 or "")]
+        headers.append(("x-sha256", upload.sha256 or ""))
+    if url is not None:
+        headers.append(("location", url))
     if "application/json" in (request.header("accept") or ""):
         return json_response(upload_json(ctx, request, upload, identity), 201, headers)
-    return text_response(ctx.download_url(request, upload.id) + "\n", 201, headers)
+    return text_response((url or STORED_FOR_OWNER) + "\n", 201, headers)

@@ -12,6 +12,7 @@ from pyfiledrop.errors import BadRequest, Forbidden
 from pyfiledrop.web.auth import COOKIE, Identity, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
+from pyfiledrop.web.links import STORED_FOR_OWNER, download_link
 
 
 def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identity) -> dict[str, Any]:
@@ -32,8 +33,10 @@ def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identi
         "updated_at": upload.updated_at,
         "expires_at": upload.expires_at,
         "tus_url": ctx.tus_url(request, upload.id),
-        "download_url": ctx.download_url(request, upload.id) if complete else None,
+        "download_url": download_link(ctx, request, upload, identity),
     }
+    if complete and data["download_url"] is None:
+        data["message"] = STORED_FOR_OWNER  # a drop link's sender: nothing to download, and no dead link
     if upload.alias:
         data["dzuuid"] = upload.alias
     if identity.admin:

@@ -22,7 +22,7 @@ from pyfiledrop.storage import intake
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
-from pyfiledrop.web import api, downloads, drops, openapi, shares
+from pyfiledrop.web import api, downloads, drops, openapi, share_links, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
@@ -191,9 +191,8 @@ class App:
             case "GET" | "HEAD", ["files", key] | ["download", key]:
                 await downloads.serve(ctx, request, send, key)
                 return None
-            case "GET" | "HEAD", ["s", token]:
-                await shares.download(ctx, request, send, token)
-                return None
+            case _, ["s", token, *rest]:
+                return await self._share_link(ctx, request, send, method, [token, *rest])
             case "POST", ["upload"]:
                 return await dropzone.upload(ctx, request)
             case "PUT", _:
@@ -238,8 +237,8 @@ class App:
                 return await self._api_drops(ctx, request, method, below)
             case _, ["uploads", *below]:
                 return await self._api_uploads(ctx, request, method, below)
-            case "DELETE", ["shares", share_id]:
-                return await shares.revoke(ctx, request, share_id)
+            case _, ["shares", *below]:
+                return await self._api_shares(ctx, request, method, below)
             case "POST", ["admin", "verify"]:
                 return await api.admin_verify(ctx, request)
             case "GET", ["admin", "stats"]:
@@ -267,6 +266,25 @@ class App:
                 return await drops.create(ctx, request)
             case "DELETE", [drop_id]:
                 return await drops.revoke(ctx, request, drop_id)
+        return text_response("not found\n", 404)
+
+    async def _share_link(self, ctx: Context, request: Request, send: Send, method: str,
+                          path: list[str]) -> Response | None:  # fmt: skip
+        match method, path:
+            case "GET" | "HEAD", [token, *rest]:
+                return await share_links.serve(ctx, request, send, token, rest)
+            case "POST", [token]:
+                return await share_links.unlock(ctx, request, token)
+        return text_response("method not allowed\n", 405, [("allow", "GET, HEAD, POST")])
+
+    async def _api_shares(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
+        match method, below:
+            case "GET", []:
+                return await shares.list_mine(ctx, request)
+            case "POST", []:
+                return await shares.create_selection(ctx, request)
+            case "DELETE", [share_id]:
+                return await shares.revoke(ctx, request, share_id)
         return text_response("not found\n", 404)
 
     async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:

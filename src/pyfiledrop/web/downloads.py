@@ -12,6 +12,7 @@ from pyfiledrop.domain.model import Upload, UploadState
 from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Headers, Request, Send, no_content
+from pyfiledrop.web.links import has_download_key
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -31,8 +32,9 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
     upload = await find(ctx, key)
     if upload.state is UploadState.TERMINATED:
         raise UploadGone(upload.id)
-    identity = ctx.auth.identify(request)
-    if not ctx.settings.allow_downloads and not identity.may_manage(upload.owner):
+    if ctx.settings.allow_downloads or has_download_key(ctx, request, upload):
+        pass  # open to all, or a URL that carries its own capability (web/links.py)
+    elif not ctx.auth.identify(request).may_manage(upload.owner):
         raise DownloadsDisabled()
     await send_upload(ctx, request, send, upload)
 
