@@ -17,7 +17,7 @@ from typing import cast
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
-from pyfiledrop.domain.names import display_name
+from pyfiledrop.domain.names import relative_path
 from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
 from pyfiledrop.engine.leases import Leases, RangeLocks
@@ -131,7 +131,7 @@ class UploadService:
             await self._check_quota(request.owner, request.size or 0)
         now = time.time()
         upload = Upload(
-            id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=request.size,
+            id=new_upload_id(), filename=relative_path(request.filename), owner=request.owner, size=request.size,
             protocol=request.protocol, created_at=now, updated_at=now, alias=request.alias,
             content_type=request.content_type, metadata=dict(request.metadata), concat=request.concat,
             parts=request.parts, expires_at=request.expires_at,
@@ -173,7 +173,7 @@ class UploadService:
         await self._check_quota(request.owner, size)
         now = time.time()
         upload = Upload(
-            id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=size,
+            id=new_upload_id(), filename=relative_path(request.filename), owner=request.owner, size=size,
             protocol=request.protocol, created_at=now, updated_at=now, content_type=request.content_type,
             metadata=dict(request.metadata), expires_at=request.expires_at, received=RangeSet().add(0, size),
         )  # fmt: skip

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from pyfiledrop.domain.ids import is_upload_id, parse_alias
 from pyfiledrop.domain.model import Upload, UploadState
+from pyfiledrop.domain.names import base_name
 from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Headers, Request, Send, no_content
@@ -93,7 +94,7 @@ def _headers(upload: Upload) -> Headers:
     headers: Headers = [
         ("etag", f'"{sha256}"'),
         ("content-type", content_type),
-        ("content-disposition", content_disposition(upload.filename)),
+        ("content-disposition", content_disposition(base_name(upload.filename))),  # 'dir/sub/b.txt' saves as b.txt
         ("accept-ranges", "bytes"),
         ("cache-control", "private, no-cache"),
         ("x-content-type-options", "nosniff"),
