@@ -86,7 +86,8 @@ def test_several_files_behind_one_link_page_and_zip(server: ServerProcess) -> No
     assert [f["name"] for f in listing["files"]] == list(files)
     assert httpx.get(listing["files"][1]["url"]).content == files["b.bin"]
     whole = httpx.get(listing["zip_url"])
-    assert whole.status_code == 200 and int(whole.headers["content-length"]) == listing["zip_size"] == len(whole.content)
+    assert whole.status_code == 200
+    assert int(whole.headers["content-length"]) == listing["zip_size"] == len(whole.content)
     assert "holiday.zip" in whole.headers["content-disposition"]
     archive = zipfile.ZipFile(io.BytesIO(whole.content))
     assert archive.testzip() is None
