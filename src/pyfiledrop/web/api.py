@@ -60,6 +60,7 @@ async def config(ctx: Context, request: Request) -> Response:
             "tus_extensions": list(ctx.tus_extensions),
             "stale_after_seconds": s.stale_after,
             "password_required": ctx.access.password_required(request),
+            "expire_after_seconds": s.expire_after_seconds,  # the longest expiry an uploader may pick (None: any)
             "parallel_write": True,  # tus PATCH with X-Pyfiledrop-Parallel-Write: 1 (protocols/tus.py)
         }
     )

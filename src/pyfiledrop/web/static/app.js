@@ -2,6 +2,7 @@
 // Three ways in: the open page, the page of a server started with --password (unlock first), and a drop link
 // /d/TOKEN ("drop mode": the holder may upload and sees nothing else).
 import { PASSWORD_CODES, TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
+import { expiryCell, keepSelection, refreshShares, selectBox, setUpSharing, shareButton } from "./sharing.js";
 
 const $ = (id) => document.getElementById(id);
 const uploads = [];
@@ -420,7 +421,7 @@ function date(seconds) {
 function mineRow(upload) {
   const row = el("tr");
   row.dataset.id = upload.id;
-  row.append(el("td", upload.filename, "name"), el("td", formatBytes(upload.size)), el("td", date(upload.created_at)));
+  row.append(selectBox(upload), el("td", upload.filename, "name"), el("td", formatBytes(upload.size)), el("td", date(upload.created_at)));
   const sha = el("td");
   if (upload.sha256) {
     const code = el("code", `${upload.sha256.slice(0, 12)}…`);
@@ -436,9 +437,10 @@ function mineRow(upload) {
     link.setAttribute("download", upload.filename);
     actions.append(link);
     if (config.allow_downloads) actions.append(copyButton("Copy link", upload.download_url));
+    actions.append(shareButton(upload));
   }
   actions.append(deleteButton(upload, false));
-  row.append(sha, el("td", upload.expires_at ? date(upload.expires_at) : "never"), actions);
+  row.append(sha, expiryCell(upload), actions);
   return row;
 }
 
@@ -448,6 +450,8 @@ async function refreshMine() {
     $("mine-body").replaceChildren(...mine.map(mineRow));
     $("mine-table").hidden = mine.length === 0;
     $("mine-empty").hidden = mine.length > 0;
+    keepSelection(mine);
+    refreshShares();
   } catch {
     $("mine-table").hidden = true;
     $("mine-empty").hidden = false;
@@ -633,6 +637,7 @@ async function main() {
     return;
   }
   showLimits();
+  if (!dropToken) setUpSharing({ $, api, el, copyButton, banner, date, plural, refreshMine, config });
   if (dropToken) {
     await loadDrop();
     showUnfinished();
