@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -112,6 +112,10 @@ class UploadService:
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
         self._admitting = asyncio.Lock()  # allowance checks and inserts, one at a time: no two take the last slot
         self._whole_held = 0  # bodies held whole in memory for create_whole
+        # The named tree (engine/views.py): told of each finished upload (cheap: a queue put), and awaited before a
+        # record goes (its name goes first).
+        self.on_complete: Callable[[Upload], None] | None = None
+        self.before_drop: Callable[[Upload], Awaitable[None]] | None = None
 
     # -- creation -----------------------------------------------------------------------------------------------
 
@@ -187,6 +191,8 @@ class UploadService:
             await self.storage.delete_blob(blob)
         log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
                  " (deduplicated)" if deduplicated else "")  # fmt: skip
+        if self.on_complete is not None:
+            self.on_complete(done)
         return done
 
     def _check_size(self, size: int | None) -> None:
@@ -437,6 +443,8 @@ class UploadService:
             done = await self.meta.complete(upload.id, sha256, blob, expires_at)
         log.info("complete: %s %r %d bytes sha256=%s%s", done.id, done.filename, size, sha256,
                  " (deduplicated)" if same else "")  # fmt: skip
+        if self.on_complete is not None:
+            self.on_complete(done)
         return done
 
     async def _existing_blob(self, sha256: str, size: int) -> BlobRef | None:
@@ -478,6 +486,8 @@ class UploadService:
     async def _drop(self, upload: Upload) -> None:
         """The record first, then the bytes: a crash in between leaves an orphan file, found at start-up."""
         self._hashes.forget(upload.id)
+        if self.before_drop is not None:
+            await self.before_drop(upload)
         last_reference = await self.meta.terminate(upload.id)
         await self.storage.discard(upload.id)
         if last_reference is not None:

@@ -13,9 +13,12 @@ from pyfiledrop import config
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
-from pyfiledrop.meta.drops import DropStore
+from pyfiledrop.engine.views import Views
+from pyfiledrop.errors import DropNotFound
+from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, DropStore
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.meta.views import ViewStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage import intake
@@ -65,6 +68,7 @@ class App:
         self.ctx: Context | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._intake: intake.Intake | None = None
+        self._views: Views | None = None
         self.create_limiter = RateLimiter(settings.create_rate, "new uploads")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -117,9 +121,11 @@ class App:
         auth = Authenticator(secret, admin_token or _unusable_token())
         access = Access(s, auth, DropStore(meta), secret)
         self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access)
+        self._views = await _named_tree(s, service, storage, meta, access.drops)
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
+        await self._views.start(meta.get)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
     async def shutdown(self) -> None:
@@ -127,6 +133,8 @@ class App:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        if self._views is not None:
+            await self._views.stop()
         if self.ctx is not None:
             await self.ctx.service.meta.close()
         if self._intake is not None:
@@ -325,6 +333,29 @@ class App:
             ("cache-control", "public, max-age=86400" if cache else "no-cache"),
         ]
         return Response(200, headers, resource.read_bytes())
+
+
+async def _named_tree(settings: Settings, service: UploadService, storage: LocalStorage, meta: SQLiteMetadataStore,
+                      drops: DropStore) -> Views:  # fmt: skip
+    """Finished uploads readable under their own names in {storage}/files/ (engine/views.py)."""
+    labels: dict[str, str | None] = {}
+
+    async def label_of(owner: str) -> str | None:
+        if not owner.startswith(DROP_OWNER_PREFIX):
+            return None
+        if owner not in labels:
+            try:
+                labels[owner] = (await drops.get(owner.removeprefix(DROP_OWNER_PREFIX))).label or "drop link"
+            except DropNotFound:
+                labels[owner] = None
+        return labels[owner]
+
+    store = ViewStore(meta)
+    await store.open()
+    views = Views(settings.storage, store, storage.local_path, label_of)
+    service.on_complete = views.completed
+    service.before_drop = views.dropping
+    return views
 
 
 def _keep_body_buffers_in_the_heap() -> None:
