@@ -2,6 +2,7 @@
 // Three ways in: the open page, the page of a server started with --password (unlock first), and a drop link
 // /d/TOKEN ("drop mode": the holder may upload and sees nothing else).
 import { PASSWORD_CODES, TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
+import { adaptToDevice, announce, announceChange, labelColumns } from "./accessible.js";
 import { expiryCell, keepSelection, refreshShares, selectBox, setUpSharing, shareButton } from "./sharing.js";
 
 const $ = (id) => document.getElementById(id);
@@ -73,14 +74,15 @@ async function loadConfig() {
       }
       const wait = Math.min(30, 2 ** attempt);
       banner(`Server unreachable — retrying in ${wait} s`, "error");
+      if (attempt === 0) announce("Server unreachable");
       await new Promise((resolve) => setTimeout(resolve, wait * 1000));
     }
   }
 }
 
 function showLimits() {
-  const parts = [`Up to ${formatBytes(config.max_size_bytes)} per file`, `${formatBytes(config.chunk_size)} chunks`];
-  parts.push(config.parallel_chunks ? "parallel" : "one chunk at a time");
+  // What a person dropping files needs: the size limit and who may download; chunk sizes are for /api/config.
+  const parts = [`Up to ${formatBytes(config.max_size_bytes)} per file`];
   if (!config.allow_downloads && !dropToken) parts.push("downloads for the uploader only");
   $("limits").textContent = parts.join(" · ");
 }
@@ -93,7 +95,7 @@ function canUpload() {
 
 function setLocked(value) {
   locked = value;
-  for (const id of ["file-input", "folder-input"]) $(id).disabled = value || closed;
+  for (const id of ["file-input", "folder-input"]) $(id).disabled = value || closed || $(id).dataset.unsupported === "true";
   $("drop").classList.toggle("locked", value || closed);
   for (const label of $("drop").querySelectorAll("label.button")) label.setAttribute("aria-disabled", String(value || closed));
 }
@@ -242,6 +244,7 @@ function uploadOptions() {
 
 function onChange(upload) {
   noticeFailure(upload);
+  announceChange(upload);
   render();
 }
 
@@ -263,6 +266,7 @@ function addFiles(files) {
     upload.start();
   }
   $("active-section").hidden = uploads.length === 0;
+  showUnfinished(); // a file resuming leaves "Unfinished uploads": its progress shows above and in "My uploads"
 }
 
 async function entriesToFiles(entry, prefix = "") {
@@ -309,7 +313,9 @@ function setUpDropping() {
 
 function buildRow(upload) {
   const row = $("active-row").content.firstElementChild.cloneNode(true);
-  row.querySelector(".name").textContent = upload.file.webkitRelativePath || upload.file.name;
+  const name = upload.file.webkitRelativePath || upload.file.name;
+  row.querySelector(".name").textContent = name;
+  row.querySelector("progress").setAttribute("aria-label", `Progress of ${name}`);
   row.querySelector(".size").textContent = formatBytes(upload.file.size);
   row.querySelector(".pause").addEventListener("click", () => upload.pause());
   row.querySelector(".resume").addEventListener("click", () => upload.start());
@@ -328,6 +334,7 @@ function describe(upload) {
     case "retrying": return upload.message;
     case "finishing": return "Checking the sha256…";
     default: {
+      if (upload.file.size && done >= upload.file.size) return "Checking the sha256…"; // sent; not yet confirmed
       const speed = upload.speed();
       const left = speed ? (upload.file.size - done) / speed : NaN;
       const resumed = upload.resumedFrom ? ` · resumed at ${formatBytes(upload.resumedFrom)}` : "";
@@ -365,9 +372,21 @@ function render() {
         showUnfinished();
       }
     }
+    for (const upload of uploads) showLiveProgress(upload);
     $("overall-bar").value = total ? sent / total : 0;
     $("overall-text").textContent = `${formatBytes(sent)} of ${formatBytes(total)}`;
   });
+}
+
+// A file resuming is already a row of "My uploads" (receiving): that row follows the bytes as they go.
+function showLiveProgress(upload) {
+  const url = upload.url || upload.parts?.[0]?.url;
+  if (!url || upload.parts.length > 1 && !upload.regions) return; // tus parts: no single record to follow
+  const id = new URL(url).pathname.split("/").filter(Boolean).pop();
+  const row = document.querySelector(`#mine-body tr[data-id="${CSS.escape(id)}"]`);
+  const cell = row?.children[4];
+  if (!cell || cell.querySelector("code")) return;
+  cell.textContent = upload.state === "done" ? "Checking…" : `${percent(upload.uploaded, upload.file.size)} received · ${describe(upload)}`;
 }
 
 function showUnfinished() {
@@ -448,6 +467,7 @@ async function refreshMine() {
   try {
     const { uploads: mine } = await api("/api/uploads");
     $("mine-body").replaceChildren(...mine.map(mineRow));
+    labelColumns($("mine-table"));
     $("mine-table").hidden = mine.length === 0;
     $("mine-empty").hidden = mine.length > 0;
     keepSelection(mine);
@@ -625,6 +645,7 @@ async function main() {
     takeAdminTokenFromUrl();
     $("mine-section").hidden = false;
   }
+  adaptToDevice();
   setLocked(true);
   setUpDropping();
   setUpForget();
