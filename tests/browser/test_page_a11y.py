@@ -91,3 +91,36 @@ def test_a_resumed_file_leaves_unfinished_and_shows_live_in_my_uploads(
         "[...document.querySelectorAll('#mine-body td')].some((td) => td.textContent.includes('received ·'))"
     )
     page.wait_for_function("document.querySelectorAll('#mine-body tr code').length === 1", timeout=60_000)
+
+
+def test_admin_view_searches_pages_downloads_and_deletes_in_bulk(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page
+) -> None:
+    import httpx
+
+    from tests.conftest import ADMIN_TOKEN
+
+    server = make_server(tmp_path / "s").start()
+    owner = {"x-pyfiledrop-token": httpx.get(f"{server.url}/api/session").json()["token"]}
+    for number in range(60):
+        httpx.put(f"{server.url}/report-{number:02d}.txt", content=f"report {number}".encode(), headers=owner)
+    httpx.put(f"{server.url}/holiday.jpg", content=b"jpeg", headers=owner)
+    page.goto(f"{server.url}/?admin={ADMIN_TOKEN}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#admin-section:not([hidden])")
+    assert page.locator("#admin-body tr").count() == 50
+    assert page.locator("#admin-page").inner_text() == "1–50 of 61"
+    page.click("#admin-next")
+    page.wait_for_function("document.getElementById('admin-page').textContent === '51–61 of 61'")
+    page.fill("#admin-search", "holiday")
+    page.wait_for_function("document.querySelectorAll('#admin-body tr').length === 1")
+    link = page.get_by_role("link", name="Download holiday.jpg")
+    assert httpx.get(str(link.get_attribute("href"))).content == b"jpeg"
+    page.fill("#admin-search", "report-0")
+    page.wait_for_function("document.querySelectorAll('#admin-body tr').length === 10")
+    page.get_by_label("Select report-01.txt").check()
+    page.get_by_label("Select report-02.txt").check()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#admin-delete")
+    page.wait_for_function("document.querySelectorAll('#admin-body tr').length === 8")
+    assert page.locator("#admin-page").inner_text() == "1–8 of 8"

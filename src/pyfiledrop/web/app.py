@@ -25,7 +25,7 @@ from pyfiledrop.storage import intake
 from pyfiledrop.storage.base import Capability
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
-from pyfiledrop.web import api, downloads, drops, openapi, share_links, shares
+from pyfiledrop.web import api, downloads, drops, listing, openapi, share_links, shares
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.context import Context
@@ -298,7 +298,9 @@ class App:
     async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
         match method, below:
             case "GET", []:
-                return await api.list_uploads(ctx, request)
+                return await listing.list_uploads(ctx, request)
+            case "POST", ["delete"]:
+                return await listing.delete_many(ctx, request)
             case "GET", [key]:
                 return await api.get_upload(ctx, request, key)
             case "DELETE", [key]:

@@ -3,6 +3,7 @@
 // /d/TOKEN ("drop mode": the holder may upload and sees nothing else).
 import { PASSWORD_CODES, TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
 import { adaptToDevice, announce, announceChange, labelColumns } from "./accessible.js";
+import { refreshAdminList, setUpAdmin } from "./admin.js";
 import { expiryCell, keepSelection, refreshShares, selectBox, setUpSharing, shareButton } from "./sharing.js";
 
 const $ = (id) => document.getElementById(id);
@@ -481,18 +482,10 @@ async function refreshMine() {
 async function refreshAdmin() {
   try {
     const stats = await api("/api/admin/stats", { admin: true });
-    const { uploads: all } = await api("/api/uploads?all=1", { admin: true });
     $("admin-section").hidden = false;
     $("admin-stats").textContent = `${stats.complete} files, ${formatBytes(stats.stored_bytes)} stored · ` +
       `${stats.unfinished} unfinished · disk: ${formatBytes(stats.disk_free)} free of ${formatBytes(stats.disk_total)}`;
-    $("admin-body").replaceChildren(...all.map((upload) => {
-      const row = el("tr");
-      const actions = el("td", "", "actions");
-      actions.append(deleteButton(upload, true));
-      row.append(el("td", upload.filename, "name"), el("td", (upload.owner || "").slice(0, 8)), el("td", formatBytes(upload.size)),
-        el("td", upload.state), el("td", date(upload.created_at)), actions);
-      return row;
-    }));
+    await refreshAdminList(); // search, sort and paging by the server (admin.js)
   } catch (error) {
     banner(`Admin view unavailable: ${error.message}`, "error");
     return;
@@ -659,6 +652,7 @@ async function main() {
   }
   showLimits();
   if (!dropToken) setUpSharing({ $, api, el, copyButton, banner, date, plural, refreshMine, config });
+  if (!dropToken) setUpAdmin({ $, api, el, copyButton, banner, date, refreshMine });
   if (dropToken) {
     await loadDrop();
     showUnfinished();
