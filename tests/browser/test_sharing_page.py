@@ -113,3 +113,19 @@ def test_a_chosen_folder_keeps_its_paths(make_server: type[ServerProcess], tmp_p
     page.set_input_files("#folder-input", str(top))
     page.wait_for_function("document.querySelectorAll('#mine-body tr code').length === 2")
     assert sorted(page.locator("#mine-body td.name").all_text_contents()) == ["album/one/b.txt", "album/two/b.txt"]
+
+
+def test_a_drop_links_page_says_where_the_file_went(make_server: type[ServerProcess], tmp_path: Path,
+                                                    page: Page) -> None:  # fmt: skip
+    from tests.conftest import ADMIN_TOKEN
+
+    server = make_server(tmp_path / "s").start()
+    link = httpx.post(f"{server.url}/api/drops", json={"label": "inbox"},
+                      headers={"x-pyfiledrop-token": ADMIN_TOKEN}).json()  # fmt: skip
+    page.goto(link["url"])
+    page.wait_for_selector("body[data-ready=true]")
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF")
+    page.set_input_files("#file-input", str(tmp_path / "scan.pdf"))
+    page.wait_for_selector("#active-list .upload.done")
+    assert page.locator("#active-list .stats").inner_text().startswith("Received — stored for the owner of this drop")
+    assert page.locator("#active-list a").count() == 0

@@ -328,7 +328,10 @@ function buildRow(upload) {
 function describe(upload) {
   const done = upload.uploaded;
   switch (upload.state) {
-    case "done": return `Done · ${formatBytes(upload.file.size)}`;
+    case "done":
+      // A drop link's sender may not download what they sent: say where it went rather than offer a dead link.
+      if (dropToken && !config.allow_downloads) return `Received — stored for the owner of this drop · ${formatBytes(upload.file.size)}`;
+      return `Done · ${formatBytes(upload.file.size)}`;
     case "failed": return upload.message;
     case "cancelled": return "Cancelled";
     case "paused": return `Paused at ${percent(done, upload.file.size)}`;
