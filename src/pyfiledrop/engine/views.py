@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -54,7 +55,14 @@ class Views:
             self._queue.put_nowait(upload)
 
     async def dropping(self, upload: Upload) -> None:
-        """Before an upload's record goes: its name goes, and the stored copy stops bearing its name."""
+        """Before an upload's record goes: its name goes, and the stored copy stops bearing its name. A failure here
+        is logged and does not stop the delete (start-up removes a name left behind)."""
+        try:
+            await self._drop_names(upload)
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("could not remove the name of upload %s from %s: %s", upload.id, self.root, exc)
+
+    async def _drop_names(self, upload: Upload) -> None:
         async with self._lock:
             self._dropped.add(upload.id)
             path = await self.store.path_of(upload.id)
@@ -121,6 +129,7 @@ class Views:
 
     async def _name(self, batch: Sequence[Upload]) -> None:
         wanted: list[tuple[Upload, Path, str]] = []
+        batch = list({upload.id: upload for upload in batch}.values())
         named = await self.store.named([upload.id for upload in batch])  # queued twice (start-up and recovery)
         for upload in batch:
             if upload.id in named or upload.id in self._dropped or upload.blob is None:

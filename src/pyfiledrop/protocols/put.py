@@ -43,8 +43,9 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
     if upload.size is None:  # chunked transfer encoding: the length is known now
         upload = await ctx.service.declare_size(upload.id, upload.received.total)
     headers = [("x-upload-id", upload.id), *token_headers(identity, request.scheme == "https")]
-    url = download_link(ctx, request, upload, identity)
-    if upload.state is UploadState.COMPLETE:
+    complete = upload.state is UploadState.COMPLETE
+    url = download_link(ctx, request, upload, identity) if complete else ctx.tus_url(request, upload.id)
+    if complete:
         headers.append(("x-sha256", upload.sha256 or ""))
     if url is not None:
         headers.append(("location", url))
