@@ -131,16 +131,17 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _share_expiry(args: argparse.Namespace) -> float | None:
-    from pyfiledrop.client.sharing import parse_duration
+    from pyfiledrop.config import parse_duration  # the server's duration syntax: 90s, 2m, 12h, 7d
+    from pyfiledrop.errors import ConfigError
 
     if args.share_expires is None:
         return None
     if not args.share:
         raise UsageError("--share-expires goes with --share")
     try:
-        return parse_duration(args.share_expires)
-    except ValueError as exc:
-        raise UsageError(f"--share-expires: {exc}") from None
+        return parse_duration("--share-expires", args.share_expires)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _print_share(session: object, upload_ids: list[str], expires_in: float | None, args: argparse.Namespace) -> bool:

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pyfiledrop.client.tus import DROP_HEADER, Session
 
-_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
 
 class ShareError(Exception):
     """The files went up but no share link could be made; the message says why."""
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '2m', '12h', '7d', '2w', or plain seconds."""
-    match = _DURATION.fullmatch(text)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration such as 90s, 2m, 12h or 7d")
-    return float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
 
 
 def expand(paths: Sequence[str], recursive: bool) -> list[tuple[str, str | None]]:
