@@ -1,5 +1,6 @@
 // The admin's list of every upload: search, sort and paging done by the server (GET /api/uploads?all=1&q=…),
 // download, sha256, owner or drop link, and deleting several at once (POST /api/uploads/delete).
+import { labelColumns } from "./accessible.js";
 import { formatBytes } from "./uploader.js";
 
 const PAGE = 50;
@@ -78,6 +79,7 @@ export async function refreshAdminList() {
   const result = await api(`/api/uploads?${query}`, { admin: true });
   total = result.total;
   $("admin-body").replaceChildren(...result.uploads.map(row));
+  labelColumns($("admin-table"));
   const last = Math.min(offset + result.uploads.length, total);
   $("admin-page").textContent = total ? `${offset + 1}–${last} of ${total}` : "No uploads match";
   $("admin-prev").disabled = offset === 0;

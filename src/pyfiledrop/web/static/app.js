@@ -550,6 +550,7 @@ async function refreshDrops() {
     const { drops } = await api("/api/drops", { admin: true });
     $("drops-section").hidden = false;
     $("drops-body").replaceChildren(...drops.map(dropRow));
+    labelColumns($("drops-table"));
     $("drops-table").hidden = drops.length === 0;
     $("drops-empty").hidden = drops.length > 0;
   } catch (error) {

@@ -1,6 +1,7 @@
 // Passing files on from the page: a "Share" dialog per file or for the selected files (expiry, password, download
 // limit, copy), the list of links with revoke, and the expiry an uploader picks for a file (within the server's
 // limit). Kept apart from app.js, which hands over what it shares through setUpSharing.
+import { labelColumns } from "./accessible.js";
 import { formatBytes } from "./uploader.js";
 
 let page = null; // { $, api, el, copyButton, banner, date, plural, refreshMine, config }
@@ -223,6 +224,7 @@ export async function refreshShares() {
   try {
     const { shares } = await page.api("/api/shares");
     $("shares-body").replaceChildren(...shares.map(shareRow));
+    labelColumns($("shares-table"));
     $("shares-section").hidden = shares.length === 0;
   } catch {
     $("shares-section").hidden = true;
