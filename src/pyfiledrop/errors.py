@@ -182,6 +182,15 @@ class DropClosed(PyfiledropError):
         super().__init__(f"this drop link {why}; ask whoever sent it for a new one")
 
 
+class ShareClosed(PyfiledropError):
+    """A share link that was revoked, has expired, or has had all the downloads it allows."""
+
+    code = "ERR_SHARE_CLOSED"
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"this share link {why}; ask whoever sent it for a new one")
+
+
 class DownloadsDisabled(PyfiledropError):
     code = "ERR_DOWNLOADS_DISABLED"
 

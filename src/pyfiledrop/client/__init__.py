@@ -51,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--progress", action=argparse.BooleanOptionalAction, default=None,
         help="show a progress bar with speed and ETA (default: when stderr is a terminal)")  # fmt: skip
     add("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
+    add("-r", "--recursive", action="store_true",
+        help="upload the files in the folders given, keeping their paths (DIR/sub/b.txt)")  # fmt: skip
+    add("--share", action="store_true",
+        help="make a share link when done (one link for all the files) and print it as the last line")  # fmt: skip
+    add("--share-expires", metavar="DURATION",
+        help="the share link stops working after this long: 90s, 12h, 7d (default: when the files go)")  # fmt: skip
 
 
 def parse_rate(text: str) -> int:
@@ -74,19 +80,17 @@ def _duration(flag: str, text: object) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Upload every file; print 'URL  SHA256  NAME' (or JSON) per success; 0 if all succeeded."""
+    from pyfiledrop.client.sharing import expand
     from pyfiledrop.client.state import StateStore
     from pyfiledrop.client.tus import Session
     from pyfiledrop.client.upload import Cancelled, Options, UploadFailed, upload_file, upload_stream
 
-    if not args.url:
-        raise UsageError("--url is required (or set PYFILEDROP_URL), e.g. --url http://127.0.0.1:16273")
-    if args.jobs < 1 or args.jobs > 64:
-        raise UsageError("-j/--jobs must be between 1 and 64")
-    args.timeout = _duration("--timeout", args.timeout)
-    if args.retries < 0 or args.timeout <= 0:
-        raise UsageError("--retries must be >= 0 and --timeout > 0")
-    if args.files.count("-") > 1:
-        raise UsageError("standard input (-) can be given only once")
+    _check_flags(args)
+    share_expires = _share_expiry(args)
+    try:
+        files = expand(args.files, args.recursive)
+    except OSError as exc:
+        raise UsageError(str(exc)) from None
     store = StateStore(Path(args.state).expanduser() if args.state else None)
     try:
         session = Session(args.url, None, args.timeout, args.password)
@@ -99,12 +103,13 @@ def run(args: argparse.Namespace) -> int:
                       token=session.token, state=store, quiet=args.quiet)  # fmt: skip
     cancel = threading.Event()
     failed = 0
-    for path in args.files:
+    done = []
+    for path, name in files:
         try:
             if path == "-":
                 result = upload_stream(sys.stdin.buffer, options, session, cancel)
             else:
-                result = upload_file(path, options, session, cancel)
+                result = upload_file(path, options, session, cancel, name)
         except KeyboardInterrupt:
             cancel.set()
             print("pyfiledrop: interrupted; run the same command again to resume", file=sys.stderr)
@@ -117,7 +122,54 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             print(f"pyfiledrop: {path}: upload failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             continue
+        done.append(result)
         print(json.dumps(result.as_json()) if args.json else result.line(), flush=True)
         if not args.quiet:
             print(result.summary(), file=sys.stderr, flush=True)
+    if args.share and done and not _print_share(session, [r.upload_id for r in done], share_expires, args):
+        return EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if not args.url:
+        raise UsageError("--url is required (or set PYFILEDROP_URL), e.g. --url http://127.0.0.1:16273")
+    if args.jobs < 1 or args.jobs > 64:
+        raise UsageError("-j/--jobs must be between 1 and 64")
+    args.timeout = _duration("--timeout", args.timeout)
+    if args.retries < 0 or args.timeout <= 0:
+        raise UsageError("--retries must be >= 0 and --timeout > 0")
+    if args.files.count("-") > 1:
+        raise UsageError("standard input (-) can be given only once")
+
+
+def _share_expiry(args: argparse.Namespace) -> float | None:
+    if args.share_expires is None:
+        return None
+    if not args.share:
+        raise UsageError("--share-expires goes with --share")
+    seconds = _duration("--share-expires", args.share_expires)  # the server's duration syntax: 90s, 2m, 12h, 7d
+    if seconds <= 0:
+        raise UsageError(f"--share-expires must be longer than 0 seconds, not {args.share_expires!r}")
+    return seconds
+
+
+def _print_share(session: object, upload_ids: list[str], expires_in: float | None, args: argparse.Namespace) -> bool:
+    """The share link of everything uploaded, as the last line of stdout (or a JSON object with --json)."""
+    from pyfiledrop.client.sharing import ShareError, make_share
+    from pyfiledrop.client.tus import Session
+
+    assert isinstance(session, Session)
+    folders = [Path(path).name for path in args.files if path != "-" and Path(path).is_dir()]
+    label = folders[0] if len(folders) == 1 and len(args.files) == 1 else ""
+    try:
+        share = make_share(session, upload_ids, expires_in, label)
+    except (ShareError, OSError, ValueError) as exc:
+        print(f"pyfiledrop: the files are uploaded, but no share link was made: {exc}", file=sys.stderr, flush=True)
+        return False
+    if args.json:
+        print(json.dumps({"share_url": share["url"], "expires_at": share.get("expires_at"),
+                          "files": len(upload_ids)}), flush=True)  # fmt: skip
+    else:
+        print(share["url"], flush=True)
+    return True

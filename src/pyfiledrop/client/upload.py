@@ -25,6 +25,8 @@ from pyfiledrop.units import format_size
 
 T = TypeVar("T")
 
+STORED_FOR_OWNER = "received — stored for the owner of this drop"
+
 MIN_PART = 1 << 20  # a parallel stream gets at least this many bytes
 STDIN_CHUNK = 16 << 20  # bytes per PATCH from stdin (held in memory until acknowledged)
 _BACKOFF_CAP = 30.0
@@ -68,12 +70,17 @@ class Result:
     streams: int
     local_sha256: str | None = None
 
+    @property
+    def upload_id(self) -> str:
+        return self.upload_url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
     def line(self) -> str:
-        return f"{self.download_url}  {self.sha256}  {self.name}"
+        # Through a drop link (without -a) nobody but the drop's owner may download: say so, print no dead link.
+        return f"{self.download_url or STORED_FOR_OWNER}  {self.sha256}  {self.name}"
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "size": self.size, "download_url": self.download_url, "sha256": self.sha256,
+            "name": self.name, "size": self.size, "download_url": self.download_url or None, "sha256": self.sha256,
             "upload_url": self.upload_url, "sent_bytes": self.sent_bytes, "resumed_from": self.resumed_from,
             "seconds": round(self.seconds, 3), "streams": self.streams, "verified": self.local_sha256 is not None,
         }  # fmt: skip
@@ -155,14 +162,16 @@ def retryable(exc: Exception) -> bool:
 # -- files ------------------------------------------------------------------------------------------------------
 
 
-def upload_file(path: str, options: Options, session: Session, cancel: threading.Event) -> Result:
+def upload_file(path: str, options: Options, session: Session, cancel: threading.Event,
+                name: str | None = None) -> Result:  # fmt: skip
+    """``name``: what the server stores it as (default: the file's own name; ``dir/sub/b.txt`` for ``-r``)."""
     try:
         abspath, size, mtime_ns = file_identity(path)
     except OSError as exc:
         raise UploadFailed(str(exc.strerror)) from exc
     if not Path(abspath).is_file():
         raise UploadFailed("not a regular file")
-    name = Path(abspath).name
+    name = name or Path(abspath).name
     key = entry_key(session.base_url, abspath, size, mtime_ns)
     started = time.monotonic()
     client = session.client()
@@ -196,7 +205,7 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
         if local is not None and local != info["sha256"]:
             raise UploadFailed(f"the server's sha256 {info['sha256']} is not the file's {local}")
         options.state.remove(key)
-        return Result(name, size, _absolute(session, final_url), _absolute(session, info["download_url"]),
+        return Result(name, size, _absolute(session, final_url), _absolute(session, info.get("download_url") or ""),
                       str(info["sha256"]), stats.sent,
                       resumed_from, time.monotonic() - started, max(len(parts), 1), local)  # fmt: skip
     finally:
@@ -460,7 +469,7 @@ def upload_stream(stream: BinaryIO, options: Options, session: Session, cancel: 
         local = hasher.hexdigest()
         if info["sha256"] != local:
             raise UploadFailed(f"the server's sha256 {info['sha256']} is not that of the bytes sent ({local})")
-        return Result(name, offset, _absolute(session, url), _absolute(session, info["download_url"]), local,
+        return Result(name, offset, _absolute(session, url), _absolute(session, info.get("download_url") or ""), local,
                       stats.sent, 0,
                       time.monotonic() - started, 1, local)  # fmt: skip
     finally:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -18,7 +18,7 @@ from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
 from pyfiledrop.domain.mediatype import declared_type
 from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
-from pyfiledrop.domain.names import display_name
+from pyfiledrop.domain.names import relative_path
 from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine import events
 from pyfiledrop.engine.activity import Activity, Untracked
@@ -126,6 +126,10 @@ class UploadService:
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
         self._admitting = asyncio.Lock()  # allowance checks and inserts, one at a time: no two take the last slot
         self._whole_held = 0  # bodies held whole in memory for create_whole
+        # The named tree (engine/views.py): told of each finished upload (cheap: a queue put), and awaited before a
+        # record goes (its name goes first).
+        self.on_complete: Callable[[Upload], None] | None = None
+        self.before_drop: Callable[[Upload], Awaitable[None]] | None = None
 
     # -- creation -----------------------------------------------------------------------------------------------
 
@@ -154,7 +158,7 @@ class UploadService:
             await self._check_quota(request.owner, request.size or 0)
         now = time.time()
         upload = Upload(
-            id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=request.size,
+            id=new_upload_id(), filename=relative_path(request.filename), owner=request.owner, size=request.size,
             protocol=request.protocol, created_at=now, updated_at=now, alias=request.alias,
             content_type=declared_type(request.content_type), metadata=dict(request.metadata),
             concat=request.concat, parts=request.parts, expires_at=request.expires_at,
@@ -209,7 +213,7 @@ class UploadService:
         await self._check_quota(request.owner, size)
         now = time.time()
         upload = Upload(
-            id=new_upload_id(), filename=display_name(request.filename), owner=request.owner, size=size,
+            id=new_upload_id(), filename=relative_path(request.filename), owner=request.owner, size=size,
             protocol=request.protocol, created_at=now, updated_at=now,
             content_type=declared_type(request.content_type), metadata=dict(request.metadata),
             expires_at=request.expires_at, received=RangeSet().add(0, size),
@@ -227,6 +231,8 @@ class UploadService:
         if deduplicated:
             await self.storage.delete_blob(blob)
         events.completed(done, deduplicated=deduplicated)
+        if self.on_complete is not None:
+            self.on_complete(done)
         return done
 
     def _check_room(self) -> None:
@@ -508,6 +514,8 @@ class UploadService:
             blob = await self.storage.finalize(upload.id, upload.filename, size)
             done = await self.meta.complete(upload.id, sha256, blob, expires_at)
         events.completed(done, deduplicated=same is not None)
+        if self.on_complete is not None:
+            self.on_complete(done)
         return done
 
     async def _existing_blob(self, sha256: str, size: int) -> BlobRef | None:
@@ -574,6 +582,8 @@ class UploadService:
     async def _drop(self, upload: Upload) -> None:
         """The record first, then the bytes: a crash in between leaves an orphan file, found at start-up."""
         self._hashes.forget(upload.id)
+        if self.before_drop is not None:
+            await self.before_drop(upload)
         last_reference = await self.meta.terminate(upload.id)
         await self.storage.discard(upload.id)
         if last_reference is not None:

@@ -105,6 +105,26 @@ _SCHEMA = [
     );
     CREATE INDEX jobs_status ON jobs (status);
     """,
+    # Share links grow a password, a download limit and several files (a selection, or a folder); the CRC-32 of
+    # a content, which a zip of the selection needs, is kept once known (meta/shares.py).
+    """
+    ALTER TABLE shares ADD COLUMN label TEXT NOT NULL DEFAULT '';
+    ALTER TABLE shares ADD COLUMN password_hash TEXT;
+    ALTER TABLE shares ADD COLUMN max_downloads INTEGER;
+    ALTER TABLE shares ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN last_download_at REAL;
+    ALTER TABLE shares ADD COLUMN several INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE share_files (
+        share_id TEXT NOT NULL REFERENCES shares (id),
+        position INTEGER NOT NULL,
+        upload_id TEXT NOT NULL REFERENCES uploads (id),
+        PRIMARY KEY (share_id, position)
+    );
+    CREATE TABLE content_crc32 (
+        sha256 TEXT PRIMARY KEY,
+        crc32 INTEGER NOT NULL
+    );
+    """,
 ]
 
 _COLUMNS = (

@@ -12,6 +12,7 @@ from pyfiledrop.web.api import upload_json
 from pyfiledrop.web.auth import token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, as_utf8, json_response, text_response, timed_stream
+from pyfiledrop.web.links import STORED_FOR_OWNER, download_link
 
 
 async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | None = None) -> Response:
@@ -38,12 +39,15 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
         else:
             upload = await _stream(ctx, new, Chunk(offset=0, body=body, length=length, exact_offset=True))
     headers = [("x-upload-id", upload.id), *token_headers(identity, request.scheme == "https")]
-    if upload.state is UploadState.COMPLETE:
-        url = ctx.download_url(request, upload.id)
-        headers += [("location", url), ("x-sha256", upload.sha256 or "")]
+    complete = upload.state is UploadState.COMPLETE
+    url = download_link(ctx, request, upload, identity) if complete else ctx.tus_url(request, upload.id)
+    if complete:
+        headers.append(("x-sha256", upload.sha256 or ""))
+    if url is not None:
+        headers.append(("location", url))
     if "application/json" in (request.header("accept") or ""):
         return json_response(upload_json(ctx, request, upload, identity), 201, headers)
-    return text_response(ctx.download_url(request, upload.id) + "\n", 201, headers)
+    return text_response((url or STORED_FOR_OWNER) + "\n", 201, headers)
 
 
 async def _stream(ctx: Context, new: NewUpload, chunk: Chunk) -> Upload:

@@ -96,7 +96,7 @@ async def create(ctx: Context, request: Request) -> Response:
     uploader = await ctx.access.uploader(request, issue=concat != "partial")
     identity = uploader.identity
     new = NewUpload(
-        filename=metadata.get("filename") or metadata.get("name"),
+        filename=_relative_path(metadata) or metadata.get("filename") or metadata.get("name"),
         owner=uploader.owner,
         allowance=uploader.allowance,
         size=size,
@@ -285,3 +285,9 @@ def _offset_headers(ctx: Context, upload: Upload) -> Headers:
     elif upload.expires_at is not None:
         headers.append(("upload-expires", http_date(upload.expires_at)))
     return headers
+
+
+def _relative_path(metadata: dict[str, str]) -> str | None:
+    """Uppy sends a file of a dropped folder's path as ``relativePath`` ('dir/sub/b.txt'; 'null' when it has none)."""
+    path = metadata.get("relativePath")
+    return path if path and path != "null" else None

@@ -14,6 +14,7 @@ from pyfiledrop.errors import BadRequest, Forbidden
 from pyfiledrop.web.auth import COOKIE, Identity, token_headers
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response, no_content
+from pyfiledrop.web.links import STORED_FOR_OWNER, download_link
 
 _LONGEST = 1000 * 365.25 * 24 * 3600  # an expiry further away than this is not a time, it is "never" (null)
 
@@ -36,8 +37,10 @@ def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identi
         "updated_at": upload.updated_at,
         "expires_at": upload.expires_at,
         "tus_url": ctx.tus_url(request, upload.id),
-        "download_url": ctx.download_url(request, upload.id) if complete else None,
+        "download_url": download_link(ctx, request, upload, identity),
     }
+    if complete and data["download_url"] is None:
+        data["message"] = STORED_FOR_OWNER  # a drop link's sender: nothing to download, and no dead link
     if upload.alias:
         data["dzuuid"] = upload.alias
     if identity.admin:
@@ -66,6 +69,7 @@ async def config(ctx: Context, request: Request) -> Response:
             "tus_extensions": list(ctx.tus_extensions),
             "stale_after_seconds": s.stale_after,
             "password_required": ctx.access.password_required(request),
+            "expire_after_seconds": s.expire_after_seconds,  # the longest expiry an uploader may pick (None: any)
             "parallel_write": True,  # tus PATCH with X-Pyfiledrop-Parallel-Write: 1 (protocols/tus.py)
         }
     )

@@ -15,10 +15,13 @@ from pyfiledrop.awake.tracker import Tracker
 from pyfiledrop.config import Settings
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
-from pyfiledrop.meta.drops import DropStore
+from pyfiledrop.engine.views import Views
+from pyfiledrop.errors import DropNotFound
+from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, DropStore
 from pyfiledrop.meta.jobs import JobStore
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.meta.views import ViewStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage import intake
@@ -27,7 +30,7 @@ from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.storage.reserve import SpaceReserve
 from pyfiledrop.video.jobs import VideoJobs
-from pyfiledrop.web import api, downloads, drops, openapi, routing, shares, video
+from pyfiledrop.web import api, downloads, drops, listing, openapi, routing, share_links, shares, video
 from pyfiledrop.web.access import Access
 from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
 from pyfiledrop.web.conditional import not_modified
@@ -74,6 +77,7 @@ class App:
         self._intake: intake.Intake | None = None
         self.awake = Tracker(settings.keep_awake, settings.awake_grace, settings.keep_screen_on)
         self.cors = Cors(settings.cors_origins, settings.public_url)
+        self._views: Views | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -133,9 +137,11 @@ class App:
         await jobs.open()
         self.ctx = Context(s, service, auth, tus_extensions(storage.capabilities), lifecycle, ShareStore(meta), access,
                            awake=self.awake, video=jobs)  # fmt: skip
+        self._views = await _named_tree(s, service, storage, meta, access.drops)
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
+        await self._views.start(meta.get)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         await self.awake.start()
 
@@ -145,6 +151,8 @@ class App:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        if self._views is not None:
+            await self._views.stop()
         if self.ctx is not None:
             if self.ctx.video is not None:
                 await self.ctx.video.close()
@@ -209,9 +217,8 @@ class App:
             case "GET" | "HEAD", ["files", key] | ["download", key]:
                 await downloads.serve(ctx, request, send, key)
                 return None
-            case "GET" | "HEAD", ["s", token]:
-                await shares.download(ctx, request, send, token)
-                return None
+            case _, ["s", token, *rest]:
+                return await self._share_link(ctx, request, send, method, [token, *rest])
             case "POST", ["upload"]:
                 return await dropzone.upload(ctx, request)
             case "PUT", _ if not routing.is_reserved(parts):
@@ -267,8 +274,8 @@ class App:
                 return await self._api_uploads(ctx, request, method, below)
             case _, ["jobs", job_id]:
                 return await video.job(ctx, request, method, job_id)
-            case "DELETE", ["shares", share_id]:
-                return await shares.revoke(ctx, request, share_id)
+            case _, ["shares", *below]:
+                return await self._api_shares(ctx, request, method, below)
             case "POST", ["admin", "verify"]:
                 return await api.admin_verify(ctx, request)
             case "GET", ["admin", "stats"]:
@@ -298,10 +305,31 @@ class App:
                 return await drops.revoke(ctx, request, drop_id)
         return routing.unrouted(method, ["api", "drops", *below])
 
+    async def _share_link(self, ctx: Context, request: Request, send: Send, method: str,
+                          path: list[str]) -> Response | None:  # fmt: skip
+        match method, path:
+            case "GET" | "HEAD", [token, *rest]:
+                return await share_links.serve(ctx, request, send, token, rest)
+            case "POST", [token]:
+                return await share_links.unlock(ctx, request, token)
+        return text_response("method not allowed\n", 405, [("allow", "GET, HEAD, POST")])
+
+    async def _api_shares(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
+        match method, below:
+            case "GET", []:
+                return await shares.list_mine(ctx, request)
+            case "POST", []:
+                return await shares.create_selection(ctx, request)
+            case "DELETE", [share_id]:
+                return await shares.revoke(ctx, request, share_id)
+        return text_response("not found\n", 404)
+
     async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
         match method, below:
             case "GET", []:
-                return await api.list_uploads(ctx, request)
+                return await listing.list_uploads(ctx, request)
+            case "POST", ["delete"]:
+                return await listing.delete_many(ctx, request)
             case "GET", [key]:
                 return await api.get_upload(ctx, request, key)
             case "DELETE", [key]:
@@ -345,6 +373,29 @@ class App:
         if suffix == ".html":
             headers += _PAGE_HEADERS  # a page is framed by nobody and runs only our scripts, whichever URL serves it
         return Response(200, headers, body)
+
+
+async def _named_tree(settings: Settings, service: UploadService, storage: LocalStorage, meta: SQLiteMetadataStore,
+                      drops: DropStore) -> Views:  # fmt: skip
+    """Finished uploads readable under their own names in {storage}/files/ (engine/views.py)."""
+    labels: dict[str, str | None] = {}
+
+    async def label_of(owner: str) -> str | None:
+        if not owner.startswith(DROP_OWNER_PREFIX):
+            return None
+        if owner not in labels:
+            try:
+                labels[owner] = (await drops.get(owner.removeprefix(DROP_OWNER_PREFIX))).label or "drop link"
+            except DropNotFound:
+                labels[owner] = None
+        return labels[owner]
+
+    store = ViewStore(meta)
+    await store.open()
+    views = Views(settings.storage, store, storage.local_path, label_of)
+    service.on_complete = views.completed
+    service.before_drop = views.dropping
+    return views
 
 
 def _keep_body_buffers_in_the_heap() -> None:

@@ -71,6 +71,11 @@ class Authenticator:
             return owner
         return None
 
+    def capability(self, purpose: str, value: str) -> str:
+        """An unforgeable key for ``value`` (e.g. an upload id), kept nowhere: the URL that carries it is the grant."""
+        mac = hmac.digest(self._secret, f"{purpose}:{value}".encode(), "sha256")[:18]
+        return base64.urlsafe_b64encode(mac).decode()
+
     def _sign(self, owner: str) -> str:
         mac = hmac.digest(self._secret, owner.encode(), "sha256")[:16]  # one-shot: in C, no HMAC object
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()

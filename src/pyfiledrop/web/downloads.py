@@ -11,10 +11,12 @@ from urllib.parse import quote
 from pyfiledrop.domain.ids import is_upload_id, parse_alias
 from pyfiledrop.domain.mediatype import FALLBACK, safe_media_type
 from pyfiledrop.domain.model import Upload, UploadState
+from pyfiledrop.domain.names import base_name
 from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
 from pyfiledrop.web.conditional import not_modified
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Headers, Request, Send, no_content
+from pyfiledrop.web.links import has_download_key
 
 _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")  # ASCII digits: str's \d takes any script's
 _BEYOND_ANY_FILE = 1 << 63  # what a position with more digits than an int64 stands for: past any file's end
@@ -35,8 +37,9 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
     upload = await find(ctx, key)
     if upload.state is UploadState.TERMINATED:
         raise UploadGone(upload.id)
-    identity = ctx.auth.identify(request)
-    if not ctx.settings.allow_downloads and not identity.may_manage(upload.owner):
+    if ctx.settings.allow_downloads or has_download_key(ctx, request, upload):
+        pass  # open to all, or a URL that carries its own capability (web/links.py)
+    elif not ctx.auth.identify(request).may_manage(upload.owner):
         raise DownloadsDisabled()
     await send_upload(ctx, request, send, upload)
 
@@ -97,7 +100,7 @@ def _headers(upload: Upload) -> Headers:
     headers: Headers = [
         ("etag", f'"{sha256}"'),
         ("content-type", served_type(upload)),
-        ("content-disposition", content_disposition(upload.filename)),
+        ("content-disposition", content_disposition(base_name(upload.filename))),  # 'dir/sub/b.txt' saves as b.txt
         ("accept-ranges", "bytes"),
         ("cache-control", "private, no-cache"),
         ("x-content-type-options", "nosniff"),

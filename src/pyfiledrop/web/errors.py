@@ -26,6 +26,7 @@ HTTP_STATUS: Final[Mapping[type[e.PyfiledropError], int]] = {
     e.UploadGone: 410,
     e.DropNotFound: 404,
     e.DropClosed: 410,
+    e.ShareClosed: 410,
     e.TooLarge: 413,
     e.UnsupportedMediaType: 415,
     e.RangeNotSatisfiable: 416,

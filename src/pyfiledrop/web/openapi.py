@@ -70,8 +70,24 @@ def _document() -> dict[str, Any]:
             "active": {"type": "boolean"},
             "token": {"type": "string"},
             "url": {"type": "string"},
+            "upload_ids": {"type": "array", "items": {"type": "string"}},
+            "password_required": {"type": "boolean"},
+            "max_downloads": {"type": ["integer", "null"]},
+            "downloads": {"type": "integer"},
         },
     }
+    share_options = {
+        "expires_in": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "password": {"type": ["string", "null"], "minLength": 1},
+        "max_downloads": {"type": ["integer", "null"], "minimum": 1},
+    }
+    paging = [
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+        {"name": "q", "in": "query", "schema": {"type": "string"}},
+        {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["created", "name", "size", "state"]}},
+        {"name": "order", "in": "query", "schema": {"type": "string", "enum": ["asc", "desc"]}},
+    ]
     drop = {
         "type": "object",
         "required": ["id", "label", "files_used", "bytes_used", "password_required"],
@@ -115,10 +131,31 @@ def _document() -> dict[str, Any]:
                     "token": {"type": ["string", "null"]}}}, "identity"), **_errors(401)}}},
             "/api/uploads": {"get": {
                 "summary": "My uploads (all uploads with ?all=1 and the admin token)", "security": security,
-                "parameters": [{"name": "all", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}}],
+                "parameters": [{"name": "all", "in": "query", "schema": {"type": "string", "enum": ["0", "1"]}},
+                               *paging],
                 "responses": {"200": _json({"type": "object", "properties": {
-                    "uploads": {"type": "array", "items": {"$ref": "#/components/schemas/Upload"}}}}, "uploads"),
-                    **_errors(401)}}},
+                    "uploads": {"type": "array", "items": {"$ref": "#/components/schemas/Upload"}},
+                    "total": {"type": "integer"}}}, "uploads (a page of them, with its total, given paging)"),
+                    **_errors(400, 401)}}},
+            "/api/uploads/delete": {"post": {
+                "summary": "Delete several uploads", "security": security,
+                "requestBody": _body({"type": "object", "required": ["ids"], "properties": {
+                    "ids": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}),
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "deleted": {"type": "array"}, "failed": {"type": "array"}}}, "what was deleted and what not"),
+                    **_errors(400, 401)}}},
+            "/api/shares": {
+                "get": {"summary": "My share links (everyone's with ?all=1 and the admin token)", "security": security,
+                        "responses": {"200": _json({"type": "object", "properties": {
+                            "shares": {"type": "array", "items": share}}}, "share links"), **_errors(401)}},
+                "post": {"summary": "One share link to several files: a page and a zip (token shown once)",
+                         "security": security, "requestBody": _body({"type": "object", "required": ["upload_ids"],
+                             "properties": {**share_options, "label": {"type": "string", "maxLength": 200},
+                                            "upload_ids": {"type": "array", "minItems": 1,
+                                                           "items": {"type": "string"}}}}),
+                         "responses": {"201": _json(share, "the share link"),
+                                       **_errors(400, 401, 403, 404, 409, 410)}},
+            },
             "/api/uploads/{upload_id}": {
                 "get": {"summary": "One upload's status, with received ranges for resuming",
                         "parameters": [_UPLOAD_ID], "security": security,
@@ -133,8 +170,7 @@ def _document() -> dict[str, Any]:
             },
             "/api/uploads/{upload_id}/shares": {
                 "post": {"summary": "Make a share link (token shown once)", "parameters": [_UPLOAD_ID],
-                         "security": security, "requestBody": _body({"type": "object", "properties": {
-                             "expires_in": number_or_null}}),
+                         "security": security, "requestBody": _body({"type": "object", "properties": share_options}),
                          "responses": {"201": _json(share, "the share link"), **_errors(400, 401, 403, 404, 409, 410)}},
                 "get": {"summary": "The upload's share links", "parameters": [_UPLOAD_ID], "security": security,
                         "responses": {"200": _json({"type": "object", "properties": {

@@ -23,7 +23,8 @@ _ROUTES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("files",), ("OPTIONS", "POST")),
     (("files", _ANY), ("OPTIONS", *_READ, "PATCH", "DELETE")),
     (("download", _ANY), _READ),
-    (("s", _ANY), _READ),
+    (("s", _ANY), (*_READ, "POST")),  # POST: a share link's password form
+    (("s", _ANY, _ANY), _READ),  # one file of a shared selection, or its zip
     (("static", _ANY), _READ),
     (("favicon.ico",), _READ),
     (("d", _ANY), (*_READ, "PUT")),
@@ -37,10 +38,12 @@ _ROUTES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("api", "drops", "current"), (*_READ, "POST")),
     (("api", "drops", _ANY), ("DELETE",)),
     (("api", "uploads"), _READ),
+    (("api", "uploads", "delete"), ("POST",)),  # the admin view's bulk delete
     (("api", "uploads", _ANY), (*_READ, "PATCH", "DELETE")),
     (("api", "uploads", _ANY, "shares"), (*_READ, "POST")),
     (("api", "uploads", _ANY, "video"), (*_READ, "POST")),
     (("api", "jobs", _ANY), (*_READ, "DELETE")),
+    (("api", "shares"), (*_READ, "POST")),
     (("api", "shares", _ANY), ("DELETE",)),
     (("api", "admin", "verify"), ("POST",)),
     (("api", "admin", "stats"), _READ),

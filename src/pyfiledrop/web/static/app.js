@@ -3,6 +3,9 @@
 // /d/TOKEN ("drop mode": the holder may upload and sees nothing else).
 import { PASSWORD_CODES, TusUpload, forgetAllRecords, formatBytes, formatDuration, unfinishedRecords } from "./uploader.js";
 import { isVideo, videoButtons } from "./video.js";
+import { adaptToDevice, announce, announceChange, labelColumns } from "./accessible.js";
+import { refreshAdminList, setUpAdmin } from "./admin.js";
+import { expiryCell, keepSelection, refreshShares, selectBox, setUpSharing, shareButton } from "./sharing.js";
 
 const $ = (id) => document.getElementById(id);
 const uploads = [];
@@ -73,14 +76,15 @@ async function loadConfig() {
       }
       const wait = Math.min(30, 2 ** attempt);
       banner(`Server unreachable — retrying in ${wait} s`, "error");
+      if (attempt === 0) announce("Server unreachable");
       await new Promise((resolve) => setTimeout(resolve, wait * 1000));
     }
   }
 }
 
 function showLimits() {
-  const parts = [`Up to ${formatBytes(config.max_size_bytes)} per file`, `${formatBytes(config.chunk_size)} chunks`];
-  parts.push(config.parallel_chunks ? "parallel" : "one chunk at a time");
+  // What a person dropping files needs: the size limit and who may download; chunk sizes are for /api/config.
+  const parts = [`Up to ${formatBytes(config.max_size_bytes)} per file`];
   if (!config.allow_downloads && !dropToken) parts.push("downloads for the uploader only");
   $("limits").textContent = parts.join(" · ");
 }
@@ -93,7 +97,7 @@ function canUpload() {
 
 function setLocked(value) {
   locked = value;
-  for (const id of ["file-input", "folder-input"]) $(id).disabled = value || closed;
+  for (const id of ["file-input", "folder-input"]) $(id).disabled = value || closed || $(id).dataset.unsupported === "true";
   $("drop").classList.toggle("locked", value || closed);
   for (const label of $("drop").querySelectorAll("label.button")) label.setAttribute("aria-disabled", String(value || closed));
 }
@@ -242,6 +246,7 @@ function uploadOptions() {
 
 function onChange(upload) {
   noticeFailure(upload);
+  announceChange(upload);
   render();
 }
 
@@ -263,6 +268,7 @@ function addFiles(files) {
     upload.start();
   }
   $("active-section").hidden = uploads.length === 0;
+  showUnfinished(); // a file resuming leaves "Unfinished uploads": its progress shows above and in "My uploads"
 }
 
 async function entriesToFiles(entry, prefix = "") {
@@ -309,7 +315,9 @@ function setUpDropping() {
 
 function buildRow(upload) {
   const row = $("active-row").content.firstElementChild.cloneNode(true);
-  row.querySelector(".name").textContent = upload.file.webkitRelativePath || upload.file.name;
+  const name = upload.file.webkitRelativePath || upload.file.name;
+  row.querySelector(".name").textContent = name;
+  row.querySelector("progress").setAttribute("aria-label", `Progress of ${name}`);
   row.querySelector(".size").textContent = formatBytes(upload.file.size);
   row.querySelector(".pause").addEventListener("click", () => upload.pause());
   row.querySelector(".resume").addEventListener("click", () => upload.start());
@@ -321,13 +329,17 @@ function buildRow(upload) {
 function describe(upload) {
   const done = upload.uploaded;
   switch (upload.state) {
-    case "done": return `Done · ${formatBytes(upload.file.size)}`;
+    case "done":
+      // A drop link's sender may not download what they sent: say where it went rather than offer a dead link.
+      if (dropToken && !config.allow_downloads) return `Received — stored for the owner of this drop · ${formatBytes(upload.file.size)}`;
+      return `Done · ${formatBytes(upload.file.size)}`;
     case "failed": return upload.message;
     case "cancelled": return "Cancelled";
     case "paused": return `Paused at ${percent(done, upload.file.size)}`;
     case "retrying": return upload.message;
     case "finishing": return "Checking the sha256…";
     default: {
+      if (upload.file.size && done >= upload.file.size) return "Checking the sha256…"; // sent; not yet confirmed
       const speed = upload.speed();
       const left = speed ? (upload.file.size - done) / speed : NaN;
       const resumed = upload.resumedFrom ? ` · resumed at ${formatBytes(upload.resumedFrom)}` : "";
@@ -365,9 +377,21 @@ function render() {
         showUnfinished();
       }
     }
+    for (const upload of uploads) showLiveProgress(upload);
     $("overall-bar").value = total ? sent / total : 0;
     $("overall-text").textContent = `${formatBytes(sent)} of ${formatBytes(total)}`;
   });
+}
+
+// A file resuming is already a row of "My uploads" (receiving): that row follows the bytes as they go.
+function showLiveProgress(upload) {
+  const url = upload.url || upload.parts?.[0]?.url;
+  if (!url || upload.parts.length > 1 && !upload.regions) return; // tus parts: no single record to follow
+  const id = new URL(url).pathname.split("/").filter(Boolean).pop();
+  const row = document.querySelector(`#mine-body tr[data-id="${CSS.escape(id)}"]`);
+  const cell = row?.children[4];
+  if (!cell || cell.querySelector("code")) return;
+  cell.textContent = upload.state === "done" ? "Checking…" : `${percent(upload.uploaded, upload.file.size)} received · ${describe(upload)}`;
 }
 
 function showUnfinished() {
@@ -421,7 +445,7 @@ function date(seconds) {
 function mineRow(upload) {
   const row = el("tr");
   row.dataset.id = upload.id;
-  row.append(el("td", upload.filename, "name"), el("td", formatBytes(upload.size)), el("td", date(upload.created_at)));
+  row.append(selectBox(upload), el("td", upload.filename, "name"), el("td", formatBytes(upload.size)), el("td", date(upload.created_at)));
   const sha = el("td");
   if (upload.sha256) {
     const code = el("code", `${upload.sha256.slice(0, 12)}…`);
@@ -437,10 +461,11 @@ function mineRow(upload) {
     link.setAttribute("download", upload.filename);
     actions.append(link);
     if (config.allow_downloads) actions.append(copyButton("Copy link", upload.download_url));
+    actions.append(shareButton(upload));
     if (isVideo(upload)) actions.append(...videoButtons(upload, row, { api, banner, refresh: refreshMine }));
   }
   actions.append(deleteButton(upload, false));
-  row.append(sha, el("td", upload.expires_at ? date(upload.expires_at) : "never"), actions);
+  row.append(sha, expiryCell(upload), actions);
   return row;
 }
 
@@ -451,8 +476,11 @@ async function refreshMine() {
     $("mine-body").replaceChildren(...mine.map(mineRow));
     const editing = editor && $("mine-body").querySelector(`tr[data-id="${editor.dataset.for}"]`);
     if (editing) editing.after(editor);
+    labelColumns($("mine-table"));
     $("mine-table").hidden = mine.length === 0;
     $("mine-empty").hidden = mine.length > 0;
+    keepSelection(mine);
+    refreshShares();
   } catch {
     $("mine-table").hidden = true;
     $("mine-empty").hidden = false;
@@ -462,20 +490,12 @@ async function refreshMine() {
 async function refreshAdmin() {
   try {
     const stats = await api("/api/admin/stats", { admin: true });
-    const { uploads: all } = await api("/api/uploads?all=1", { admin: true });
     $("admin-section").hidden = false;
     $("admin-stats").textContent = `${stats.complete} files, ${formatBytes(stats.stored_bytes)} stored · ` +
       `${stats.unfinished} unfinished · disk: ${formatBytes(stats.disk_free)} free of ${formatBytes(stats.disk_total)}`;
     if (stats.awake) $("admin-stats").textContent += ` · keep awake ${stats.awake.mode}: ` +
       `${stats.awake.held ? `held by ${stats.awake.method}` : "not held"} (${stats.awake.reason})`;
-    $("admin-body").replaceChildren(...all.map((upload) => {
-      const row = el("tr");
-      const actions = el("td", "", "actions");
-      actions.append(deleteButton(upload, true));
-      row.append(el("td", upload.filename, "name"), el("td", (upload.owner || "").slice(0, 8)), el("td", formatBytes(upload.size)),
-        el("td", upload.state), el("td", date(upload.created_at)), actions);
-      return row;
-    }));
+    await refreshAdminList(); // search, sort and paging by the server (admin.js)
   } catch (error) {
     banner(`Admin view unavailable: ${error.message}`, "error");
     return;
@@ -537,6 +557,7 @@ async function refreshDrops() {
     const { drops } = await api("/api/drops", { admin: true });
     $("drops-section").hidden = false;
     $("drops-body").replaceChildren(...drops.map(dropRow));
+    labelColumns($("drops-table"));
     $("drops-table").hidden = drops.length === 0;
     $("drops-empty").hidden = drops.length > 0;
   } catch (error) {
@@ -628,6 +649,7 @@ async function main() {
     takeAdminTokenFromUrl();
     $("mine-section").hidden = false;
   }
+  adaptToDevice();
   setLocked(true);
   setUpDropping();
   setUpForget();
@@ -640,6 +662,8 @@ async function main() {
     return;
   }
   showLimits();
+  if (!dropToken) setUpSharing({ $, api, el, copyButton, banner, date, plural, refreshMine, config });
+  if (!dropToken) setUpAdmin({ $, api, el, copyButton, banner, date, refreshMine });
   if (dropToken) {
     await loadDrop();
     showUnfinished();

@@ -142,12 +142,13 @@ export class TusUpload {
   get confirmed() { return this.parts.reduce((sum, part) => sum + part.offset, 0); }
   get uploaded() { return Math.min(this.file.size, this.confirmed + [...this.inFlight.values()].reduce((a, b) => a + b, 0)); }
 
+  // Bytes per second sent in this session: the offset a resumed upload started from is not speed.
   speed() {
     const now = performance.now();
-    this.samples.push([now, this.uploaded]);
+    this.samples.push([now, this.uploaded - this.resumedFrom]);
     while (this.samples.length > 2 && now - this.samples[0][0] > 5000) this.samples.shift();
     const [t0, b0] = this.samples[0];
-    return now - t0 > 300 ? ((this.uploaded - b0) * 1000) / (now - t0) : 0;
+    return now - t0 > 300 ? ((this.uploaded - this.resumedFrom - b0) * 1000) / (now - t0) : 0;
   }
 
   set(state, message = "") {

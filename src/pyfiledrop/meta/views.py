@@ -1,0 +1,124 @@
+"""Where each finished upload can be read under its own name in the storage folder (engine/views.py): one row per
+upload, its path below the named tree; and the records the tree is rebuilt from."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from pyfiledrop.domain.ids import UploadId
+from pyfiledrop.meta.sqlite import SQLiteMetadataStore, _transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS views (
+    upload_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE
+);
+"""
+
+
+class ViewStore:
+    def __init__(self, db: SQLiteMetadataStore) -> None:
+        self._db = db
+
+    async def open(self) -> None:
+        def _create(db: sqlite3.Connection) -> None:
+            db.executescript(SCHEMA)
+
+        await self._db.run(_create)
+
+    async def record(self, rows: Sequence[tuple[UploadId, str]]) -> None:
+        def _insert(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.executemany("INSERT OR REPLACE INTO views (upload_id, path) VALUES (?, ?)", rows)
+
+        await self._db.run(_insert)
+
+    async def path_of(self, upload_id: UploadId) -> str | None:
+        def _find(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT path FROM views WHERE upload_id = ?", (upload_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._db.run(_find)
+
+    async def forget(self, upload_id: UploadId) -> None:
+        def _delete(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM views WHERE upload_id = ?", (upload_id,))
+
+        await self._db.run(_delete)
+
+    async def named(self, upload_ids: Sequence[UploadId]) -> set[UploadId]:
+        def _find(db: sqlite3.Connection) -> set[UploadId]:
+            found: set[UploadId] = set()
+            for start in range(0, len(upload_ids), 500):
+                batch = list(upload_ids[start : start + 500])
+                marks = ", ".join("?" * len(batch))
+                rows = db.execute(f"SELECT upload_id FROM views WHERE upload_id IN ({marks})", batch)  # noqa: S608
+                found.update(UploadId(upload_id) for (upload_id,) in rows)
+            return found
+
+        return await self._db.run(_find)
+
+    async def taken(self, paths: Sequence[str]) -> set[str]:
+        def _find(db: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(paths), 500):
+                batch = list(paths[start : start + 500])
+                marks = ", ".join("?" * len(batch))
+                found.update(p for (p,) in db.execute(f"SELECT path FROM views WHERE path IN ({marks})", batch))  # noqa: S608
+            return found
+
+        return await self._db.run(_find)
+
+    async def unnamed(self) -> list[UploadId]:
+        """Finished uploads (files, not tus parts) with no view yet: after a crash, or a store made before views."""
+
+        def _find(db: sqlite3.Connection) -> list[UploadId]:
+            rows = db.execute(
+                "SELECT id FROM uploads WHERE state = 'complete' AND concat != 'partial' AND blob_key IS NOT NULL "
+                "AND id NOT IN (SELECT upload_id FROM views) ORDER BY created_at"
+            )
+            return [UploadId(upload_id) for (upload_id,) in rows]
+
+        return await self._db.run(_find)
+
+    async def every(self) -> list[tuple[UploadId, str]]:
+        def _all(db: sqlite3.Connection) -> list[tuple[UploadId, str]]:
+            return [(UploadId(upload_id), path) for upload_id, path in db.execute("SELECT upload_id, path FROM views")]
+
+        return await self._db.run(_all)
+
+    async def stale(self) -> list[tuple[UploadId, str]]:
+        """Views of uploads that are gone (a crash between the delete and the unlink)."""
+
+        def _find(db: sqlite3.Connection) -> list[tuple[UploadId, str]]:
+            rows = db.execute(
+                "SELECT v.upload_id, v.path FROM views v LEFT JOIN uploads u ON u.id = v.upload_id "
+                "WHERE u.id IS NULL OR u.state != 'complete'"
+            )
+            return [(UploadId(upload_id), path) for upload_id, path in rows]
+
+        return await self._db.run(_find)
+
+    async def successor(self, upload_id: UploadId, blob_key: str) -> tuple[UploadId, str] | None:
+        """Another finished upload that shares this blob (deduplication), to take over its name."""
+
+        def _find(db: sqlite3.Connection) -> tuple[UploadId, str] | None:
+            row = db.execute(
+                "SELECT id, filename FROM uploads WHERE blob_key = ? AND state = 'complete' AND id != ? "
+                "ORDER BY created_at LIMIT 1",
+                (blob_key, upload_id),
+            ).fetchone()
+            return None if row is None else (UploadId(row[0]), str(row[1]))
+
+        return await self._db.run(_find)
+
+    async def rekey(self, old: str, new: str) -> None:
+        """The blob's file is now known by ``new`` (a name of one of its uploads), in one transaction."""
+
+        def _rekey(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                db.execute("UPDATE blobs SET key = ? WHERE key = ?", (new, old))
+                db.execute("UPDATE uploads SET blob_key = ? WHERE blob_key = ?", (new, old))
+
+        await self._db.run(_rekey)
