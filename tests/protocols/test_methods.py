@@ -31,7 +31,7 @@ def _upload_count(client: httpx.Client) -> int:
      ("PUT", "/static/app.js", "GET, HEAD"),
      ("POST", "/static/app.js", "GET, HEAD"),
      ("PUT", "/download/AAAAAAAAAAAAAAAAAAAAAAAA", "GET, HEAD"),
-     ("PUT", "/s/abcdefghijklmnopqrstuvwxyz", "GET, HEAD"),
+     ("PUT", "/s/abcdefghijklmnopqrstuvwxyz", "GET, HEAD, POST"),
      ("PUT", "/upload", "POST"),
      ("GET", "/upload", "POST"),
      ("DELETE", "/favicon.ico", "GET, HEAD"),

@@ -18,7 +18,9 @@ EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def add_commands(commands: Any) -> None:
     """Register ``video`` on the main parser's sub-commands (``commands`` is what add_subparsers returned)."""
     video = commands.add_parser("video", help="lossless video probe, trim and rotate (stream copy, no re-encoding)")
-    actions = video.add_subparsers(dest="video_command", metavar="{probe,trim,rotate}")
+    actions = video.add_subparsers(
+        dest="video_command", metavar="{probe,trim,rotate}", help="probe a video, or trim or rotate it by stream copy"
+    )
     actions.required = True
     probe = actions.add_parser("probe", help="container, duration, streams, rotation and keyframes of a video")
     probe.add_argument("file", type=Path)

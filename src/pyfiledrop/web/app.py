@@ -240,7 +240,7 @@ class App:
         PUT), so that a page on another origin calls them all alike."""
         if parts[:1] == ["files"] and len(parts) <= 2:
             return await tus.options(ctx, request)
-        if Cors.applies(request):
+        if Cors.applies(request) and request.header("access-control-request-method") is not None:
             return self.cors.preflight(request)
         return routing.unrouted("OPTIONS", parts)  # 204 with Allow on a known path, else 404
 
@@ -312,7 +312,7 @@ class App:
                 return await share_links.serve(ctx, request, send, token, rest)
             case "POST", [token]:
                 return await share_links.unlock(ctx, request, token)
-        return text_response("method not allowed\n", 405, [("allow", "GET, HEAD, POST")])
+        return routing.unrouted(method, ["s", *path])
 
     async def _api_shares(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
         match method, below:
@@ -322,7 +322,7 @@ class App:
                 return await shares.create_selection(ctx, request)
             case "DELETE", [share_id]:
                 return await shares.revoke(ctx, request, share_id)
-        return text_response("not found\n", 404)
+        return routing.unrouted(method, ["api", "shares", *below])
 
     async def _api_uploads(self, ctx: Context, request: Request, method: str, below: list[str]) -> Response:
         match method, below:

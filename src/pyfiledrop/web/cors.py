@@ -10,6 +10,7 @@ requests are refused with 403 (a simple form POST needs no preflight, so hiding 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from pyfiledrop.errors import Forbidden
@@ -31,6 +32,10 @@ _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PREFIXES = ("/files", "/upload", "/api")
 
 
+# scheme://host[:port] as browsers send it: a name, an IPv4 address or a bracketed IPv6 one.
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
 class Cors:
     def __init__(self, origins: str, public_url: str | None) -> None:
         self.anyone = origins.strip() == "*"
@@ -50,8 +55,8 @@ class Cors:
     def headers(self, request: Request) -> Headers:
         """For an answer to a page on another origin that may read it; none for the rest."""
         origin = request.header("origin")
-        if origin is None or not self.allows(origin):
-            return []
+        if origin is None or not _ORIGIN.fullmatch(origin) or not self.allows(origin):
+            return []  # only an origin is echoed ("null" or junk never is)
         return [("access-control-allow-origin", origin), ("vary", "Origin"),
                 ("access-control-expose-headers", EXPOSE_HEADERS)]  # fmt: skip
 

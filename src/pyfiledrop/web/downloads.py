@@ -37,9 +37,10 @@ async def serve(ctx: Context, request: Request, send: Send, key: str) -> None:
     upload = await find(ctx, key)
     if upload.state is UploadState.TERMINATED:
         raise UploadGone(upload.id)
+    identity = ctx.auth.identify(request)  # a malformed token is the client's mistake (401) whatever else it holds
     if ctx.settings.allow_downloads or has_download_key(ctx, request, upload):
         pass  # open to all, or a URL that carries its own capability (web/links.py)
-    elif not ctx.auth.identify(request).may_manage(upload.owner):
+    elif not identity.may_manage(upload.owner):
         raise DownloadsDisabled()
     await send_upload(ctx, request, send, upload)
 
