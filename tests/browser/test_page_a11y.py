@@ -114,6 +114,7 @@ def test_admin_view_searches_pages_downloads_and_deletes_in_bulk(
     page.wait_for_function("document.getElementById('admin-page').textContent === '51–61 of 61'")
     page.fill("#admin-search", "holiday")
     page.wait_for_function("document.querySelectorAll('#admin-body tr').length === 1")
+    assert page.locator("#admin-body td.client").inner_text() == "127.0.0.1"  # the address it came from
     link = page.get_by_role("link", name="Download holiday.jpg")
     assert httpx.get(str(link.get_attribute("href"))).content == b"jpeg"
     page.fill("#admin-search", "report-0")

@@ -1,5 +1,6 @@
 """Pages on another origin, in real Chromium: Dropzone 5.7.6 posting to POST /upload (with its X-Requested-With
-preflight) and tus-js-client's browser build (what Uppy's Tus plugin runs) creating and patching on /files/.
+preflight), tus-js-client's browser build creating and patching on /files/, and Uppy (its ready-made browser
+bundle, Core with the Tus plugin) uploading to /files/.
 
 The pages come from a small web server on http://127.0.0.1:<other port> while the upload server is
 http://127.0.0.1:<port>: another origin, both on this machine (so Chromium's local-network rule lets them
@@ -27,6 +28,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.interop]
 MODULES = Path(__file__).parent / "js" / "node_modules"
 DROPZONE = MODULES / "dropzone" / "dist" / "min" / "dropzone.min.js"
 TUS = MODULES / "tus-js-client" / "dist" / "tus.min.js"
+UPPY = MODULES / "uppy" / "dist" / "uppy.min.js"
+SCRIPTS = {"dropzone.min.js": DROPZONE, "tus.min.js": TUS, "uppy.min.js": UPPY}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 
@@ -56,11 +59,25 @@ window.send = (text, name) => new Promise((resolve) => {
 });
 </script></body></html>"""
 
+# Uppy as a page elsewhere would use it: Core plus the Tus plugin; parallel uploads make tus-js-client send the
+# file as several partial uploads joined by a final concatenation request (more cross-origin requests and headers).
+UPPY_PAGE = """<!doctype html><html><head><meta charset="utf-8"><script src="/uppy.min.js"></script></head>
+<body><script>
+window.send = async (text, name, parallel) => {
+  const uppy = new Uppy.Uppy({autoProceed: false});
+  uppy.use(Uppy.Tus, {endpoint: "SERVER/files/", chunkSize: 65536, retryDelays: [], parallelUploads: parallel});
+  uppy.addFile({name: name, type: "application/octet-stream", data: new Blob([text])});
+  const result = await uppy.upload();
+  const done = result.successful.map((file) => file.uploadURL || file.response.uploadURL);
+  return {done: done, failed: result.failed.map((file) => String(file.error))};
+};
+</script></body></html>"""
+
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    if not DROPZONE.is_file() or not TUS.is_file():
-        pytest.fail("run `npm ci` in tests/interop/js (scripts/test does) to get dropzone and tus-js-client")
+    if not all(script.is_file() for script in SCRIPTS.values()):
+        pytest.fail("run `npm ci` in tests/interop/js (scripts/test does) to get dropzone, tus-js-client and uppy")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -83,8 +100,11 @@ class _Pages:
                 name = self.path.rsplit("/", 1)[-1]
                 if name == "page.html":
                     body, kind = pages.html.encode(), "text/html"
+                elif name in SCRIPTS:
+                    body, kind = SCRIPTS[name].read_bytes(), "text/javascript"
                 else:
-                    body, kind = (DROPZONE if name == "dropzone.min.js" else TUS).read_bytes(), "text/javascript"
+                    self.send_error(404)
+                    return
                 self.send_response(200)
                 self.send_header("content-type", kind)
                 self.send_header("content-length", str(len(body)))
@@ -167,3 +187,45 @@ def test_a_restricted_server_takes_uploads_only_from_the_origins_listed(
     assert "url" in page.evaluate("window.send('z', 'allowed.txt')")
     allowed.show(page, DROPZONE_PAGE, server)
     assert _dropzone_upload(page, tmp_path, os.urandom(5000))["status"] == "success"
+
+
+def _admin_listing(server: ServerProcess) -> list[dict[str, object]]:
+    answer = httpx.get(f"{server.url}/api/uploads", params={"all": "1"},
+                       headers={"authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    uploads: list[dict[str, object]] = answer.json()["uploads"]
+    return uploads
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_uppy_with_tus_on_another_origin_uploads_by_default(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page, pages: Callable[[], _Pages], parallel: int
+) -> None:
+    server = make_server(tmp_path / "s").start()
+    pages().show(page, UPPY_PAGE, server)
+    text = "".join(f"line {number} from uppy\n" for number in range(20_000))  # ~0.4 MB: several 64 KiB chunks
+    result = page.evaluate("([text, parallel]) => window.send(text, 'uppy.txt', parallel)", [text, parallel])
+    assert result["failed"] == [] and len(result["done"]) == 1, result
+    upload_id = result["done"][0].rsplit("/", 1)[-1]
+    listed = {item["id"]: item for item in _admin_listing(server)}
+    assert listed[upload_id]["complete"] is True and listed[upload_id]["filename"] == "uppy.txt"
+    assert listed[upload_id]["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert _stored(server, upload_id) == text.encode()
+    head = httpx.head(result["done"][0], headers={"tus-resumable": "1.0.0", "authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert head.status_code == 200
+    assert head.headers.get("upload-concat", "").startswith("final;") == (parallel > 1)  # parts joined when parallel
+
+
+def test_uppy_on_an_origin_not_listed_is_refused(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page, pages: Callable[[], _Pages]
+) -> None:
+    allowed, other = pages(), pages()
+    server = make_server(tmp_path / "s", ["--cors-origins", allowed.origin]).start()
+    other.show(page, UPPY_PAGE, server)
+    result = page.evaluate("window.send('refused', 'refused.txt', 1)")
+    assert result["done"] == [] and len(result["failed"]) == 1, result
+    assert _admin_listing(server) == []  # the refused preflight kept the creation from ever being sent
+    allowed.show(page, UPPY_PAGE, server)
+    result = page.evaluate("window.send('welcome', 'allowed.txt', 1)")
+    assert result["failed"] == [] and len(result["done"]) == 1, result
+    assert [item["filename"] for item in _admin_listing(server)] == ["allowed.txt"]

@@ -36,6 +36,11 @@ class BlobRef:
     size: int
 
 
+# The uploader's address (what the admin view shows), kept among the metadata so that recording it costs no new
+# column or query; the engine sets it itself, so a client sending this key cannot choose what the admin sees.
+CLIENT_ADDRESS_KEY = "pyfiledrop.client_address"
+
+
 @dataclass(frozen=True, slots=True)
 class Upload:
     id: UploadId
@@ -55,6 +60,15 @@ class Upload:
     concat: ConcatKind = ConcatKind.NONE
     parts: tuple[UploadId, ...] = ()
     expires_at: float | None = None  # completed uploads: deleted after this time
+
+    @property
+    def client_address(self) -> str | None:
+        return self.metadata.get(CLIENT_ADDRESS_KEY)
+
+    @property
+    def client_metadata(self) -> dict[str, str]:
+        """The metadata as the client sent it (what tus HEAD gives back): without what the server added."""
+        return {key: value for key, value in self.metadata.items() if key != CLIENT_ADDRESS_KEY}
 
     @property
     def offset(self) -> int:

@@ -17,7 +17,7 @@ from typing import cast
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
 from pyfiledrop.domain.mediatype import declared_type
-from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
+from pyfiledrop.domain.model import CLIENT_ADDRESS_KEY, BlobRef, ConcatKind, Protocol, Upload, UploadState
 from pyfiledrop.domain.names import relative_path
 from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine import events
@@ -92,6 +92,14 @@ class NewUpload:
     parts: tuple[UploadId, ...] = ()
     expires_at: float | None = None
     allowance: Allowance | None = None
+    client_address: str | None = None  # who sent it, as the admin view shows it
+
+    def recorded_metadata(self) -> dict[str, str]:
+        """The metadata to store: the client's, and the uploader's address under a key only the server sets."""
+        kept = {key: value for key, value in self.metadata.items() if key != CLIENT_ADDRESS_KEY}
+        if self.client_address is not None:
+            kept[CLIENT_ADDRESS_KEY] = self.client_address
+        return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +168,7 @@ class UploadService:
         upload = Upload(
             id=new_upload_id(), filename=relative_path(request.filename), owner=request.owner, size=request.size,
             protocol=request.protocol, created_at=now, updated_at=now, alias=request.alias,
-            content_type=declared_type(request.content_type), metadata=dict(request.metadata),
+            content_type=declared_type(request.content_type), metadata=request.recorded_metadata(),
             concat=request.concat, parts=request.parts, expires_at=request.expires_at,
         )  # fmt: skip
         await self.storage.allocate(upload.id, upload.size)
@@ -215,7 +223,7 @@ class UploadService:
         upload = Upload(
             id=new_upload_id(), filename=relative_path(request.filename), owner=request.owner, size=size,
             protocol=request.protocol, created_at=now, updated_at=now,
-            content_type=declared_type(request.content_type), metadata=dict(request.metadata),
+            content_type=declared_type(request.content_type), metadata=request.recorded_metadata(),
             expires_at=request.expires_at, received=RangeSet().add(0, size),
         )  # fmt: skip
         stored = await self.storage.store_whole(upload.id, upload.filename, data, run, lend)

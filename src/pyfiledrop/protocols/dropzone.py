@@ -92,7 +92,8 @@ async def _receive_file(
     owner, allowance = uploader.owner, uploader.allowance
     if "dzuuid" not in fields:  # the seed's un-chunked single POST
         uploader.count_creation()
-        new = NewUpload(filename, owner, None, Protocol.DROPZONE, content_type, allowance=allowance)
+        new = NewUpload(filename, owner, None, Protocol.DROPZONE, content_type, allowance=allowance,
+                        client_address=uploader.client_address)  # fmt: skip
         created = await ctx.service.create(new)
         try:
             written = await ctx.service.write(created.id, Chunk(0, data, exact_offset=True))
@@ -106,7 +107,7 @@ async def _receive_file(
         # worst, never a creation that escapes the limit.
         uploader.count_creation()
     new = NewUpload(filename, owner, chunk.total_size, Protocol.DROPZONE, content_type, alias=chunk.uuid,
-                    allowance=allowance)  # fmt: skip
+                    allowance=allowance, client_address=uploader.client_address)  # fmt: skip
     target = await ctx.service.create(new)  # the first chunk to arrive creates it; the others find it
     if target.size != chunk.total_size:
         raise BadRequest(f"dztotalfilesize {chunk.total_size} differs from the {target.size} bytes announced before")

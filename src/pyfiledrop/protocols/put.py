@@ -29,6 +29,7 @@ async def put(ctx: Context, request: Request, raw_name: str, drop_token: str | N
         size=length,
         protocol=Protocol.PUT,
         content_type=(request.header("content-type") or "application/octet-stream").split(";")[0].strip(),
+        client_address=uploader.client_address,
     )
     body = timed_stream(request, ctx.idle_timeout)
     with ctx.service.whole_buffer(

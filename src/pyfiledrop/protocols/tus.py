@@ -104,6 +104,7 @@ async def create(ctx: Context, request: Request) -> Response:
         content_type=metadata.get("filetype") or metadata.get("type") or "application/octet-stream",
         metadata=metadata,
         concat=ConcatKind(concat),
+        client_address=uploader.client_address,
     )
     if concat == "final":
         upload = await ctx.service.concatenate(new, part_ids)
@@ -186,8 +187,8 @@ async def head(ctx: Context, request: Request, raw_id: str) -> Response:
         headers.append(("upload-defer-length", "1"))
     else:
         headers.append(("upload-length", str(upload.size)))
-    if upload.metadata:
-        headers.append(("upload-metadata", format_metadata(upload.metadata)))
+    if metadata := upload.client_metadata:
+        headers.append(("upload-metadata", format_metadata(metadata)))
     if upload.concat is ConcatKind.PARTIAL:
         headers.append(("upload-concat", "partial"))
     elif upload.concat is ConcatKind.FINAL:

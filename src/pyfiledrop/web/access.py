@@ -42,6 +42,7 @@ class Uploader:
     owner: str
     allowance: Allowance | None
     count_creation: Callable[[], None]  # spends one of the address's --create-rate tokens, or RateLimited
+    client_address: str  # the address the upload came from (the proxy's client with --behind-proxy)
 
 
 class Access:
@@ -69,13 +70,14 @@ class Access:
         so its handler calls ``Uploader.count_creation`` itself when it does.
         """
         client = client_address(request, self.behind_proxy)
-        uploader = await self._gate(request, drop_token, issue=issue, count=lambda: self._creations.take(client))
+        uploader = await self._gate(request, drop_token, issue=issue, client=client,
+                                    count=lambda: self._creations.take(client))  # fmt: skip
         if creates:
             uploader.count_creation()
         return uploader
 
     async def _gate(
-        self, request: Request, drop_token: str | None, *, issue: bool, count: Callable[[], None]
+        self, request: Request, drop_token: str | None, *, issue: bool, client: str, count: Callable[[], None]
     ) -> Uploader:
         token = drop_token or request.header(DROP_HEADER)
         if token:
@@ -83,7 +85,7 @@ class Access:
             events.name_drop(drop.owner, drop.label)
             if drop.password_hash is not None:
                 await self.check_password(request, drop.password_hash, "this drop link needs its password")
-            return Uploader(Identity(None), drop.owner, drop_allowance(drop), count)
+            return Uploader(Identity(None), drop.owner, drop_allowance(drop), count, client)
         identity = self.auth.identify_or_issue(request) if issue else self.auth.identify(request)
         if self.password_required(request, identity):
             assert self.password_hash is not None
@@ -93,7 +95,7 @@ class Access:
                 "curl -u :PASSWORD or the X-Pyfiledrop-Password header",
             )  # fmt: skip
         owner = identity.require_owner() if issue else identity.owner or ""
-        return Uploader(identity, owner, None, count)
+        return Uploader(identity, owner, None, count, client)
 
     async def sent_through_drop(self, request: Request, owner: str) -> bool:
         """Whether the request holds the open drop link that made uploads of ``owner`` (to see their status)."""

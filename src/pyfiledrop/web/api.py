@@ -43,8 +43,9 @@ def upload_json(ctx: Context, request: Request, upload: Upload, identity: Identi
         data["message"] = STORED_FOR_OWNER  # a drop link's sender: nothing to download, and no dead link
     if upload.alias:
         data["dzuuid"] = upload.alias
-    if identity.admin:
+    if identity.admin:  # who sent what: the admin's business only
         data["owner"] = upload.owner
+        data["client_address"] = upload.client_address
     return data
 
 

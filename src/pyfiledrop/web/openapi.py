@@ -52,7 +52,10 @@ def _document() -> dict[str, Any]:
             "tus_url": {"type": "string"},
             "download_url": {"type": ["string", "null"]},
             "dzuuid": {"type": "string"},
-            "owner": {"type": "string"},
+            "owner": {"type": "string", "description": "admin only"},
+            "client_address": {"type": ["string", "null"], "description": "admin only: the address the upload "
+                               "came from (the proxy's client with --behind-proxy); null for uploads made before"},
+            "drop_label": {"type": "string", "description": "admin listing with paging: the drop link's label"},
         },
     }  # fmt: skip
     security: list[dict[str, list[str]]] = [{"token": []}, {"bearer": []}, {"cookie": []}]

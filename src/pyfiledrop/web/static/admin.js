@@ -1,5 +1,5 @@
 // The admin's list of every upload: search, sort and paging done by the server (GET /api/uploads?all=1&q=…),
-// download, sha256, owner or drop link, and deleting several at once (POST /api/uploads/delete).
+// download, sha256, owner or drop link, the address it came from, and deleting several at once (POST /api/uploads/delete).
 import { labelColumns } from "./accessible.js";
 import { formatBytes } from "./uploader.js";
 
@@ -59,7 +59,8 @@ function row(upload) {
     link.setAttribute("aria-label", `Download ${upload.filename}`);
     actions.append(link);
   }
-  tr.append(select, el("td", upload.filename, "name"), el("td", owner(upload)), el("td", formatBytes(upload.size)),
+  const from = el("td", upload.client_address || "–", "client");
+  tr.append(select, el("td", upload.filename, "name"), el("td", owner(upload)), from, el("td", formatBytes(upload.size)),
     el("td", upload.state), el("td", date(upload.created_at)), sha, actions);
   return tr;
 }
