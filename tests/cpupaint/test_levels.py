@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 import psutil
 
@@ -25,11 +26,12 @@ def _own_seconds(pids: list[int]) -> list[float]:
     return [sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids]
 
 
-def test_levels_hold_each_core_at_its_target_as_proc_stat_counts_it() -> None:
-    process = start("levels", "40", "70", "--duration", "6", "--json")
+def _measured_run(*args: str) -> tuple[subprocess.Popen[str], str, str, Any, Any, list[float], list[float], float]:
+    """Run cpupaint; read /proc/stat and the workers' own CPU over 3 s well inside the run (it begins 0.4 s after
+    announcing and settles for 2 s): (process, out, err, stat before/after, own before/after, elapsed)."""
+    process = start(*args)
     try:
         pids = worker_pids(process)
-        # cpupaint begins 0.4 s after announcing and settles for 2 s; measure well inside the run.
         time.sleep(2.8)
         stat_before, own_before, clock_before = proc_stat(), _own_seconds(pids), time.monotonic()
         time.sleep(3.0)
@@ -39,9 +41,15 @@ def test_levels_hold_each_core_at_its_target_as_proc_stat_counts_it() -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+    return process, out, err, stat_before, stat_after, own_before, own_after, clock_after - clock_before
+
+
+def test_levels_hold_each_core_at_its_target_as_proc_stat_counts_it() -> None:
+    process, out, err, stat_before, stat_after, own_before, own_after, elapsed = _measured_run(
+        "levels", "40", "70", "--duration", "6", "--json"
+    )
     assert process.returncode == 0, err
     report = json.loads(out)
-    elapsed = clock_after - clock_before
     assert [entry["core"] for entry in report["cores"]] == [0, 1]
     for index, entry in enumerate(report["cores"]):
         core = entry["core"]
@@ -73,24 +81,15 @@ def test_load_from_another_process_is_subtracted() -> None:
     other = subprocess.Popen([sys.executable, "-c", SPINNER, "0", "14"])
     try:
         time.sleep(1.0)
-        process = start("levels", "70", "--duration", "6", "--json")
-        try:
-            pids = worker_pids(process)
-            time.sleep(2.8)
-            stat_before, own_before, clock_before = proc_stat(), _own_seconds(pids), time.monotonic()
-            time.sleep(3.0)
-            stat_after, own_after, clock_after = proc_stat(), _own_seconds(pids), time.monotonic()
-            out, err = process.communicate(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        process, out, err, stat_before, stat_after, own_before, own_after, elapsed = _measured_run(
+            "levels", "70", "--duration", "6", "--json"
+        )
     finally:
         other.kill()
         other.wait()
     assert process.returncode == 0, err
     measured = percent_between(stat_before, stat_after, 0)
-    own = 100.0 * (own_after[0] - own_before[0]) / (clock_after - clock_before)
+    own = 100.0 * (own_after[0] - own_before[0]) / elapsed
     detail = f"/proc/stat {measured:.1f} %, worker's own {own:.1f} %, json {out.strip()}"
     assert measured >= 70.0 - TOLERANCE, detail
     assert own <= 70.0 - 50.0 + TOLERANCE, detail

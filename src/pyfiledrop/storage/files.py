@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyfiledrop.errors import StorageFull
 
@@ -63,6 +64,19 @@ def raise_if_full(exc: OSError) -> None:
         raise StorageFull() from exc
 
 
+def _libc(name: str, *argtypes: type) -> Any:
+    """A Linux libc function ``os`` does not offer, returning an int; None elsewhere or where libc lacks it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = getattr(ctypes.CDLL(None, use_errno=True), name)
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = list(argtypes)
+    call.restype = ctypes.c_int
+    return call
+
+
 def _writeback_starter() -> Callable[[int, int, int], None]:
     """``sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE)``: start writing a range to disk now, without
     waiting. Linux only (not in ``os``); elsewhere a no-op, and the kernel's own writeback does it later."""
@@ -70,14 +84,9 @@ def _writeback_starter() -> Callable[[int, int, int], None]:
     def nothing(fd: int, offset: int, count: int) -> None:
         pass
 
-    if not sys.platform.startswith("linux"):
+    call = _libc("sync_file_range", ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    if call is None:
         return nothing
-    try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
-        return nothing
-    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    call.restype = ctypes.c_int
 
     def start(fd: int, offset: int, count: int) -> None:
         if count > 0:
@@ -92,14 +101,9 @@ start_writeback = _writeback_starter()
 def _hole_puncher() -> Callable[[int, int, int], bool] | None:
     """``fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length)``: give a byte range's disk blocks
     back, the file keeping its length (the range reads as zeros). Linux only (not in ``os``)."""
-    if not sys.platform.startswith("linux"):
+    call = _libc("fallocate", ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    if call is None:
         return None
-    try:
-        call = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
-        return None
-    call.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    call.restype = ctypes.c_int
 
     def punch(fd: int, offset: int, length: int) -> bool:
         if call(fd, 0x02 | 0x01, offset, length) == 0:  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
