@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
 
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
@@ -22,7 +21,8 @@ from pyfiledrop.domain.names import relative_path
 from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine import events
 from pyfiledrop.engine.activity import Activity, Untracked
-from pyfiledrop.engine.hashing import InlineClaim, PrefixHashes
+from pyfiledrop.engine.bodies import Hashers, drain, limited
+from pyfiledrop.engine.hashing import PrefixHashes
 from pyfiledrop.engine.leases import Leases, RangeLocks
 from pyfiledrop.errors import (
     BadRequest,
@@ -42,12 +42,8 @@ from pyfiledrop.errors import (
 )
 from pyfiledrop.meta.base import MetadataStore
 from pyfiledrop.storage.base import (
-    Fillable,
-    FillTarget,
     Lender,
     ProgressCallback,
-    Pumpable,
-    ReadObserver,
     Storage,
     ThreadRunner,
     WriteProgress,
@@ -353,13 +349,13 @@ class UploadService:
             upload = await self.meta.get(upload_id)
             self._check_writable(upload, chunk)
             if upload.state is not UploadState.RECEIVING:
-                await _drain(chunk.body)  # a retried chunk of a finished upload: accepted, nothing to do
+                await drain(chunk.body)  # a retried chunk of a finished upload: accepted, nothing to do
                 return await self.wait_complete(upload)
             start, end = chunk.offset, self._chunk_end(upload, chunk)
             if chunk.length and upload.received.covers(start, end):
                 # A retry of bytes already kept: acknowledged bytes are never written twice, so a retry that
                 # differs cannot change a file whose prefix has already been hashed.
-                await _drain(_limited(chunk.body, chunk.length, True, self.limits.max_upload_bytes))
+                await drain(limited(chunk.body, chunk.length, True, self.limits.max_upload_bytes))
                 return upload
             if upload.received.overlaps(start, end):
                 raise UploadConflict(
@@ -384,10 +380,10 @@ class UploadService:
         end_limit = upload.size if upload.size is not None else self.limits.max_upload_bytes
         claim = None if upload.concat is ConcatKind.PARTIAL else self._hashes.claim(upload_id, chunk.offset)
         checksum = new_hasher(chunk.checksum[0]) if chunk.checksum else None
-        hashers = _Hashers(claim, checksum)
+        hashers = Hashers(claim, checksum)
         progress = WriteProgress()
         room = end_limit - chunk.offset if chunk.length is None else chunk.length  # never past what it announced
-        body = _limited(chunk.body, room, upload.size is not None or chunk.length is not None,
+        body = limited(chunk.body, room, upload.size is not None or chunk.length is not None,
                         self.limits.max_upload_bytes)  # fmt: skip
         failure: BaseException | None = None
         checkpoint = None if chunk.checksum or chunk.all_or_nothing else self._checkpointer(upload_id, chunk.offset)
@@ -604,103 +600,3 @@ class UploadService:
         if upload.state is not UploadState.COMPLETE:
             raise UploadConflict("only a finished upload can be given an expiry")
         return await self.meta.update_fields(upload_id, expires_at=expires_at)
-
-
-class _Hashers:
-    """Runs in a worker thread with each batch, beside the thread that writes it."""
-
-    def __init__(self, claim: InlineClaim | None, checksum: Hasher | None) -> None:
-        self.claim = claim
-        self.checksum = checksum
-
-    def observe(self, batch: Sequence[bytes]) -> None:
-        if self.claim is not None:
-            self.claim.observe(batch)
-        if self.checksum is not None:
-            for piece in batch:
-                self.checksum.update(piece)
-
-
-def _limited(body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int) -> AsyncIterator[bytes]:
-    """Pass the body through, refusing to write past the end of the upload."""
-    if isinstance(body, Fillable):
-        return _LimitedFill(body, room, size_known, max_bytes)
-    return _limited_pieces(body, room, size_known, max_bytes)
-
-
-def _too_long(size_known: bool, max_bytes: int) -> PyfiledropError:
-    if size_known:
-        return BadRequest("the body is longer than announced or goes past the end of the upload")
-    return TooLarge(max_bytes)
-
-
-async def _limited_pieces(
-    body: AsyncIterator[bytes], room: int, size_known: bool, max_bytes: int
-) -> AsyncIterator[bytes]:
-    async for piece in body:
-        if len(piece) > room:
-            raise _too_long(size_known, max_bytes)
-        room -= len(piece)
-        yield piece
-
-
-class _LimitedFill:
-    """``_limited`` for a body that fills buffers: the storage keeps its fast path."""
-
-    def __init__(self, body: Fillable, room: int, size_known: bool, max_bytes: int) -> None:
-        self.body = body
-        self.room = room
-        self.size_known = size_known
-        self.max_bytes = max_bytes
-        self.pieces = _limited_pieces(cast(AsyncIterator[bytes], body), room, size_known, max_bytes)
-
-    def __aiter__(self) -> _LimitedFill:
-        return self
-
-    async def __anext__(self) -> bytes:
-        return await anext(self.pieces)
-
-    async def readinto(self, view: memoryview, observe: ReadObserver | None = None) -> int:
-        if self.room == 0:
-            return await self._end(len(view))
-        n = await self.body.readinto(view[: self.room], observe)
-        self.room -= n
-        return n
-
-    async def pump(self, target: FillTarget) -> int | None:
-        if not isinstance(self.body, Pumpable):
-            return None
-        if self.room == 0:
-            return await self._end(1)
-        roomy = _RoomTarget(target, self.room)
-        n = await self.body.pump(roomy)
-        self.room = roomy.room
-        return n
-
-    async def _end(self, wanted: int) -> int:
-        if wanted and await self.body.readinto(memoryview(bytearray(1))):
-            raise _too_long(self.size_known, self.max_bytes)  # the body goes on past the room it has
-        return 0
-
-
-class _RoomTarget:
-    """A fill target that hands out no more than ``room`` bytes of views in all (the rest of the upload)."""
-
-    def __init__(self, target: FillTarget, room: int) -> None:
-        self.target = target
-        self.room = room
-
-    def next_view(self) -> memoryview | None:
-        if self.room == 0:
-            return None
-        view = self.target.next_view()
-        return None if view is None else view[: self.room]
-
-    def filled(self, n: int) -> None:
-        self.room -= n
-        self.target.filled(n)
-
-
-async def _drain(body: AsyncIterator[bytes]) -> None:
-    async for _ in body:
-        pass
