@@ -49,9 +49,10 @@ class ServerProcess:
                 "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
         logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
         logs.mkdir(exist_ok=True)
-        self.log_path = logs / f"server-{self.port}.log"
+        restart = self.log_path is not None  # a restart of this server appends; a first start begins a new log
+        self.log_path = logs / f"server-{self.port}.log"  # (a port may have served an earlier run's server too)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYFILEDROP_")}
-        with self.log_path.open("ab") as log:
+        with self.log_path.open("ab" if restart else "wb") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + timeout
