@@ -7,13 +7,13 @@ them, the quota code counts them, and the link's holder sees nothing but the upl
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pyfiledrop.errors import DropClosed, DropNotFound
 from pyfiledrop.meta.shares import token_digest
-from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.meta.sql import Database, Tx
 
 DROP_OWNER_PREFIX = "drop-"  # web/auth.py never issues an owner id that starts so
 _COLUMNS = "id, label, password_hash, max_bytes, max_files, created_at, expires_at, revoked"
@@ -51,7 +51,7 @@ class NewDrop:
 
 
 class DropStore:
-    def __init__(self, db: SQLiteMetadataStore) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(self, new: NewDrop) -> tuple[Drop, str]:
@@ -59,14 +59,14 @@ class DropStore:
         drop = Drop(secrets.token_urlsafe(9), new.label, new.password_hash, new.max_bytes, new.max_files,
                     time.time(), new.expires_at, revoked=False)  # fmt: skip
 
-        def _insert(db: sqlite3.Connection) -> None:
+        def _insert(db: Tx) -> None:
             db.execute(
                 f"INSERT INTO drops (token_sha256, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
                 (token_digest(token), drop.id, drop.label, drop.password_hash, drop.max_bytes, drop.max_files,
                  drop.created_at, drop.expires_at, 0),
             )  # fmt: skip
 
-        await self._db.run(_insert)
+        await self._db.query(_insert)
         return drop, token
 
     async def resolve(self, token: str) -> Drop:
@@ -79,30 +79,30 @@ class DropStore:
         return await self._one("id = ?", drop_id)
 
     async def _one(self, where: str, value: str) -> Drop:
-        def _find(db: sqlite3.Connection) -> Drop | None:
-            row = db.execute(f"SELECT {_COLUMNS} FROM drops WHERE {where}", (value,)).fetchone()  # noqa: S608
+        def _find(db: Tx) -> Drop | None:
+            row = db.fetchone(f"SELECT {_COLUMNS} FROM drops WHERE {where}", (value,))  # noqa: S608
             return _drop(row) if row else None
 
-        drop = await self._db.run(_find)
+        drop = await self._db.query(_find)
         if drop is None:
             raise DropNotFound()
         return drop
 
     async def list(self) -> list[Drop]:
-        def _all(db: sqlite3.Connection) -> list[Drop]:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM drops ORDER BY created_at DESC")  # noqa: S608
+        def _all(db: Tx) -> list[Drop]:
+            rows = db.fetchall(f"SELECT {_COLUMNS} FROM drops ORDER BY created_at DESC")  # noqa: S608
             return [_drop(row) for row in rows]
 
-        return await self._db.run(_all)
+        return await self._db.query(_all)
 
     async def revoke(self, drop_id: str) -> None:
         await self.get(drop_id)
 
-        def _revoke(db: sqlite3.Connection) -> None:
+        def _revoke(db: Tx) -> None:
             db.execute("UPDATE drops SET revoked = 1 WHERE id = ?", (drop_id,))
 
-        await self._db.run(_revoke)
+        await self._db.query(_revoke)
 
 
-def _drop(row: tuple[str, str, str | None, int | None, int | None, float, float | None, int]) -> Drop:
+def _drop(row: tuple[Any, ...]) -> Drop:
     return Drop(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))

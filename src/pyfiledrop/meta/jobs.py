@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from pyfiledrop.errors import JobNotFound
-from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.meta.sql import Database, Tx
 
 _COLUMNS = "id, owner, upload_id, operation, status, progress, error, result_upload, created_at, updated_at"
 _UNFINISHED = ("queued", "running")
@@ -47,38 +46,34 @@ class Job:
 class JobStore:
     """Lives in the metadata database, on its connection thread."""
 
-    def __init__(self, db: SQLiteMetadataStore) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def insert(self, job: Job) -> None:
-        def _insert(db: sqlite3.Connection) -> None:
+        def _insert(db: Tx) -> None:
             db.execute(
                 f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constant columns
                 _row(job),
             )
 
-        await self._db.run(_insert)
+        await self._db.query(_insert)
 
     async def save(self, job: Job) -> None:
         """Write a job's status, progress, error and result."""
 
-        def _update(db: sqlite3.Connection) -> None:
+        def _update(db: Tx) -> None:
             db.execute(
                 "UPDATE jobs SET status = ?, progress = ?, error = ?, result_upload = ?, updated_at = ? WHERE id = ?",
                 (job.status.value, job.progress, job.error, job.result_upload, job.updated_at, job.id),
             )
 
-        await self._db.run(_update)
+        await self._db.query(_update)
 
     async def get(self, job_id: str) -> Job:
-        def _find(db: sqlite3.Connection) -> tuple[Any, ...] | None:
-            found: tuple[Any, ...] | None = db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE id = ?",  # noqa: S608 - constant columns
-                (job_id,),
-            ).fetchone()
-            return found
+        def _find(db: Tx) -> tuple[Any, ...] | None:
+            return db.fetchone(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,))  # noqa: S608 - constant columns
 
-        row = await self._db.run(_find)
+        row = await self._db.query(_find)
         if row is None:
             raise JobNotFound(job_id)
         return _job(row)
@@ -86,14 +81,13 @@ class JobStore:
     async def fail_unfinished(self, reason: str) -> int:
         """At start-up: jobs a stopped server left queued or running are failed, never "running" forever."""
 
-        def _fail(db: sqlite3.Connection) -> int:
-            cursor = db.execute(
+        def _fail(db: Tx) -> int:
+            return db.execute(
                 "UPDATE jobs SET status = 'failed', error = ?, updated_at = ? WHERE status IN (?, ?)",
                 (reason, time.time(), *_UNFINISHED),
             )
-            return cursor.rowcount
 
-        return await self._db.run(_fail)
+        return await self._db.query(_fail)
 
 
 def _row(job: Job) -> tuple[Any, ...]:

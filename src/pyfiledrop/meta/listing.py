@@ -1,17 +1,20 @@
-"""Pages of upload records for the admin's view: search, sort and paging done by SQLite, so that thousands of
+"""Pages of upload records for the admin's view: search, sort and paging done by the database, so that thousands of
 uploads cost one small query per page, not a list of them all."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from pyfiledrop.domain.model import Upload
-from pyfiledrop.meta import sqlite as records
-from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.meta import rows as records
+from pyfiledrop.meta.sql import Database, Dialect, Tx, like, marks, nocase
 
-SORTS = {"created": "created_at", "name": "filename COLLATE NOCASE", "size": "size", "state": "state"}
+SORTS = {"created": "created_at", "name": "filename", "size": "size", "state": "state"}
 MAX_LIMIT = 500
+_SEARCH = (
+    "(filename LIKE ? ESCAPE '\\' OR id = ? OR owner = ? OR owner IN "
+    "(SELECT 'drop-' || id FROM drops WHERE label LIKE ? ESCAPE '\\'))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,38 +34,41 @@ class Page:
     labels: dict[str, str]  # drop owner ("drop-<id>") → the link's label, for the uploads on this page
 
 
-async def page(db: SQLiteMetadataStore, query: PageQuery) -> Page:
+async def page(db: Database, query: PageQuery) -> Page:
     clauses = ["state != 'terminated'", "concat != 'partial'"]
     params: list[object] = []
     if query.owner is not None:
         clauses.append("owner = ?")
         params.append(query.owner)
     if query.search:
-        like = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append(
-            "(filename LIKE ? ESCAPE '\\' OR id = ? OR owner = ? OR owner IN "
-            "(SELECT 'drop-' || id FROM drops WHERE label LIKE ? ESCAPE '\\'))"
-        )
-        params += [like, query.search, query.search, like]
+        matches = like(db.dialect)
+        pattern = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append(_SEARCH.replace("LIKE", matches))
+        params += [pattern, query.search, query.search, pattern]
     where = " AND ".join(clauses)
-    order = f"{SORTS.get(query.sort, 'created_at')} {'DESC' if query.descending else 'ASC'}, id"
+    column = SORTS.get(query.sort, "created_at")
+    column = nocase(db.dialect, column) if column == "filename" else column
+    nulls = ""
+    if db.dialect is Dialect.POSTGRESQL:  # where SQLite puts NULL (an unknown size): first going up, last going down
+        nulls = " NULLS LAST" if query.descending else " NULLS FIRST"
+    order = f"{column} {'DESC' if query.descending else 'ASC'}{nulls}, id"
 
-    def _select(connection: sqlite3.Connection) -> Page:
-        (total,) = connection.execute(f"SELECT COUNT(*) FROM uploads WHERE {where}", params).fetchone()  # noqa: S608
-        rows = connection.execute(
-            f"{records._SELECT} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+    def _select(connection: Tx) -> Page:
+        counted = connection.fetchone(f"SELECT COUNT(*) FROM uploads WHERE {where}", params)  # noqa: S608
+        total = counted[0] if counted else 0
+        rows = connection.fetchall(
+            f"{records.SELECT} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, query.limit, query.offset],
-        ).fetchall()
-        uploads = [records._from_row(row) for row in rows]
+        )
+        uploads = [records.from_row(row) for row in rows]
         owners = sorted({u.owner for u in uploads if u.owner.startswith("drop-")})
         labels: dict[str, str] = {}
         if owners:
-            marks = ", ".join("?" * len(owners))
-            found = connection.execute(
-                f"SELECT 'drop-' || id, label FROM drops WHERE 'drop-' || id IN ({marks})",  # noqa: S608
+            found = connection.fetchall(
+                f"SELECT 'drop-' || id, label FROM drops WHERE 'drop-' || id IN ({marks(len(owners))})",  # noqa: S608
                 owners,
             )
-            labels = dict(found.fetchall())
+            labels = dict(found)
         return Page(uploads, int(total), labels)
 
-    return await db.run(_select)
+    return await db.query(_select)

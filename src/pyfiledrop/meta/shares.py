@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 
 from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.errors import ShareClosed, UploadNotFound
-from pyfiledrop.meta.sqlite import SQLiteMetadataStore, _transaction
+from pyfiledrop.meta.sql import Database, Tx, batches, insert_or_ignore, marks
 
 RESUME_WINDOW = 24 * 3600.0  # a counted download may go on with Range requests this long after it started
 _COLUMNS = "id, upload_id, created_at, expires_at, revoked, label, password_hash, max_downloads, downloads, " \
@@ -70,9 +69,9 @@ def token_digest(token: str) -> str:
 
 
 class ShareStore:
-    """Lives in the metadata database, on its connection thread."""
+    """Lives in the metadata database (meta/sql.py)."""
 
-    def __init__(self, db: SQLiteMetadataStore) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def create(self, new: NewShare) -> tuple[Share, str]:
@@ -81,21 +80,20 @@ class ShareStore:
                       label=new.label, password_hash=new.password_hash, max_downloads=new.max_downloads,
                       several=new.several, upload_ids=new.upload_ids)  # fmt: skip
 
-        def _insert(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                db.execute(
-                    "INSERT INTO shares (id, token_sha256, upload_id, created_at, expires_at, label, password_hash, "
-                    "max_downloads, several) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (share.id, token_digest(token), share.upload_id, share.created_at, share.expires_at, share.label,
-                     share.password_hash, share.max_downloads, int(share.several)),
-                )  # fmt: skip
-                if share.several:
-                    db.executemany(
-                        "INSERT INTO share_files (share_id, position, upload_id) VALUES (?, ?, ?)",
-                        [(share.id, position, upload_id) for position, upload_id in enumerate(share.upload_ids)],
-                    )
+        def _insert(db: Tx) -> None:
+            db.execute(
+                "INSERT INTO shares (id, token_sha256, upload_id, created_at, expires_at, label, password_hash, "
+                "max_downloads, several) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (share.id, token_digest(token), share.upload_id, share.created_at, share.expires_at, share.label,
+                 share.password_hash, share.max_downloads, int(share.several)),
+            )  # fmt: skip
+            if share.several:
+                db.executemany(
+                    "INSERT INTO share_files (share_id, position, upload_id) VALUES (?, ?, ?)",
+                    [(share.id, position, upload_id) for position, upload_id in enumerate(share.upload_ids)],
+                )
 
-        await self._db.run(_insert)
+        await self._db.transact(_insert)
         return share, token
 
     async def resolve(self, token: str) -> Share:
@@ -133,59 +131,57 @@ class ShareStore:
         return share
 
     async def revoke(self, share_id: str) -> None:
-        def _revoke(db: sqlite3.Connection) -> None:
+        def _revoke(db: Tx) -> None:
             db.execute("UPDATE shares SET revoked = 1 WHERE id = ?", (share_id,))
 
-        await self._db.run(_revoke)
+        await self._db.query(_revoke)
 
     async def count_download(self, share_id: str) -> bool:
         """One more download, if the link allows one more (atomic: two at once cannot both take the last)."""
 
-        def _count(db: sqlite3.Connection) -> int:
+        def _count(db: Tx) -> int:
             return db.execute(
                 "UPDATE shares SET downloads = downloads + 1, last_download_at = ? WHERE id = ? AND revoked = 0 "
                 "AND (max_downloads IS NULL OR downloads < max_downloads)",
                 (time.time(), share_id),
-            ).rowcount
+            )
 
-        return await self._db.run(_count) == 1
+        return await self._db.query(_count) == 1
 
     async def known_crc32s(self, sha256s: Iterable[str]) -> dict[str, int]:
         wanted = sorted(set(sha256s))
 
-        def _find(db: sqlite3.Connection) -> dict[str, int]:
+        def _find(db: Tx) -> dict[str, int]:
             found: dict[str, int] = {}
-            for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-                batch = wanted[start : start + 500]
-                marks = ", ".join("?" * len(batch))
-                rows = db.execute(f"SELECT sha256, crc32 FROM content_crc32 WHERE sha256 IN ({marks})", batch)  # noqa: S608
-                found.update(dict(rows))
+            for batch in batches(wanted):
+                query = f"SELECT sha256, crc32 FROM content_crc32 WHERE sha256 IN ({marks(len(batch))})"  # noqa: S608
+                found.update((sha256, int(crc32)) for sha256, crc32 in db.fetchall(query, batch))
             return found
 
-        return await self._db.run(_find)
+        return await self._db.query(_find)
 
     async def remember_crc32(self, sha256: str, crc32: int) -> None:
-        def _put(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR IGNORE INTO content_crc32 (sha256, crc32) VALUES (?, ?)", (sha256, crc32))
+        def _put(db: Tx) -> None:
+            db.execute(insert_or_ignore(db.dialect, "content_crc32", "sha256, crc32"), (sha256, crc32))
 
-        await self._db.run(_put)
+        await self._db.query(_put)
 
     async def _one(self, where: str, value: str) -> Share | None:
         found = await self._many(f"SELECT {_COLUMNS} FROM shares WHERE {where}", (value,))  # noqa: S608
         return found[0] if found else None
 
     async def _many(self, query: str, params: Sequence[str]) -> list[Share]:
-        def _select(db: sqlite3.Connection) -> list[Share]:
-            shares = [_share(row) for row in db.execute(query, params).fetchall()]
+        def _select(db: Tx) -> list[Share]:
+            shares = [_share(row) for row in db.fetchall(query, params)]
             return [_with_files(db, share) for share in shares]
 
-        return await self._db.run(_select)
+        return await self._db.query(_select)
 
 
-def _with_files(db: sqlite3.Connection, share: Share) -> Share:
+def _with_files(db: Tx, share: Share) -> Share:
     if not share.several:
         return _evolve(share, (share.upload_id,))
-    rows = db.execute("SELECT upload_id FROM share_files WHERE share_id = ? ORDER BY position", (share.id,))
+    rows = db.fetchall("SELECT upload_id FROM share_files WHERE share_id = ? ORDER BY position", (share.id,))
     return _evolve(share, tuple(UploadId(upload_id) for (upload_id,) in rows))
 
 

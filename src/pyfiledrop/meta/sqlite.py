@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import sqlite3
 import time
@@ -14,10 +13,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pyfiledrop.domain.ids import UploadId
-from pyfiledrop.domain.model import BlobRef, ConcatKind, Protocol, Upload, UploadState
-from pyfiledrop.domain.ranges import RangeSet
+from pyfiledrop.domain.model import BlobRef, Upload, UploadState
 from pyfiledrop.errors import BlobGone, StorageFull, UploadConflict, UploadNotFound
+from pyfiledrop.meta import migrations
 from pyfiledrop.meta.base import Usage
+from pyfiledrop.meta.rows import INSERT as _INSERT
+from pyfiledrop.meta.rows import SELECT as _SELECT
+from pyfiledrop.meta.rows import from_row as _from_row
+from pyfiledrop.meta.rows import to_row as _to_row
+from pyfiledrop.meta.sql import Dialect, SQLiteTx, Tx
 from pyfiledrop.workers import wrap_job
 
 log = logging.getLogger("pyfiledrop.meta")
@@ -26,119 +30,14 @@ _CHECKPOINT_EVERY = 256  # commits on the loop's connection between checkpoints 
 
 T = TypeVar("T")
 
-_SCHEMA = [
-    """
-    CREATE TABLE uploads (
-        id TEXT PRIMARY KEY,
-        alias TEXT UNIQUE,
-        filename TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        size INTEGER,
-        protocol TEXT NOT NULL,
-        state TEXT NOT NULL,
-        received TEXT NOT NULL DEFAULT '',
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        sha256 TEXT,
-        blob_key TEXT,
-        content_type TEXT NOT NULL,
-        metadata TEXT NOT NULL DEFAULT '{}',
-        concat TEXT NOT NULL DEFAULT '',
-        parts TEXT NOT NULL DEFAULT '[]',
-        expires_at REAL
-    );
-    CREATE INDEX uploads_owner ON uploads (owner, created_at);
-    CREATE INDEX uploads_state ON uploads (state, updated_at);
-    """,
-    # Deduplication: one file per content, counted references, so a blob lives until its last record goes.
-    """
-    CREATE TABLE blobs (
-        key TEXT PRIMARY KEY,
-        sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        refs INTEGER NOT NULL
-    );
-    CREATE INDEX blobs_sha256 ON blobs (sha256);
-    INSERT INTO blobs (key, sha256, size, refs)
-        SELECT blob_key, MAX(sha256), MAX(size), COUNT(*) FROM uploads
-        WHERE state = 'complete' AND blob_key IS NOT NULL GROUP BY blob_key;
-    """,
-    # Share links: a revocable, optionally expiring download link for one upload; only the token's hash is kept.
-    """
-    CREATE TABLE shares (
-        id TEXT PRIMARY KEY,
-        token_sha256 TEXT NOT NULL UNIQUE,
-        upload_id TEXT NOT NULL REFERENCES uploads (id),
-        created_at REAL NOT NULL,
-        expires_at REAL,
-        revoked INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX shares_upload ON shares (upload_id);
-    """,
-    # Drop links: upload-only links made by the admin; their uploads are owned by "drop-<id>".
-    """
-    CREATE TABLE drops (
-        id TEXT PRIMARY KEY,
-        token_sha256 TEXT NOT NULL UNIQUE,
-        label TEXT NOT NULL,
-        password_hash TEXT,
-        max_bytes INTEGER,
-        max_files INTEGER,
-        created_at REAL NOT NULL,
-        expires_at REAL,
-        revoked INTEGER NOT NULL DEFAULT 0
-    );
-    """,
-    # Video jobs (trim, rotate): a restart finds the unfinished ones here and marks them failed (meta/jobs.py).
-    """
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        upload_id TEXT NOT NULL,
-        operation TEXT NOT NULL,
-        status TEXT NOT NULL,
-        progress REAL NOT NULL DEFAULT 0,
-        error TEXT,
-        result_upload TEXT,
-        created_at REAL NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    CREATE INDEX jobs_status ON jobs (status);
-    """,
-    # Share links grow a password, a download limit and several files (a selection, or a folder); the CRC-32 of
-    # a content, which a zip of the selection needs, is kept once known (meta/shares.py).
-    """
-    ALTER TABLE shares ADD COLUMN label TEXT NOT NULL DEFAULT '';
-    ALTER TABLE shares ADD COLUMN password_hash TEXT;
-    ALTER TABLE shares ADD COLUMN max_downloads INTEGER;
-    ALTER TABLE shares ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE shares ADD COLUMN last_download_at REAL;
-    ALTER TABLE shares ADD COLUMN several INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE share_files (
-        share_id TEXT NOT NULL REFERENCES shares (id),
-        position INTEGER NOT NULL,
-        upload_id TEXT NOT NULL REFERENCES uploads (id),
-        PRIMARY KEY (share_id, position)
-    );
-    CREATE TABLE content_crc32 (
-        sha256 TEXT PRIMARY KEY,
-        crc32 INTEGER NOT NULL
-    );
-    """,
-]
-
-_COLUMNS = (
-    "id, alias, filename, owner, size, protocol, state, received, created_at, updated_at, sha256, blob_key, "
-    "content_type, metadata, concat, parts, expires_at"
-)
-
-_SELECT = f"SELECT {_COLUMNS} FROM uploads"  # noqa: S608 - constant column list, values always bound
-_INSERT = f"INSERT INTO uploads ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"  # noqa: S608
-
 
 class SQLiteMetadataStore:
-    def __init__(self, path: Path, *, synchronous: str = "FULL", on_full: Callable[[], bool] | None = None) -> None:
+    dialect = Dialect.SQLITE
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL", on_full: Callable[[], bool] | None = None,
+                 upgrade_command: str = "pyfiledrop db upgrade") -> None:  # fmt: skip
         self.path = path
+        self.upgrade_command = upgrade_command  # named when the schema is outdated (meta/migrations.py)
         self.synchronous = synchronous
         # Called when a write finds the disk full: True if it freed room (the disk reserve), and the write is tried
         # once more. Deletions must still be recordable on a full disk, or nothing could ever free it.
@@ -153,6 +52,18 @@ class SQLiteMetadataStore:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the store's connection thread (for stores of other records in the same database)."""
         return await self._run(fn)
+
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        """``fn`` in one BEGIN IMMEDIATE transaction, for the side stores (meta/sql.py)."""
+
+        def _in_transaction(db: sqlite3.Connection) -> T:
+            with _transaction(db):
+                return fn(SQLiteTx(db))
+
+        return await self._run(_in_transaction)
+
+    async def query(self, fn: Callable[[Tx], T]) -> T:
+        return await self._run(lambda db: fn(SQLiteTx(db)))
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -215,9 +126,11 @@ class SQLiteMetadataStore:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(_SCHEMA[version:], start=version + 1):
-            db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+        try:
+            migrations.sqlite_open(db, upgrade_command=self.upgrade_command)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
 
     async def close(self) -> None:
@@ -506,24 +419,3 @@ def _fetch(db: sqlite3.Connection, upload_id: str) -> Upload:
     if row is None:
         raise UploadNotFound(upload_id)
     return _from_row(row)
-
-
-def _to_row(u: Upload) -> tuple[Any, ...]:
-    return (
-        u.id, u.alias, u.filename, u.owner, u.size, u.protocol.value, u.state.value, u.received.to_text(),
-        u.created_at, u.updated_at, u.sha256, u.blob_key, u.content_type,
-        json.dumps(u.metadata) if u.metadata else "{}", u.concat.value, json.dumps(list(u.parts)) if u.parts else "[]",
-        u.expires_at,
-    )  # fmt: skip
-
-
-def _from_row(row: tuple[Any, ...]) -> Upload:
-    (id_, alias, filename, owner, size, protocol, state, received, created_at, updated_at, sha256, blob_key,
-     content_type, metadata, concat, parts, expires_at) = row  # fmt: skip
-    return Upload(
-        id=UploadId(id_), alias=alias, filename=filename, owner=owner, size=size, protocol=Protocol(protocol),
-        state=UploadState(state), received=RangeSet.from_text(received), created_at=created_at,
-        updated_at=updated_at, sha256=sha256, blob_key=blob_key, content_type=content_type,
-        metadata=json.loads(metadata), concat=ConcatKind(concat), parts=tuple(UploadId(p) for p in json.loads(parts)),
-        expires_at=expires_at,
-    )  # fmt: skip

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from pyfiledrop.domain.ids import parse_upload_id
 from pyfiledrop.errors import BadRequest, PyfiledropError
 from pyfiledrop.meta import listing
-from pyfiledrop.meta.sqlite import SQLiteMetadataStore
+from pyfiledrop.meta.sql import Database
 from pyfiledrop.web import api
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.http import Request, Response, json_response
@@ -25,7 +25,7 @@ async def list_uploads(ctx: Context, request: Request) -> Response:
     identity = ctx.auth.identify(request)
     everyone = identity.admin and request.query.get("all", "") in ("1", "true")
     meta = ctx.service.meta
-    if not isinstance(meta, SQLiteMetadataStore):
+    if not isinstance(meta, Database):
         return await api.list_uploads(ctx, request)
     query = listing.PageQuery(
         owner=None if everyone else identity.require_owner(),
