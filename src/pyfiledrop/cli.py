@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from pyfiledrop import __version__, config, listen, logs
@@ -92,8 +92,27 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("--access-log", metavar="FILE|-|off",
         help="one line per request: - = standard error (default), off, or a file to append to "
              "[PYFILEDROP_ACCESS_LOG]")  # fmt: skip
+    _database_flag(parser)
     add("--video-jobs", help="video trims/rotations run at once (default: one per core) [PYFILEDROP_VIDEO_JOBS]")
     add("--config", help="TOML file with any of these settings [PYFILEDROP_CONFIG]")
+
+
+def _database_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", metavar="URL", help="PostgreSQL for metadata, shared by replicas: "
+                        "postgresql://USER@HOST:5432/DB (password in the URL or PGPASSWORD; default: SQLite in the "
+                        "storage folder) [PYFILEDROP_DATABASE]")  # fmt: skip
+
+
+def _db_parser(commands: Any) -> None:
+    db = commands.add_parser("db", help="the metadata database: schema migrations (docs/database.md)")
+    actions = db.add_subparsers(dest="db_command", parser_class=_Parser, required=True)
+    for name, text in (("upgrade", "apply the schema migrations the database lacks (creates an empty one)"),
+                       ("status", "show the schema version (exit 1 when an upgrade is needed)")):  # fmt: skip
+        action = actions.add_parser(name, help=text)
+        _database_flag(action)
+        action.add_argument("-s", "--storage", help="storage folder, for the default SQLite database "
+                            "[PYFILEDROP_STORAGE]")  # fmt: skip
+        action.add_argument("--config", help="TOML settings file [PYFILEDROP_CONFIG]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("-s", "--storage", help="storage folder (default ./storage) [PYFILEDROP_STORAGE]")
     verify.add_argument("-c", "--chunks", help="partial uploads folder [PYFILEDROP_CHUNKS]")
     verify.add_argument("--config", help="TOML settings file [PYFILEDROP_CONFIG]")
+    _database_flag(verify)
+    _db_parser(commands)
     from pyfiledrop.awake.cli import add_parser as _awake_parser
 
     _awake_parser(commands)
@@ -138,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return verify(vars(namespace))
         case "hash-password":
             return hash_password(namespace.password)
+        case "db":
+            return database(namespace.db_command, vars(namespace))
         case "awake":
             from pyfiledrop.awake import cli as awake
 
@@ -160,7 +183,7 @@ def verify(flags: dict[str, object]) -> int:
         settings = config.load(flags)
     except ConfigError as exc:
         _fail(str(exc))
-    if not settings.database.exists():
+    if settings.database is None and not settings.sqlite_path.exists():
         _fail(f"no pyfiledrop database in {settings.storage}; is -s/--storage right?")
 
     async def check() -> list[str]:
@@ -181,6 +204,29 @@ def verify(flags: dict[str, object]) -> int:
         print(f"CHANGED {line}")
     print("all files match their sha256" if not problems else f"{len(problems)} file(s) changed or missing")
     return 1 if problems else 0
+
+
+def database(action: str, flags: dict[str, object]) -> int:
+    """``db upgrade``: exit 0 once the schema is current; ``db status``: 0 when current, 1 when not."""
+    from pyfiledrop.meta import migrations, upgrade
+
+    try:
+        settings = config.load(flags)
+        report = upgrade.upgrade(settings) if action == "upgrade" else upgrade.status(settings)
+    except (ConfigError, migrations.SchemaOutdated) as exc:
+        _fail(str(exc))
+    print(f"database: {report.backend} {report.where}")
+    if action == "upgrade":
+        for number in report.applied:
+            print(f"applied migration {number}")
+        done = f"upgraded from version {report.version} to {report.current}" if report.applied else "already current"
+        print(f"schema version {report.current} of {report.latest}: {done}")
+        return 0
+    state = "current" if report.up_to_date else "outdated: run pyfiledrop db upgrade"
+    print(f"schema version {report.version} of {report.latest}: {'empty' if report.version == 0 else state}")
+    for name, value in report.limits.items():
+        print(f"shared setting {name.removeprefix('limit.').replace('_', '-')} = {value}")
+    return 0 if report.up_to_date else 1
 
 
 def hash_password(given: str | None) -> int:
@@ -209,6 +255,7 @@ def serve(flags: dict[str, object]) -> int:
         _fail(str(exc))
     settings = dataclasses.replace(settings, host=listen.effective_host(settings.host))
     _check_port_free(settings.host, settings.port)
+    _check_schema(settings)
     settings = dataclasses.replace(settings, admin_token=settings.admin_token or secrets.token_urlsafe(24))
     print(banner(settings, settings.admin_token or ""), flush=True)
     from pyfiledrop.httpd.server import StartupFailed
@@ -250,6 +297,18 @@ async def _serve(settings: Settings, access_log: logs.AccessLog | None) -> None:
         await server.serve()
     finally:
         app.awake.close()  # every way out (stop, SIGTERM, Ctrl-C, an exception); kill -9: the kernel closes the fd
+
+
+def _check_schema(settings: Settings) -> None:
+    """Refuse an outdated database before anything starts, naming the command that upgrades it."""
+    from pyfiledrop.meta.upgrade import check_before_serve
+
+    try:
+        problem = check_before_serve(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if problem is not None:
+        _fail(f"pyfiledrop could not start: {problem}")
 
 
 def _check_port_free(host: str, port: int) -> None:

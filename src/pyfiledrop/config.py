@@ -58,6 +58,7 @@ class Settings:
     access_log: str = "-"  # one line per request: "-" standard error, "off", or a file to append to
     cors_origins: str = "*"  # origins whose pages may call tus, Dropzone's /upload and the API: "*" or a list
     video_jobs: int = 0  # video trims and rotations run at once (video/jobs.py); 0: one per core
+    database: str | None = None  # postgresql://USER@HOST:PORT/DB (replicas share it); None: SQLite in the storage
 
     @property
     def chunks_dir(self) -> Path:
@@ -86,7 +87,8 @@ class Settings:
         return parse_size("--min-free", self.min_free, allow_zero=True)
 
     @property
-    def database(self) -> Path:
+    def sqlite_path(self) -> Path:
+        """The SQLite database (the default backend, when no ``--database`` URL is given)."""
         return self.storage / ".pyfiledrop.sqlite3"
 
 
@@ -190,6 +192,8 @@ def _convert(name: str, value: Any) -> Any:
         _check_password(str(value))
     if name == "cors_origins":
         return _check_origins(str(value))
+    if name == "database":
+        return _check_database(str(value))
     text = str(value)
     if name in _CHOICES:
         text = text.lower()
@@ -251,6 +255,16 @@ def _check_origins(value: str) -> str:
                 f"--cors-origins takes * or origins like https://app.example.org,http://localhost:8080, not {origin!r}"
             )
     return ",".join(o.rstrip("/").lower() for o in origins)
+
+
+def _check_database(value: str) -> str:
+    url = value.strip()
+    if not url.startswith(("postgresql://", "postgres://")) or len(url) <= len("postgres://"):
+        raise ConfigError(
+            f"--database takes a PostgreSQL URL like postgresql://USER@HOST:5432/DB (the password in the URL or in "
+            f"PGPASSWORD), not {value!r}; without it the database is SQLite in the storage folder"
+        )
+    return url
 
 
 def _check_password(value: str) -> None:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -112,3 +113,21 @@ def _legacy_key(path: Path | None) -> bytes | None:
     except OSError:
         return None
     return key if len(key) >= _KEY_BYTES else None  # a short one (a crash while it was written) is no key
+
+
+async def shared_settings(db: Database, settings: Settings, admin_token: str) -> tuple[bytes, str | None]:
+    """At start: the signing key, the limits compared (module docstring), and on PostgreSQL the sha256 of the admin
+    token every replica accepts (the first replica's), besides this replica's own."""
+    store = SettingsStore(db)
+    key = await store.signing_key(legacy=settings.storage / ".pyfiledrop.secret")
+    await store.agree(limits_of(settings))
+    if db.dialect is Dialect.SQLITE or not admin_token:
+        return key, None  # one machine: the admin token stays this start's own, as it always was
+    mine = hashlib.sha256(admin_token.encode()).hexdigest()
+    stored = await store.put_once(ADMIN_TOKEN_SHA256, mine)
+    if stored != mine:
+        log.warning(
+            "setting admin-token differs from the other replicas': the first replica's (in the database) is accepted "
+            "by every replica, this one's only here; start every replica with the same --admin-token"
+        )
+    return key, stored

@@ -18,9 +18,10 @@ from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.engine.views import Views
 from pyfiledrop.errors import DropNotFound
 from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, DropStore
+from pyfiledrop.meta.factory import Store, make_store
 from pyfiledrop.meta.jobs import JobStore
+from pyfiledrop.meta.settings import shared_settings
 from pyfiledrop.meta.shares import ShareStore
-from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.meta.views import ViewStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
@@ -32,7 +33,7 @@ from pyfiledrop.storage.reserve import SpaceReserve
 from pyfiledrop.video.jobs import VideoJobs
 from pyfiledrop.web import api, downloads, drops, listing, openapi, routing, share_links, shares, video
 from pyfiledrop.web.access import Access
-from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
+from pyfiledrop.web.auth import Authenticator, token_headers
 from pyfiledrop.web.conditional import not_modified
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.cors import Cors
@@ -119,18 +120,18 @@ class App:
         storage = LocalStorage(
             s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
         )
-        reserve = SpaceReserve(s.database.with_name(".pyfiledrop.reserve"))  # beside the database, on its disk
+        reserve = SpaceReserve(s.sqlite_path.with_name(".pyfiledrop.reserve"))  # beside the database, on its disk
         if not await asyncio.to_thread(reserve.ready):
-            log.warning("the disk holding %s is nearly full: uploads get 507 until space is freed", s.database)
+            log.warning("the disk holding %s is nearly full: uploads get 507 until space is freed", s.sqlite_path)
         synchronous = "FULL" if s.durability == "chunk" else "NORMAL"
-        meta = SQLiteMetadataStore(s.database, synchronous=synchronous, on_full=reserve.release)
+        meta = make_store(s, synchronous=synchronous, on_full=reserve.release)
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
         service = UploadService(storage, meta, limits, reserve, activity=self.awake)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
-        secret = load_secret(s.storage / ".pyfiledrop.secret")
-        auth = Authenticator(secret, admin_token or _unusable_token())
+        secret, shared_admin = await shared_settings(meta, s, admin_token)
+        auth = Authenticator(secret, admin_token or _unusable_token(), admin_sha256=shared_admin)
         access = Access(s, auth, DropStore(meta), secret)
         jobs = VideoJobs(service, JobStore(meta), s.chunks_dir / "video-jobs", s.video_jobs or os.cpu_count() or 1)
         jobs.listeners.append(_JobsKeepAwake(self.awake))
@@ -375,7 +376,7 @@ class App:
         return Response(200, headers, body)
 
 
-async def _named_tree(settings: Settings, service: UploadService, storage: LocalStorage, meta: SQLiteMetadataStore,
+async def _named_tree(settings: Settings, service: UploadService, storage: LocalStorage, meta: Store,
                       drops: DropStore) -> Views:  # fmt: skip
     """Finished uploads readable under their own names in {storage}/files/ (engine/views.py)."""
     labels: dict[str, str | None] = {}
