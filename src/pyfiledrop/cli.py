@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pyfiledrop import __version__, config, listen, logs
 from pyfiledrop.config import Settings
@@ -263,6 +263,7 @@ def serve(flags: dict[str, object]) -> int:
     logs.set_up(settings.log_level, settings.log_format)
     logs.add_secret(settings.admin_token)
     logs.add_secret(settings.password)
+    logs.add_secret(urlsplit(settings.database).password if settings.database else None)  # never in a log line
     try:
         access_log = logs.AccessLog.open(settings.access_log, settings.log_format)
     except OSError as exc:
