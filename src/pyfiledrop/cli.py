@@ -185,6 +185,7 @@ def verify(flags: dict[str, object]) -> int:
         _fail(str(exc))
     if settings.database is None and not settings.sqlite_path.exists():
         _fail(f"no pyfiledrop database in {settings.storage}; is -s/--storage right?")
+    _check_schema(settings)
 
     async def check() -> list[str]:
         app = App(settings)

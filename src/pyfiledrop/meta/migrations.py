@@ -273,6 +273,10 @@ def sqlite_version(db: sqlite3.Connection) -> int:
 def sqlite_open(db: sqlite3.Connection, *, upgrade_command: str) -> list[int]:
     """For ``serve``: an empty database gets every version in one transaction (two processes starting at once: the
     second waits, then finds it done); an outdated one is refused, naming ``upgrade_command``."""
+    version = sqlite_version(db)
+    if version != 0:  # the usual start: no write lock taken
+        check(version, upgrade_command=upgrade_command)
+        return []
     db.execute("BEGIN IMMEDIATE")
     try:
         version = sqlite_version(db)
