@@ -35,6 +35,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    database: str | None = None  # a PostgreSQL URL (--database); see ``start``
 
     @property
     def url(self) -> str:
@@ -47,6 +48,12 @@ class ServerProcess:
     def start(self, timeout: float = 20.0, scheme: str = "http") -> Self:
         args = [*self.launcher(), "serve", "--host", "127.0.0.1", "-p", str(self.port),
                 "-s", str(self.storage), "--admin-token", ADMIN_TOKEN, *self.extra_args]  # fmt: skip
+        if self.database is None and (server := os.environ.get("PYFILEDROP_TEST_SERVER_POSTGRES")):
+            from tests.pg import Cluster  # opt-in: every server of the suite on PostgreSQL, a database each
+
+            self.database = Cluster(server).database("server")
+        if self.database is not None:
+            args += ["--database", self.database]
         logs = Path(tempfile.gettempdir()) / "pyfiledrop-test-logs"
         logs.mkdir(exist_ok=True)
         restart = self.log_path is not None  # a restart of this server appends; a first start begins a new log
