@@ -49,8 +49,8 @@ class PostgresTx:
 
     dialect = Dialect.POSTGRESQL
 
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self.cursor = connection.cursor()
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self.cursor = cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self.cursor.execute(_translated(sql), params)
@@ -104,8 +104,8 @@ class PostgresPool:
         for attempt in range(_RETRIES):
             connection = self._connection()
             try:
-                with connection.transaction():
-                    return fn(PostgresTx(connection))
+                with connection.transaction(), connection.cursor() as cursor:
+                    return fn(PostgresTx(cursor))
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 if attempt == _RETRIES - 1:
                     raise
