@@ -57,3 +57,10 @@ def test_tus_share_and_drop_link_on_postgresql(make_server: type[ServerProcess],
         owned = connection.execute("SELECT COUNT(*) FROM uploads WHERE owner = %s AND state != 'terminated'",
                                    (f"drop-{link['id']}",)).fetchone()  # fmt: skip
     assert owned == (3,)
+
+
+def test_a_replica_with_other_limits_warns(make_server: type[ServerProcess], tmp_path: Path, postgres_url: str) -> None:
+    make_server(tmp_path / "a", ["--database", postgres_url, "--max-size", "100"]).start()
+    other = make_server(tmp_path / "b", ["--database", postgres_url, "--max-size", "200"]).start()
+    warning = next((line for line in other.log().splitlines() if "max-size" in line), "")
+    assert "WARNING" in warning.upper() and str(200 * 1024 * 1024) in warning and str(100 * 1024 * 1024) in warning
