@@ -136,11 +136,13 @@ def schema_version(connection: psycopg.Connection[Any]) -> int:
 
 
 def open_schema(connection: psycopg.Connection[Any], *, upgrade_command: str) -> list[int]:
-    """For ``serve``: an empty database gets every version; an outdated one is refused, naming the command."""
+    """For ``serve``: an empty database gets every version, all in one transaction (a replica killed meanwhile
+    leaves it empty, not half made); an outdated one is refused, naming the command."""
     with _migration_lock(connection):
         version = schema_version(connection)
         if version == 0:
-            return _apply(connection, 0)
+            with connection.transaction():  # each migration's own transaction becomes a savepoint inside it
+                return _apply(connection, 0)
     migrations.check(version, upgrade_command=upgrade_command)
     return []
 
