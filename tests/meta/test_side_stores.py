@@ -19,6 +19,7 @@ from pyfiledrop.meta.jobs import Job, JobStatus, JobStore
 from pyfiledrop.meta.postgres import PostgresMetadataStore
 from pyfiledrop.meta.settings import SettingsStore, limits_of
 from pyfiledrop.meta.shares import NewShare, ShareStore
+from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.meta.views import ViewStore
 from tests.meta.conftest import Store, StoreFactory, run
 from tests.meta.test_contract import upload
@@ -187,5 +188,20 @@ def test_conflicting_limits_are_warned_about(postgres_url: str, caplog: pytest.L
         finally:
             await first.close()
             await second.close()
+
+    asyncio.run(main())
+
+
+def test_one_machine_records_its_limits_without_warning(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = SQLiteMetadataStore(tmp_path / "one.sqlite3")
+        await store.open()
+        try:
+            settings = SettingsStore(store)
+            assert await settings.agree(limits_of(Settings(max_size=100))) == []
+            assert await settings.agree(limits_of(Settings(max_size=200))) == []  # a restart with a new limit
+            assert await settings.get("limit.max_size") == "200"
+        finally:
+            await store.close()
 
     asyncio.run(main())

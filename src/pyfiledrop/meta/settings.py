@@ -89,12 +89,18 @@ class SettingsStore:
 
     async def agree(self, mine: Mapping[str, str]) -> list[str]:
         """Compare this process's limits with the stored ones (module docstring); the names that differ."""
+
+        def _agree(db: Tx) -> dict[str, str]:
+            write = insert_or_replace(db.dialect, "settings", _COLUMNS, key="name") if db.dialect is Dialect.SQLITE \
+                else insert_or_ignore(db.dialect, "settings", _COLUMNS)  # fmt: skip
+            now = time.time()
+            db.executemany(write, [(name, value, now) for name, value in mine.items()])
+            return {str(name): str(value) for name, value in db.fetchall("SELECT name, value FROM settings")}
+
+        stored_values = await self._db.transact(_agree)  # one transaction: a server's start stays quick
         differing = []
         for name, value in mine.items():
-            if self._db.dialect is Dialect.SQLITE:
-                await self.put(name, value)
-                continue
-            stored = await self.put_once(name, value)
+            stored = stored_values.get(name, value)
             if stored != value:
                 differing.append(name)
                 log.warning(
