@@ -42,6 +42,22 @@ def test_insert_get_and_alias(make_store: StoreFactory) -> None:
     run(make_store, body)
 
 
+def test_one_alias_one_upload_under_a_race(make_store: StoreFactory) -> None:
+    """Dropzone's first chunks of one file arriving at two replicas at once: one record, both told its id."""
+
+    async def body(store: Store) -> None:
+        other = make_store()
+        await other.open()
+        try:
+            made = await asyncio.gather(*((store, other)[n % 2].insert(upload(alias="dz-race")) for n in range(8)))
+            assert len({u.id for u in made}) == 1
+            assert len(await store.list()) == 1
+        finally:
+            await other.close()
+
+    run(make_store, body)
+
+
 def test_record_range_merges_and_ignores_duplicates(make_store: StoreFactory) -> None:
     async def body(store: Store) -> None:
         made = await store.insert(upload(size=100))
