@@ -68,6 +68,7 @@ def make_client(options: S3Options) -> S3Client:
     path_style = options.path_style if options.path_style is not None else options.endpoint is not None
     config = Config(
         s3={"addressing_style": "path" if path_style else "auto"},
+        signature_version="s3v4",  # presigned URLs too (SigV2 is gone from newer regions)
         retries={"max_attempts": 5, "mode": "standard"},
         max_pool_connections=THREADS,
         connect_timeout=10,
