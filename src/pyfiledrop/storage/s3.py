@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pyfiledrop.domain.ids import UploadId, is_upload_id
 from pyfiledrop.domain.model import BlobRef
+from pyfiledrop.errors import TooLarge
 from pyfiledrop.storage import s3_pieces as pieces
 from pyfiledrop.storage.base import (
     BatchObserver,
@@ -34,7 +35,7 @@ from pyfiledrop.storage.base import (
     WriteProgress,
 )
 from pyfiledrop.storage.buffers import POOL
-from pyfiledrop.storage.parts import ALIGN, MAX_PARTS
+from pyfiledrop.storage.parts import ALIGN, MAX_OBJECT, MAX_PARTS
 from pyfiledrop.storage.s3_client import S3Calls, S3Location, S3Options, make_client
 from pyfiledrop.storage.s3_multipart import Manifest, Multipart
 from pyfiledrop.storage.spool import Budget, PartBuffer
@@ -86,6 +87,8 @@ class S3Storage:
         return manifest
 
     async def allocate(self, upload_id: UploadId, size: int | None) -> None:
+        if size is not None and size > MAX_OBJECT:
+            raise TooLarge(MAX_OBJECT, size)  # one S3 object holds 5 TiB: refused before any byte is sent
         self._manifests[upload_id] = await self.calls.run(self.multipart.create, upload_id, size)
 
     # -- writing ------------------------------------------------------------------------------------------------
