@@ -195,7 +195,7 @@ def _check_s3(settings: Settings) -> None:
         )
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
-            raise ConfigError(f"{flags} only go with --storage s3://BUCKET/PREFIX")
+            raise ConfigError(f"{flags}: only with --storage s3://BUCKET/PREFIX")
         return
     if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-_]{1,254}(/[^\s]*)?", settings.s3_storage):
         raise ConfigError(f"--storage takes a folder or s3://BUCKET/PREFIX, not {settings.s3_storage!r}")
