@@ -1,7 +1,8 @@
 """Bytes of one S3 part gathered before they are sent: in memory for small parts, else in the local spool folder.
 
-The spool has a budget (``--s3-spool-max``): a write that would pass it waits for room, and gives up with
-StorageFull after a while rather than wait for ever (two writes each holding half the budget would). Nothing in
+The spool has a budget (``--s3-spool-max``), taken a whole part at a time: a write whose next part would pass it
+waits for room (parts of other writes, or its own previous one, being sent), and gives up with StorageFull after
+a while rather than wait for ever. Nothing in
 the spool outlives its request: what another replica may need is staged in S3 (storage/s3_pieces.py).
 """
 
@@ -18,7 +19,7 @@ from pyfiledrop.errors import StorageFull
 from pyfiledrop.units import MIB
 
 IN_MEMORY = 16 * MIB  # parts up to this size are gathered in memory
-WAIT_SECONDS = 60.0  # how long a write waits for room in a full spool
+WAIT_SECONDS = 300.0  # how long a write waits for room in a full spool (others' parts are being sent meanwhile)
 
 
 class Budget:
@@ -51,6 +52,7 @@ class PartBuffer:
     def __init__(self, start: int, capacity: int, spool: Path, budget: Budget) -> None:
         self.start = start  # upload offset of the first byte
         self.size = 0
+        self.capacity = capacity
         self._blocks: list[bytes] | None = [] if capacity <= IN_MEMORY else None
         self._file: BinaryIO | None = None
         self._spool = spool
@@ -65,8 +67,9 @@ class PartBuffer:
         if self._blocks is not None:
             self._blocks.append(data)
         else:
-            await self._budget.take(len(data))
-            self._taken += len(data)
+            if not self._taken:  # the whole part at once: a writer never waits on bytes it holds itself
+                await self._budget.take(self.capacity)
+                self._taken = self.capacity
             await asyncio.to_thread(self._write, data)
         self.size += len(data)
 
