@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from pyfiledrop.domain.ids import UploadId, is_upload_id
 from pyfiledrop.domain.model import BlobRef
@@ -141,25 +142,33 @@ class S3Storage:
         before completion: the scan stops at the first such byte, and the hash waits for ``seal``)."""
         position = start
         limit = end if isinstance(end, int) else end(position)
-        while position < limit and not stop.is_set():
-            upto = min(limit, position + _READ_BLOCK)
-            if sealed is not None:
-                data = pieces.read_range(
-                    self.calls.client, self.bucket, self._key(upload_id), position, min(upto, sealed)
-                )
-            else:
-                found = pieces.covering(staged, position, position + 1)
-                if found is None:
+        stream: Any = None  # the sealed object: one GET read on to its end, not one request per block
+        key = self._key(upload_id)
+        try:
+            while position < limit and not stop.is_set():
+                if sealed is not None:
+                    if position >= sealed:
+                        return
+                    if stream is None:
+                        rest = f"bytes={position}-{sealed - 1}"
+                        stream = self.calls.client.get_object(Bucket=self.bucket, Key=key, Range=rest)["Body"]
+                    data = stream.read(min(_READ_BLOCK, limit - position))
+                else:
+                    found = pieces.covering(staged, position, position + 1)
+                    if found is None:
+                        return
+                    piece = found[0][0]
+                    upto = min(limit, position + _READ_BLOCK, piece.end)
+                    data = pieces.read_range(self.calls.client, self.bucket, piece.key, position, upto, piece.start)
+                if not data:
                     return
-                piece = found[0][0]
-                data = pieces.read_range(self.calls.client, self.bucket, piece.key, position, min(upto, piece.end),
-                                         piece.start)  # fmt: skip
-            if not data:
-                return
-            observe(memoryview(data))
-            position += len(data)
-            if position >= limit and not isinstance(end, int):
-                limit = end(position)
+                observe(memoryview(data))
+                position += len(data)
+                if position >= limit and not isinstance(end, int):
+                    limit = end(position)
+        finally:
+            if stream is not None:
+                stream.close()
 
     async def seal(self, upload_id: UploadId, size: int) -> None:
         """Every byte is recorded and no more come: complete the multipart upload (whole-file hashing may then read
