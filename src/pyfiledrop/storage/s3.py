@@ -37,7 +37,7 @@ from pyfiledrop.storage.base import (
 )
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.parts import ALIGN, MAX_OBJECT, MAX_PARTS
-from pyfiledrop.storage.s3_client import S3Calls, S3Location, S3Options, make_client
+from pyfiledrop.storage.s3_client import S3Calls, S3Location, S3Options, error_code, make_client
 from pyfiledrop.storage.s3_multipart import Manifest, Multipart
 from pyfiledrop.storage.spool import Budget, PartBuffer
 from pyfiledrop.units import GIB, MIB
@@ -159,7 +159,12 @@ class S3Storage:
                         return
                     piece = found[0][0]
                     upto = min(limit, position + _READ_BLOCK, piece.end)
-                    data = pieces.read_range(self.calls.client, self.bucket, piece.key, position, upto, piece.start)
+                    try:
+                        data = pieces.read_range(self.calls.client, self.bucket, piece.key, position, upto, piece.start)
+                    except Exception as exc:  # assembled meanwhile, pieces deleted: the rest is read after ``seal``
+                        if error_code(exc) in ("NoSuchKey", "404"):
+                            return
+                        raise
                 if not data:
                     return
                 observe(memoryview(data))
