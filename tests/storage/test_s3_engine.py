@@ -140,3 +140,25 @@ def test_start_up_removes_multipart_uploads_and_blobs_without_a_record(s3_server
 
     bucket = run(s3_server, tmp_path, body)
     assert all_keys(s3_server, bucket) == [] and not open_multiparts(s3_server, bucket)
+
+
+def test_a_crash_between_sealing_and_recording_is_finished_at_start_up(s3_server: S3Server, tmp_path: Path) -> None:
+    data = os.urandom(11 * MIB + 1)
+
+    async def body(services: list[UploadService]) -> None:
+        crashed, restarted = services  # the second: the process started after the first was killed
+        upload = await crashed.create(new(len(data)))
+        await crashed.storage.write(upload.id, 0, body_of(data))
+        await crashed.meta.record_range(upload.id, 0, len(data))
+        await crashed.meta.transition(upload.id, UploadState.COMPLETING, expect=UploadState.RECEIVING)
+        await crashed.storage.seal(upload.id, len(data))  # killed here: completed in S3, not recorded
+        report = await Lifecycle(restarted, stale_after=3600).on_startup()
+        assert report.completed == 1
+        done = await restarted.meta.get(upload.id)
+        assert done.state is UploadState.COMPLETE and done.sha256 == hashlib.sha256(data).hexdigest()
+        assert done.blob is not None
+        assert b"".join([b async for b in restarted.storage.read(done.blob)]) == data
+
+    bucket = run(s3_server, tmp_path, body, replicas=2)
+    assert not open_multiparts(s3_server, bucket)
+    assert [k for k in all_keys(s3_server, bucket) if "/uploads/" in k] == []
