@@ -162,3 +162,23 @@ def test_a_crash_between_sealing_and_recording_is_finished_at_start_up(s3_server
     bucket = run(s3_server, tmp_path, body, replicas=2)
     assert not open_multiparts(s3_server, bucket)
     assert [k for k in all_keys(s3_server, bucket) if "/uploads/" in k] == []
+
+
+def test_the_running_sweep_removes_orphans_and_spares_live_uploads(s3_server: S3Server, tmp_path: Path) -> None:
+    data = os.urandom(12 * MIB)
+    half = len(data) // 2
+
+    async def body(services: list[UploadService]) -> None:
+        service = services[0]
+        live = await service.create(new(len(data)))
+        await send(service, live.id, data, 0, half)  # half received: a live upload
+        orphan = new_upload_id()
+        await service.storage.allocate(orphan, MIB)  # a replica killed before its record
+        assert await Lifecycle(service, stale_after=3600).sweep_orphans() == 1
+        assert await service.storage.partial_ids() == [live.id]
+        await send(service, live.id, data, half, half)
+        done = await service.meta.get(live.id)
+        assert done.state is UploadState.COMPLETE and done.sha256 == hashlib.sha256(data).hexdigest()
+
+    bucket = run(s3_server, tmp_path, body)
+    assert not open_multiparts(s3_server, bucket)

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -49,6 +50,7 @@ log = logging.getLogger("pyfiledrop")
 Handler = Callable[[], Awaitable[Response | None]]
 
 _SWEEP_INTERVAL = 60.0
+_ORPHAN_SWEEP_INTERVAL = 3600.0  # listing a bucket costs requests: once an hour (the orphans' grace is an hour too)
 _PAGE_HEADERS = [
     ("content-security-policy",
      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -83,6 +85,7 @@ class App:
         self.cors = Cors(settings.cors_origins, settings.public_url)
         self._views: Views | None = None
         self._s3: S3Storage | None = None
+        self._orphans_due = 0.0  # S3: when the sweep next looks for multipart uploads no record knows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -183,6 +186,10 @@ class App:
         the body buffers a burst of uploads left idle."""
         assert self.ctx is not None
         await self.ctx.lifecycle.sweep()
+        if self._s3 is not None and time.monotonic() >= self._orphans_due:
+            self._orphans_due = time.monotonic() + _ORPHAN_SWEEP_INTERVAL
+            if removed := await self.ctx.lifecycle.sweep_orphans():
+                log.info("removed %d S3 upload(s) or object(s) that no record knows", removed)
         POOL.trim()
         if self._intake is not None:
             await self._intake.trim()
