@@ -323,22 +323,26 @@ class _PartWriter:
         return buffer, part_end
 
     async def run(self, body: AsyncIterator[bytes]) -> int:
-        buffer, boundary = self._new_buffer(self.offset)
+        buffer: PartBuffer | None = None  # made when bytes come: an upload may end on the plan's very last byte
+        boundary = position = self.offset
         try:
             async for data in body:
                 used = 0
                 while used < len(data):
+                    if buffer is None:
+                        buffer, boundary = self._new_buffer(position)
                     take = min(boundary - buffer.end, len(data) - used)
                     await buffer.add(data if take == len(data) else data[used : used + take])
                     used += take
-                    if buffer.end == boundary:
+                    position = buffer.end
+                    if position == boundary:
                         await self._hand_over(buffer)
-                        buffer, boundary = self._new_buffer(buffer.end)
+                        buffer = None
         finally:
             try:
-                if buffer.size:  # what arrived before the end (or a cut) is staged and counts
+                if buffer is not None and buffer.size:  # what arrived before the end (or a cut) is staged and counts
                     await self._hand_over(buffer)
-                else:
+                elif buffer is not None:
                     await buffer.close()
             finally:
                 await self._drain(0)
