@@ -35,8 +35,22 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     add("-p", "--port", help="port to listen on (default 16273) [PYFILEDROP_PORT]")
     add("--host", help="address to listen on (default :: = every IPv6 and IPv4 address; 0.0.0.0 = IPv4 only) "
         "[PYFILEDROP_HOST]")  # fmt: skip
-    add("-s", "--storage", help="folder for finished files (default ./storage) [PYFILEDROP_STORAGE]")
+    add("-s", "--storage", help="folder for finished files (default ./storage), or s3://BUCKET/PREFIX for "
+        "S3-compatible storage (docs/s3.md) [PYFILEDROP_STORAGE]")  # fmt: skip
     add("-c", "--chunks", help="folder for partial uploads (default <storage>/.partial) [PYFILEDROP_CHUNKS]")
+    add("--state-dir", help="with S3 storage: local folder for the database and other local state (default "
+        "~/.local/state/pyfiledrop/<bucket>_<prefix>) [PYFILEDROP_STATE_DIR]")  # fmt: skip
+    add("--s3-endpoint", metavar="URL", help="S3-compatible server that is not AWS, e.g. http://127.0.0.1:8333 "
+        "(path-style addressing) [PYFILEDROP_S3_ENDPOINT]")  # fmt: skip
+    add("--s3-region", help="S3 region (default: AWS_REGION / the profile's) [PYFILEDROP_S3_REGION]")
+    add("--s3-presign", action="store_const", const=True, help="downloads answer 302 to a short-lived presigned "
+        "S3 URL instead of passing through the server [PYFILEDROP_S3_PRESIGN]")  # fmt: skip
+    add("--s3-presign-expires", metavar="DURATION", help="how long a presigned URL works (default 10m) "
+        "[PYFILEDROP_S3_PRESIGN_EXPIRES]")  # fmt: skip
+    add("--s3-spool", metavar="DIR", help="local folder where large parts are gathered before they go to S3 "
+        "(default <state dir>/spool) [PYFILEDROP_S3_SPOOL]")  # fmt: skip
+    add("--s3-spool-max", metavar="SIZE", help="most bytes the spool holds at once, e.g. 4G (default 4G) "
+        "[PYFILEDROP_S3_SPOOL_MAX]")  # fmt: skip
     add("--max-size", help="largest upload, e.g. 10G (a bare number is MiB, as Dropzone's maxFilesize; "
         "default 100000 MiB) [PYFILEDROP_MAX_SIZE]")  # fmt: skip
     add("--timeout", help="how long one request may stall, e.g. 90s or 2m (a bare number is milliseconds, as "
@@ -357,6 +371,13 @@ def banner(settings: Settings, admin_token: str) -> str:
     return "\n".join(lines)
 
 
+def _storage_line(s: Settings) -> str:
+    if s.s3_storage is not None:
+        where = f" at {s.s3_endpoint}" if s.s3_endpoint else ""
+        return f"{s.s3_storage}{where} (local state: {s.storage.resolve()}){', presigned downloads' * s.s3_presign}"
+    return f"{s.storage.resolve()} (partial uploads: {s.chunks_dir.resolve()})"
+
+
 def _settings_block(s: Settings) -> list[str]:
     from pyfiledrop.awake.tracker import banner as awake_banner
     from pyfiledrop.storage import intake
@@ -381,7 +402,7 @@ def _settings_block(s: Settings) -> list[str]:
         f"  Time        timeout {format_duration(s.timeout / 1000)} per request, unfinished uploads dropped "
         f"after {format_duration(s.stale_after)}, finished ones {expire}",
         f"  Chunks      {chunks}",
-        f"  Storage     {s.storage.resolve()} (partial uploads: {s.chunks_dir.resolve()})",
+        f"  Storage     {_storage_line(s)}",
         f"  Engine      durability {s.durability}, {helpers} helper(s) for small uploads, "
         f"tus {','.join(tus_extensions(LocalStorage.capabilities))}",
         f"  Logs        {s.log_level}, {s.log_format}; access log: {access_log}; CORS origins: {s.cors_origins}",

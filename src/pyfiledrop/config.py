@@ -19,6 +19,7 @@ from pyfiledrop import passwords, units
 from pyfiledrop.errors import ConfigError
 
 MIB = units.MIB
+S3_SCHEME = "s3://"
 GIB = units.GIB
 
 
@@ -59,6 +60,20 @@ class Settings:
     cors_origins: str = "*"  # origins whose pages may call tus, Dropzone's /upload and the API: "*" or a list
     video_jobs: int = 0  # video trims and rotations run at once (video/jobs.py); 0: one per core
     database: str | None = None  # postgresql://USER@HOST:PORT/DB (replicas share it); None: SQLite in the storage
+    # S3 (docs/s3.md): ``--storage s3://BUCKET/PREFIX`` is kept here, and ``storage`` becomes the local state folder
+    # (the SQLite database, the secret, the named tree): --state-dir, default a per-user folder for that location.
+    s3_storage: str | None = None
+    state_dir: Path | None = None
+    s3_endpoint: str | None = None  # a non-AWS server: path-style addressing
+    s3_region: str | None = None
+    s3_presign: bool = False  # downloads answer 302 to a presigned S3 URL
+    s3_presign_expires: float = 600.0  # seconds such a URL works
+    s3_spool: Path | None = None  # where parts are gathered before they are sent; None: <state dir>/spool
+    s3_spool_max: int = 4 * GIB  # bytes the spool may hold
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.s3_spool if self.s3_spool is not None else self.storage / "spool"
 
     @property
     def chunks_dir(self) -> Path:
@@ -153,7 +168,42 @@ def load(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Se
         if value is not None:
             merged[name] = value
     merged.update({k: v for k, v in cli.items() if k in FIELD_NAMES and v is not None})
-    return Settings(**{name: _convert(name, value) for name, value in merged.items()})
+    _place_s3_state(merged, environ)
+    settings = Settings(**{name: _convert(name, value) for name, value in merged.items()})
+    _check_s3(settings)
+    return settings
+
+
+def _place_s3_state(merged: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """``--storage s3://…``: the location goes to ``s3_storage``; ``storage``, the folder every local file of the
+    server lives in, becomes the state folder (given, or per user and per location)."""
+    value = merged.get("storage")
+    if not (isinstance(value, str) and value.startswith(S3_SCHEME)):
+        return
+    merged["s3_storage"] = value
+    state = merged.get("state_dir")
+    if state is None:
+        base = Path(environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        where = re.sub(r"[^A-Za-z0-9._-]+", "_", value.removeprefix(S3_SCHEME).strip("/"))
+        state = base / "pyfiledrop" / where
+    merged["storage"] = state
+
+
+def _check_s3(settings: Settings) -> None:
+    s3_only = ("s3_endpoint", "s3_region", "s3_spool", "state_dir")
+    if settings.s3_storage is None:
+        given = [name for name in s3_only if getattr(settings, name) is not None] + (
+            ["s3_presign"] if settings.s3_presign else []
+        )
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(f"{flags}: only with --storage s3://BUCKET/PREFIX")
+        return
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-_]{1,254}(/[^\s]*)?", settings.s3_storage):
+        raise ConfigError(f"--storage takes a folder or s3://BUCKET/PREFIX, not {settings.s3_storage!r}")
+    endpoint = settings.s3_endpoint
+    if endpoint is not None and not re.fullmatch(r"https?://[^/\s]+/?", endpoint):
+        raise ConfigError(f"--s3-endpoint must be a URL like http://127.0.0.1:8333, not {endpoint!r}")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -182,7 +232,7 @@ def _convert(name: str, value: Any) -> Any:
         return _to_bool(flag, value)
     if isinstance(default, int):
         return _to_count(name, flag, value)
-    if name in ("storage", "chunks"):
+    if name in ("storage", "chunks", "state_dir", "s3_spool"):
         return Path(str(value)).expanduser()
     if name == "expire_after":
         parse_duration("--expire-after", value)  # checked now, used through the property
@@ -241,6 +291,8 @@ _AMOUNTS: dict[str, Any] = {
     "chunk_size": parse_size,
     "timeout": _timeout_ms,
     "stale_after": _seconds,
+    "s3_presign_expires": lambda flag, value: min(parse_duration(flag, value), 7 * 24 * 3600.0),  # S3's limit
+    "s3_spool_max": parse_size,
 }
 
 

@@ -64,6 +64,22 @@ class Lifecycle:
             await storage.delete_blob_key(key)
         return StartupReport(len(stuck) + len(ready), len(partial_orphans), len(blob_orphans), len(renamed))
 
+    async def sweep_orphans(self) -> int:
+        """While running: what the storage holds that no record knows (S3 multipart uploads and staging, blobs).
+        Only for a backend whose ``partial_ids`` and ``blob_keys`` leave out what is younger than a grace period
+        (S3: an upload another replica is creating right now is not taken for an orphan)."""
+        meta, storage = self.service.meta, self.service.storage
+        live = {u.id for state in (UploadState.RECEIVING, UploadState.COMPLETING) for u in await meta.in_state(state)}
+        orphans = [i for i in await storage.partial_ids() if i not in live and not await self._awaits_concat(i)]
+        for upload_id in orphans:
+            await storage.discard(upload_id)
+        known = {blob.key for blob, _, _ in await meta.blobs()}
+        strays = [key for key in await storage.blob_keys() if key not in known]
+        for key in strays:
+            log.warning("removing %s: no upload refers to it", key)
+            await storage.delete_blob_key(key)
+        return len(orphans) + len(strays)
+
     async def _finish_rename(self, upload_id: UploadId) -> bool:
         """A finished upload whose file is still under its partial name: its rename did not reach the disk."""
         try:

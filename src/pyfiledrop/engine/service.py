@@ -502,6 +502,7 @@ class UploadService:
         size = upload.size or 0
         if upload.concat is ConcatKind.PARTIAL:
             return await self.meta.complete(upload.id, "", None, None)
+        await self.storage.seal(upload.id, size)  # S3: CompleteMultipartUpload, so bytes not hashed yet can be read
         sha256 = await self._hashes.digest(upload.id, size)
         self._hashes.forget(upload.id)
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None

@@ -146,6 +146,11 @@ class Storage(Protocol):
         the last one (a worker thread asks; the position reached, or less, ends the scan): more bytes recorded
         meanwhile are read on in the same pass. Returns, or raises, only once no thread is using ``observe``."""
 
+    async def seal(self, upload_id: UploadId, size: int) -> None:
+        """All ``size`` bytes of the upload are recorded and no more will come: make them whole where the backend
+        must (S3: CompleteMultipartUpload), so ``scan_partial`` can read every byte back. Runs before the whole-file
+        hash is checked; may run again after a crash."""
+
     async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
         """Fill an allocated upload with the bytes of finished parts, in order."""
 
@@ -179,6 +184,11 @@ class Storage(Protocol):
 
     def local_path(self, blob: BlobRef) -> Path | None:
         """The blob as a file on this machine, for zero-copy sending; None if it is not one."""
+        ...
+
+    def download_url(self, blob: BlobRef, disposition: str, content_type: str) -> str | None:
+        """A short-lived URL where the client can fetch the blob itself, sent with these Content-Disposition and
+        Content-Type (S3 with --s3-presign); None: the server sends the bytes."""
         ...
 
     async def discard(self, upload_id: UploadId) -> None:

@@ -122,6 +122,9 @@ class LocalStorage:
             if direct_fd is not None:
                 os.close(direct_fd)
 
+    async def seal(self, upload_id: UploadId, size: int) -> None:
+        return  # a partial file reads back as it is
+
     async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
         await asyncio.to_thread(self._concat, upload_id, parts)
 
@@ -195,6 +198,9 @@ class LocalStorage:
 
     def local_path(self, blob: BlobRef) -> Path | None:
         return self._blob_path(blob)
+
+    def download_url(self, blob: BlobRef, disposition: str, content_type: str) -> str | None:
+        return None  # sent by the server itself (sendfile)
 
     async def discard(self, upload_id: UploadId) -> None:
         self._partial(upload_id).unlink(missing_ok=True)

@@ -7,8 +7,10 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from pyfiledrop import config
 from pyfiledrop.awake.tracker import Tracker
@@ -26,7 +28,7 @@ from pyfiledrop.meta.views import ViewStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
 from pyfiledrop.storage import intake
-from pyfiledrop.storage.base import Capability
+from pyfiledrop.storage.base import Capability, Storage
 from pyfiledrop.storage.buffers import POOL
 from pyfiledrop.storage.local import LocalStorage
 from pyfiledrop.storage.reserve import SpaceReserve
@@ -41,11 +43,15 @@ from pyfiledrop.web.errors import Style, refusal, render, style_for
 from pyfiledrop.web.guard import check_csrf
 from pyfiledrop.web.http import Receive, Request, Response, Scope, Send, text_response
 
+if TYPE_CHECKING:
+    from pyfiledrop.storage.s3 import S3Storage
+
 log = logging.getLogger("pyfiledrop")
 
 Handler = Callable[[], Awaitable[Response | None]]
 
 _SWEEP_INTERVAL = 60.0
+_ORPHAN_SWEEP_INTERVAL = 3600.0  # listing a bucket costs requests: once an hour (the orphans' grace is an hour too)
 _PAGE_HEADERS = [
     ("content-security-policy",
      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -79,6 +85,8 @@ class App:
         self.awake = Tracker(settings.keep_awake, settings.awake_grace, settings.keep_screen_on)
         self.cors = Cors(settings.cors_origins, settings.public_url)
         self._views: Views | None = None
+        self._s3: S3Storage | None = None
+        self._orphans_due = 0.0  # S3: when the sweep next looks for multipart uploads no record knows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match scope["type"]:
@@ -110,16 +118,19 @@ class App:
         s = self.settings
         config.check_folders(s)
         fsync_files = s.durability != "none"
-        if s.helpers and intake.available():
+        if s.helpers and intake.available() and s.s3_storage is None:
             try:
                 self._intake = intake.Intake(s.storage, s.chunks_dir, fsync_files=fsync_files,
                                              fsync_names=s.durability == "chunk", slots=WHOLE_BUFFERS,
                                              processes=s.helpers)  # fmt: skip
             except OSError as exc:  # a kernel without memfd: the server receives small uploads itself
                 log.warning("no upload helpers (%s); the server receives small uploads itself", exc)
-        storage = LocalStorage(
-            s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk", fsync_files=fsync_files, intake=self._intake
-        )
+        storage: Storage
+        if s.s3_storage is not None:
+            storage = self._s3 = await _s3_storage(s)
+        else:
+            storage = LocalStorage(s.storage, s.chunks_dir, fsync_chunks=s.durability == "chunk",
+                                   fsync_files=fsync_files, intake=self._intake)  # fmt: skip
         reserve = SpaceReserve(s.sqlite_path.with_name(".pyfiledrop.reserve"))  # beside the database, on its disk
         if not await asyncio.to_thread(reserve.ready):
             log.warning("the disk holding %s is nearly full: uploads get 507 until space is freed", s.sqlite_path)
@@ -158,6 +169,8 @@ class App:
             if self.ctx.video is not None:
                 await self.ctx.video.close()
             await self.ctx.service.meta.close()
+        if self._s3 is not None:
+            self._s3.close()
         if self._intake is not None:
             await self._intake.close()
 
@@ -174,6 +187,10 @@ class App:
         the body buffers a burst of uploads left idle."""
         assert self.ctx is not None
         await self.ctx.lifecycle.sweep()
+        if self._s3 is not None and time.monotonic() >= self._orphans_due:
+            self._orphans_due = time.monotonic() + _ORPHAN_SWEEP_INTERVAL
+            if removed := await self.ctx.lifecycle.sweep_orphans():
+                log.info("removed %d S3 upload(s) or object(s) that no record knows", removed)
         POOL.trim()
         if self._intake is not None:
             await self._intake.trim()
@@ -376,7 +393,24 @@ class App:
         return Response(200, headers, body)
 
 
-async def _named_tree(settings: Settings, service: UploadService, storage: LocalStorage, meta: Store,
+async def _s3_storage(s: Settings) -> S3Storage:
+    """S3 storage (docs/s3.md), checked at once: a wrong bucket or key fails the start, not the first upload."""
+    from pyfiledrop.storage.s3 import S3Storage
+    from pyfiledrop.storage.s3_client import S3Options, parse_location
+
+    assert s.s3_storage is not None
+    storage = S3Storage(parse_location(s.s3_storage), S3Options(s.s3_endpoint, s.s3_region), s.spool_dir,
+                        spool_max=s.s3_spool_max, presign_seconds=round(s.s3_presign_expires) if s.s3_presign else None,
+                        align=s.chunk_size)  # fmt: skip
+    try:
+        await storage.check()
+    except Exception as exc:
+        storage.close()
+        raise RuntimeError(f"S3 storage {s.s3_storage} cannot be reached: {exc}") from exc
+    return storage
+
+
+async def _named_tree(settings: Settings, service: UploadService, storage: Storage, meta: Store,
                       drops: DropStore) -> Views:  # fmt: skip
     """Finished uploads readable under their own names in {storage}/files/ (engine/views.py)."""
     labels: dict[str, str | None] = {}

@@ -59,6 +59,10 @@ async def _send_upload(ctx: Context, request: Request, send: Send, upload: Uploa
         raise UploadConflict(f"upload {upload.id} is not complete: {upload.received.total} of {upload.size} bytes")
     if not await ctx.service.storage.exists(blob):
         raise UploadGone(upload.id)  # the file vanished from disk: say so rather than send a short file
+    url = ctx.service.storage.download_url(blob, content_disposition(base_name(upload.filename)), served_type(upload))
+    if url is not None:  # --s3-presign: S3 sends the bytes (and answers Range itself); the link is short-lived
+        await no_content(302, [("location", url), ("cache-control", "no-store")]).send(send)
+        return
     headers = _headers(upload)
     etag = headers[0][1]
     head = request.method == "HEAD"
