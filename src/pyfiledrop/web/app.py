@@ -13,6 +13,7 @@ from importlib import resources
 from pyfiledrop import config
 from pyfiledrop.awake.tracker import Tracker
 from pyfiledrop.config import Settings
+from pyfiledrop.engine.claims import FileClaims
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.engine.views import Views
@@ -32,7 +33,7 @@ from pyfiledrop.storage.reserve import SpaceReserve
 from pyfiledrop.video.jobs import VideoJobs
 from pyfiledrop.web import api, downloads, drops, listing, openapi, routing, share_links, shares, video
 from pyfiledrop.web.access import Access
-from pyfiledrop.web.auth import Authenticator, load_secret, token_headers
+from pyfiledrop.web.auth import Authenticator, load_keys, token_headers
 from pyfiledrop.web.conditional import not_modified
 from pyfiledrop.web.context import Context
 from pyfiledrop.web.cors import Cors
@@ -126,10 +127,10 @@ class App:
         meta = SQLiteMetadataStore(s.database, synchronous=synchronous, on_full=reserve.release)
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
-        service = UploadService(storage, meta, limits, reserve, activity=self.awake)
+        claims = FileClaims(s.database.with_name(".pyfiledrop.claims"))  # replicas on this folder share it
+        service = UploadService(storage, meta, limits, reserve, activity=self.awake, claims=claims)
         lifecycle = Lifecycle(service, s.stale_after)
-        admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
-        secret = load_secret(s.storage / ".pyfiledrop.secret")
+        secret, admin_token = load_keys(s)
         auth = Authenticator(secret, admin_token or _unusable_token())
         access = Access(s, auth, DropStore(meta), secret)
         jobs = VideoJobs(service, JobStore(meta), s.chunks_dir / "video-jobs", s.video_jobs or os.cpu_count() or 1)
@@ -157,6 +158,7 @@ class App:
             if self.ctx.video is not None:
                 await self.ctx.video.close()
             await self.ctx.service.meta.close()
+            self.ctx.service.claims.close()
         if self._intake is not None:
             await self._intake.close()
 

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyfiledrop.config import Settings
 from pyfiledrop.domain.ids import token_urlsafe
 from pyfiledrop.errors import Forbidden, NotAuthorized
 from pyfiledrop.web.http import Request
@@ -141,10 +142,21 @@ def _printable_ascii(value: str) -> bool:
     return value.isascii() and value.isprintable()
 
 
+def load_keys(settings: Settings) -> tuple[bytes, str]:
+    """What every replica must agree on, loaded in this one place: the key that signs tokens and links, and the
+    admin token. The key is shared through the storage folder (``load_secret``); the admin token comes from
+    ``--admin-token`` / PYFILEDROP_ADMIN_TOKEN, which replicas must be given alike (without one, each process makes
+    its own at start). Moving both into the database replaces this function."""
+    admin_token = settings.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
+    return load_secret(settings.storage / ".pyfiledrop.secret"), admin_token
+
+
 def load_secret(path: Path) -> bytes:
     """The signing key lives beside the database; made once, readable only by the server's user.
 
-    Written to a temporary name and renamed, so a kill mid-write never leaves a short (forgeable) key behind.
+    Written to a temporary name and then linked into place, so a kill mid-write never leaves a short (forgeable)
+    key behind, and of replicas started at once on the same folder exactly one key wins — the others read it
+    (a rename would let each keep its own key, and links signed at one would fail at the others).
     """
     with contextlib.suppress(FileNotFoundError):
         secret = path.read_bytes()
@@ -152,6 +164,7 @@ def load_secret(path: Path) -> bytes:
             return secret
         log.warning("%s is %d bytes, too short to be a key (a crash while it was made?): making a new one",
                     path, len(secret))  # fmt: skip
+        path.unlink(missing_ok=True)
     secret = secrets.token_bytes(_SECRET_BYTES)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -160,5 +173,10 @@ def load_secret(path: Path) -> bytes:
         os.fsync(fd)
     finally:
         os.close(fd)
-    temporary.replace(path)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:  # another process made it first: that key is the one
+        secret = path.read_bytes()
+    finally:
+        temporary.unlink()
     return secret
