@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, free_port
+from tests.interop.conftest import make_source, tus_js  # noqa: F401 - fixtures for this folder's tests
 
 CONFIG_TEMPLATE = Path(__file__).parents[2] / "docs" / "nginx" / "pyfiledrop.conf"
 REPLICAS = 3

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.interop.conftest import MiB, Source, TusJsClient, check_stored, make_source, tus_js  # noqa: F401
+from tests.interop.conftest import MiB, Source, TusJsClient, check_stored
 from tests.replicas.conftest import REPLICAS, Cluster
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
@@ -42,7 +42,7 @@ def test_requests_are_spread_over_every_replica(cluster: Cluster) -> None:
 
 
 def test_tus_js_client_with_parallel_uploads(
-    cluster: Cluster, tus_js: TusJsClient, make_source: Callable[..., Source],  # noqa: F811
+    cluster: Cluster, tus_js: TusJsClient, make_source: Callable[..., Source],
 ) -> None:  # fmt: skip
     """parallelUploads: 4 (four partial uploads, then their concatenation), 2 MiB PATCHes: the partial uploads'
     requests and the final one go to different replicas."""
@@ -56,7 +56,7 @@ def test_tus_js_client_with_parallel_uploads(
         check_stored(client, url.rstrip("/").rsplit("/", 1)[-1], source, owner)
 
 
-def test_dropzone_chunks_in_parallel(cluster: Cluster, make_source: Callable[..., Source]) -> None:  # noqa: F811
+def test_dropzone_chunks_in_parallel(cluster: Cluster, make_source: Callable[..., Source]) -> None:
     """The web page's protocol: 1 MiB multipart chunks, four at a time, on one keep-alive connection each."""
     source = make_source(20 * MiB + 12345, "dropzone.bin")
     sent = subprocess.run(
@@ -75,7 +75,7 @@ def test_dropzone_chunks_in_parallel(cluster: Cluster, make_source: Callable[...
     del owner
 
 
-def test_curl_put(cluster: Cluster, make_source: Callable[..., Source]) -> None:  # noqa: F811
+def test_curl_put(cluster: Cluster, make_source: Callable[..., Source]) -> None:
     owner = _owner(cluster.url)
     source = make_source(16 * MiB, "curl.bin")
     sent = subprocess.run(
@@ -91,7 +91,7 @@ def test_curl_put(cluster: Cluster, make_source: Callable[..., Source]) -> None:
 def test_upload_client_with_four_streams(
     cluster: Cluster,
     make_source: Callable[..., Source],
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """``pyfiledrop upload -j 4``: four regions of one upload written in parallel, each PATCH at any replica."""
     owner = _owner(cluster.url)
