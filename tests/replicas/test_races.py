@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,20 +86,16 @@ def _stored_files(cluster: Cluster, sha256: str) -> list[Path]:
 
 
 def _patch_at(
-    cluster: Cluster, owner: dict[str, str], upload_id: str, replicas: list[int], offsets: list[int],
-    bodies: list[GatedBody],
-) -> list[tuple[httpx.Response, bool]]:  # fmt: skip
-    """Parallel-write PATCHes to the given replicas, each held half-way until all are in flight; with each answer,
-    whether the upload was complete the moment that answer came (asked at once, at replica 0)."""
+    cluster: Cluster, upload_id: str, replicas: list[int], offsets: list[int], bodies: list[GatedBody]
+) -> list[httpx.Response]:
+    """Parallel-write PATCHes to the given replicas, each held half-way until all are in flight."""
 
-    def send(index: int) -> tuple[httpx.Response, bool]:
+    def send(index: int) -> httpx.Response:
         replica = cluster.replicas[replicas[index]]
         headers = {**PATCH, "upload-offset": str(offsets[index]), "content-length": str(len(bodies[index].data)),
                    "x-pyfiledrop-parallel-write": "1"}  # fmt: skip
-        answer = httpx.patch(f"{replica.url}/files/{upload_id}", content=iter(bodies[index]), headers=headers,
-                             timeout=60)  # fmt: skip
-        status = httpx.get(f"{cluster.replicas[0].url}/api/uploads/{upload_id}", headers=owner)
-        return answer, bool(status.json().get("complete"))
+        return httpx.patch(f"{replica.url}/files/{upload_id}", content=iter(bodies[index]), headers=headers,
+                           timeout=60)  # fmt: skip
 
     with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
         sent = [pool.submit(send, index) for index in range(len(bodies))]
@@ -118,35 +115,61 @@ def test_two_chunks_of_one_upload_at_two_replicas_at_once(cluster: Cluster, make
     half = len(data) // 2
     upload_id = _create(cluster.replicas[0].url, owner, len(data), "halves.bin")
     bodies = [GatedBody(data[:half], half // 2), GatedBody(data[half:], half // 2)]
-    answers = [answer for answer, _ in _patch_at(cluster, owner, upload_id, [1, 2], [0, half], bodies)]
+    answers = _patch_at(cluster, upload_id, [1, 2], [0, half], bodies)
     assert [a.status_code for a in answers] == [204, 204], [a.text for a in answers]
     assert max(int(a.headers["upload-offset"]) for a in answers) == len(data)
     with httpx.Client(base_url=cluster.url, timeout=30) as client:
         check_stored(client, upload_id, source, owner["x-pyfiledrop-token"])
 
 
+def _dropzone_chunk(dzuuid: str, data: bytes, index: int, chunk_size: int) -> tuple[bytes, str]:
+    """The multipart body of one Dropzone chunk (the page's fields, then the file part) and its content type."""
+    boundary = uuid.uuid4().hex
+    offset = index * chunk_size
+    fields = {"dzuuid": dzuuid, "dzchunkindex": index, "dztotalfilesize": len(data), "dzchunksize": chunk_size,
+              "dztotalchunkcount": -(-len(data) // chunk_size), "dzchunkbyteoffset": offset}  # fmt: skip
+    head = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+                   for k, v in fields.items())  # fmt: skip
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="twice.bin"\r\n'
+             "Content-Type: application/octet-stream\r\n\r\n")  # fmt: skip
+    body = head.encode() + data[offset : offset + chunk_size] + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
 def test_a_last_chunk_sent_to_two_replicas_completes_the_upload_once(
     cluster: Cluster, make_source: Callable[..., Source]
 ) -> None:
-    """The last chunk arrives at replicas 1 and 2 at once (a retry while the first try still runs): both write
-    it, both record it, both find every byte received and try to complete the upload. One completes it; the
-    other waits for that result. Both answer that the upload is complete, and the file is stored once."""
+    """The last Dropzone chunk arrives at replicas 1 and 2 at once (a retry while the first try still runs): both
+    write it, both record it, both find every byte received and try to complete the upload. One completes it;
+    the other waits for that result: both answers say complete, with the sha256, and the file is stored once."""
     owner = _owner(cluster.url)
     source = make_source(16 * MiB, "twice.bin")
     data = source.path.read_bytes()
-    half = len(data) // 2
-    upload_id = _create(cluster.replicas[0].url, owner, len(data), "twice.bin")
-    first = httpx.patch(f"{cluster.replicas[0].url}/files/{upload_id}", content=data[:half],
-                        headers={**PATCH, "upload-offset": "0"}, timeout=30)  # fmt: skip
-    assert first.status_code == 204, first.text
-    bodies = [GatedBody(data[half:], half // 2), GatedBody(data[half:], half // 2)]
-    results = _patch_at(cluster, owner, upload_id, [1, 2], [half, half], bodies)
-    answers = [answer for answer, _ in results]
-    assert [a.status_code for a in answers] == [204, 204], [a.text for a in answers]
-    assert [a.headers["upload-offset"] for a in answers] == [str(len(data))] * 2
-    assert [complete for _, complete in results] == [True, True]  # the loser answered with the winner's result
+    chunk_size, dzuuid = 8 * MiB, str(uuid.uuid4())
+    body, content_type = _dropzone_chunk(dzuuid, data, 0, chunk_size)
+    first = httpx.post(f"{cluster.replicas[0].url}/upload", content=body,
+                       headers={**owner, "content-type": content_type}, timeout=30)  # fmt: skip
+    assert first.status_code == 200, first.text
+    body, content_type = _dropzone_chunk(dzuuid, data, 1, chunk_size)
+    gates = [GatedBody(body, len(body) // 2), GatedBody(body, len(body) // 2)]
+
+    def send(index: int) -> httpx.Response:
+        replica = cluster.replicas[1 + index]
+        headers = {**owner, "content-type": content_type, "content-length": str(len(body))}
+        return httpx.post(f"{replica.url}/upload", content=iter(gates[index]), headers=headers, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        sent = [pool.submit(send, index) for index in range(2)]
+        for gate in gates:
+            assert gate.paused.wait(30)
+        for gate in gates:
+            gate.go.set()
+        answers = [future.result() for future in sent]
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    results = [(a.json()["complete"], a.json()["sha256"]) for a in answers]
+    assert results == [(True, source.sha256)] * 2  # the loser answered with the winner's result
     with httpx.Client(base_url=cluster.url, timeout=30) as client:
-        check_stored(client, upload_id, source, owner["x-pyfiledrop-token"])
+        check_stored(client, answers[0].json()["id"], source, owner["x-pyfiledrop-token"])
     assert len(_stored_files(cluster, source.sha256)) == 1
 
 

@@ -51,10 +51,11 @@ class Lifecycle:
         self.service = service
         self.stale_after = stale_after
         self._suspects: tuple[set[UploadId], set[str]] = (set(), set())  # partial ids, blob keys
+        self.alone = True  # at the last start-up, no other replica was live
 
     async def on_startup(self) -> StartupReport:
         meta, storage, claims = self.service.meta, self.service.storage, self.service.claims
-        alone = await claims.begin()
+        alone = self.alone = await claims.begin()
         try:
             completed = await self._resume(await meta.in_state(UploadState.COMPLETING))
             receiving = await meta.in_state(UploadState.RECEIVING)

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
@@ -46,6 +47,7 @@ log = logging.getLogger("pyfiledrop")
 Handler = Callable[[], Awaitable[Response | None]]
 
 _SWEEP_INTERVAL = 60.0
+_NAMING_GRACE_SECONDS = 60.0  # among live replicas, an upload finished this recently is named by its completer
 _PAGE_HEADERS = [
     ("content-security-policy",
      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -142,7 +144,7 @@ class App:
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
-        await self._views.start(meta.get)
+        await self._views.start(meta.get, None if lifecycle.alone else time.time() - _NAMING_GRACE_SECONDS)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         await self.awake.start()
 
