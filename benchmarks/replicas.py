@@ -166,6 +166,16 @@ def small_files(setup: Setup, files: int) -> dict[str, Any]:
             "server_cpu_ms_per_file": run["server_cpu_s_per_gib"] * (files * MIB / (1 << 30)) / files * 1000}  # fmt: skip
 
 
+def keep_logs(scratch: Path, name: str) -> None:
+    """The replicas' and nginx's logs of a set-up that answered an error, kept in benchmarks/results/."""
+    folder = ROOT / "results" / f"replicas-logs-{time.strftime('%Y%m%d-%H%M%S')}-{name.replace(' ', '-')}"
+    folder.mkdir(parents=True)
+    for log in [*scratch.glob("replica-*.log"), scratch / "nginx" / "error.log"]:
+        if log.exists():
+            shutil.copy(log, folder / log.name)
+    print(f"logs of {name}: {folder}", file=sys.stderr)
+
+
 def random_file(folder: Path, size_mib: int) -> tuple[Path, str]:
     import hashlib
 
@@ -205,6 +215,8 @@ def main() -> None:
                 "curl -T": curl(setup, data, sha256),
                 "small files": small_files(setup, args.small_files),
             }
+            if results["setups"][name]["small files"]["errors"]:
+                keep_logs(scratch, name)
         finally:
             setup.stop()
         print(f"{name}: {json.dumps(results['setups'][name])}", file=sys.stderr, flush=True)
