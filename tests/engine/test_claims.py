@@ -4,6 +4,7 @@ it, and start-up recovery and the sweep leave alone what a live process (another
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -17,10 +18,11 @@ import pytest
 from pyfiledrop.domain.model import Protocol, UploadState
 from pyfiledrop.engine.claims import FileClaims, holding
 from pyfiledrop.engine.lifecycle import Lifecycle
-from pyfiledrop.engine.service import Limits, NewUpload, UploadService
+from pyfiledrop.engine.service import Chunk, Limits, NewUpload, UploadService
 from pyfiledrop.errors import UploadLocked
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.local import LocalStorage
+from tests.engine.test_service import pieces
 
 _HOLDER = textwrap.dedent("""
     import asyncio, sys
@@ -142,3 +144,36 @@ def test_start_up_leaves_a_live_replicas_completion_and_fresh_files_alone(
     process.wait(10)
     state, _ = asyncio.run(start(sweeps=0))
     assert state is UploadState.COMPLETE
+
+
+def test_two_services_on_one_store_share_an_upload_like_two_replicas(tmp_path: Path) -> None:
+    """Two engines on the same folder and database, as two replicas: A receives the first half in order (and
+    hashes it as it passes), B the second half and completes the upload — B never saw the first half, so it reads
+    it back for the sha256, which is right. A's sweep then forgets the hash state it kept for an upload it will
+    never complete."""
+    data = os.urandom(3_000_000)
+    half = len(data) // 2
+
+    async def main() -> None:
+        (tmp_path / ".partial").mkdir()
+        stores = []
+        for _ in range(2):
+            storage = LocalStorage(tmp_path, tmp_path / ".partial", fsync_chunks=False, fsync_files=False)
+            meta = SQLiteMetadataStore(tmp_path / "db.sqlite3")
+            await meta.open()
+            stores.append((UploadService(storage, meta, Limits(1 << 30)), meta))
+        (a, meta_a), (b, meta_b) = stores
+        try:
+            created = await a.create(NewUpload("f.bin", "o", len(data), Protocol.TUS))
+            await a.write(created.id, Chunk(0, pieces(data[:half]), half, exact_offset=True))
+            assert a._hashes.held() == [created.id]  # the prefix hash A made while the bytes passed
+            done = await b.write(created.id, Chunk(half, pieces(data[half:]), len(data) - half, exact_offset=True))
+            assert done.state is UploadState.COMPLETE
+            assert done.sha256 == hashlib.sha256(data).hexdigest()
+            await Lifecycle(a, stale_after=3600).sweep()
+            assert a._hashes.held() == []
+        finally:
+            await meta_a.close()
+            await meta_b.close()
+
+    asyncio.run(main())

@@ -73,6 +73,11 @@ class GatedBody:
             self.sent += len(piece)
 
 
+def _logs(cluster: Cluster) -> str:
+    """The replicas' logs (their last lines), for a failure's message."""
+    return "\n".join(f"--- replica {r.port}:\n" + "\n".join(r.log().splitlines()[-15:]) for r in cluster.replicas)
+
+
 def _stored_files(cluster: Cluster, sha256: str) -> list[Path]:
     """Finished files in the shared storage folder with this content."""
     storage = cluster.replicas[0].storage
@@ -165,7 +170,7 @@ def test_a_last_chunk_sent_to_two_replicas_completes_the_upload_once(
         for gate in gates:
             gate.go.set()
         answers = [future.result() for future in sent]
-    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.status_code for a in answers] == [200, 200], ([a.text for a in answers], _logs(cluster))
     results = [(a.json()["complete"], a.json()["sha256"]) for a in answers]
     assert results == [(True, source.sha256)] * 2  # the loser answered with the winner's result
     with httpx.Client(base_url=cluster.url, timeout=30) as client:

@@ -164,6 +164,7 @@ class Lifecycle:
         stuck = [u for u in await meta.in_state(UploadState.COMPLETING) if u.updated_at < now - _TAKEOVER_SECONDS]
         await self._resume(stuck)
         await self._sweep_leftovers()
+        await self.service.forget_hashes_of_others()
         return dropped
 
     async def verify(self) -> list[BlobCheck]:

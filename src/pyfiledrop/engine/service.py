@@ -378,7 +378,8 @@ class UploadService:
                 # A retry of bytes already kept: acknowledged bytes are never written twice, so a retry that
                 # differs cannot change a file whose prefix has already been hashed.
                 await drain(limited(chunk.body, chunk.length, True, self.limits.max_upload_bytes))
-                return upload
+                # Every byte is there (the last chunk retried at another replica): answer with the completion.
+                return await self._complete(upload) if upload.all_bytes_received else upload
             if upload.received.overlaps(start, end):
                 raise UploadConflict(
                     f"bytes {start}-{end} overlap bytes already received ({upload.received.to_text()}): "
@@ -612,6 +613,19 @@ class UploadService:
             return await self._complete_claimed(upload)
         finally:
             await self.claims.give_back(upload.id)
+
+    async def forget_hashes_of_others(self) -> None:
+        """Drop the hash states of uploads another replica completed or deleted: this process, which received some of
+        their bytes, will never complete them (and so never forgets them otherwise)."""
+        for upload_id in self._hashes.held():
+            if upload_id in self._completions:
+                continue
+            try:
+                state = (await self.meta.get(upload_id)).state
+            except UploadNotFound:
+                state = UploadState.TERMINATED
+            if state is not UploadState.RECEIVING:
+                self._hashes.forget(upload_id)
 
     async def resume_receiving(self, upload: Upload) -> Upload:
         """After a crash: finish an upload whose last bytes were recorded just before the kill."""
