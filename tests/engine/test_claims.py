@@ -4,9 +4,11 @@ it, and start-up recovery and the sweep leave alone what a live process (another
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -177,3 +179,38 @@ def test_two_services_on_one_store_share_an_upload_like_two_replicas(tmp_path: P
             await meta_b.close()
 
     asyncio.run(main())
+
+
+def test_video_jobs_of_a_live_replica_are_not_failed_at_start_up(
+    tmp_path: Path, holder: Callable[..., subprocess.Popen[str]]
+) -> None:
+    """Start-up marks unfinished video jobs failed and empties the scratch folder — only when alone: with another
+    replica live they are its jobs, running. Once alone, it cleans up as before."""
+    from pyfiledrop.meta.jobs import Job, JobStatus, JobStore
+    from pyfiledrop.video.jobs import VideoJobs
+
+    scratch = tmp_path / ".partial" / "video-jobs"
+
+    async def start() -> tuple[JobStatus, bool]:
+        claims = FileClaims(tmp_path / "claims")
+        service, meta = _service(tmp_path, claims)
+        await meta.open()
+        store = JobStore(meta)
+        try:
+            with contextlib.suppress(sqlite3.IntegrityError):  # made by the first start
+                await store.insert(Job("job-1", "o", "u", {"op": "rotate", "degrees": 90}, JobStatus.RUNNING))
+            scratch.mkdir(parents=True, exist_ok=True)
+            (scratch / "job-1.mp4").touch(exist_ok=True)
+            jobs = VideoJobs(service, store, scratch, 1)
+            await jobs.open()
+            await jobs.close()
+            return (await store.get("job-1")).status, (scratch / "job-1.mp4").exists()
+        finally:
+            await meta.close()
+            claims.close()
+
+    process = holder()
+    assert asyncio.run(start()) == (JobStatus.RUNNING, True)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+    assert asyncio.run(start()) == (JobStatus.FAILED, False)
