@@ -229,7 +229,7 @@ def test_a_replica_killed_and_restarted_mid_upload(
     owner = _owner(cluster.url)["x-pyfiledrop-token"]
     source = make_source(48 * MiB, "restart.bin")
     client = subprocess.Popen(
-        [sys.executable, "-m", "pyfiledrop", "upload", "--url", cluster.url, "--token", owner, "-j", "4", "--json",
+        [sys.executable, "-m", "pyfiledrop", "upload", "--url", cluster.url, f"--token={owner}", "-j", "4", "--json",
          "-q", "--limit-rate", "16M", "--state", str(tmp_path / "state.json"), str(source.path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -105,7 +105,7 @@ def test_upload_client_with_four_streams(
 
 def _upload_client(url: str, owner: str, path: Path, state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pyfiledrop", "upload", "--url", url, "--token", owner, "-j", "4", "--json", "-q",
+        [sys.executable, "-m", "pyfiledrop", "upload", "--url", url, f"--token={owner}", "-j", "4", "--json", "-q",
          "--state", str(state / "state.json"), *extra, str(path)],
         capture_output=True, text=True, timeout=90, check=False,
     )  # fmt: skip
