@@ -118,3 +118,7 @@ class PrefixHashes:
 
     def forget(self, upload_id: UploadId) -> None:
         self._states.pop(upload_id, None)
+
+    def held(self) -> list[UploadId]:
+        """Uploads this process keeps a hash state for."""
+        return list(self._states)

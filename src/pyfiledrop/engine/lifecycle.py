@@ -6,14 +6,19 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pyfiledrop.domain.ids import UploadId
-from pyfiledrop.domain.model import ConcatKind, UploadState
+from pyfiledrop.domain.model import ConcatKind, Upload, UploadState
 from pyfiledrop.engine.service import UploadService
-from pyfiledrop.errors import UploadNotFound
+from pyfiledrop.errors import UploadGone, UploadNotFound
 
 log = logging.getLogger("pyfiledrop.lifecycle")
+
+# A completion left ``completing`` this long (and whose claim is free) is taken over by a sweep: its process died
+# and was not restarted (a restart resumes it at once).
+_TAKEOVER_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,32 +42,84 @@ class BlobCheck:
 
 
 class Lifecycle:
+    """Start-up recovery and the periodic sweep, safe to run in every replica at once: a completion is resumed
+    only when its claim is free (its process died), and a file without a record is removed at once only by a
+    process that is alone; with other replicas live it may be one being created right now, so it is removed
+    only if it is still without a record at the next sweep (``_suspects``)."""
+
     def __init__(self, service: UploadService, stale_after: float) -> None:
         self.service = service
         self.stale_after = stale_after
+        self._suspects: tuple[set[UploadId], set[str]] = (set(), set())  # partial ids, blob keys
+        self.alone = True  # at the last start-up, no other replica was live
 
     async def on_startup(self) -> StartupReport:
-        meta, storage = self.service.meta, self.service.storage
-        stuck = await meta.in_state(UploadState.COMPLETING)
+        meta, storage, claims = self.service.meta, self.service.storage, self.service.claims
+        alone = self.alone = await claims.begin()
+        try:
+            completed = await self._resume(await meta.in_state(UploadState.COMPLETING))
+            receiving = await meta.in_state(UploadState.RECEIVING)
+            # All bytes recorded, then killed before the completion began: finish it now, the client may never
+            # return (at another live replica too: the completion's claim and transition decide who does it).
+            ready = [upload for upload in receiving if upload.all_bytes_received]
+            for upload in ready:
+                await self.service.resume_receiving(upload)
+            if not alone:
+                self._suspects = (set(await storage.partial_ids()), set(await storage.blob_keys()))
+                return StartupReport(completed + len(ready), 0, 0)
+            renamed, partial_orphans = await self._partial_leftovers(await storage.partial_ids())
+            blob_orphans = await self._blob_leftovers(await storage.blob_keys())
+        finally:
+            await claims.started()
+        return StartupReport(completed + len(ready), partial_orphans, blob_orphans, renamed)
+
+    async def _resume(self, stuck: Sequence[Upload]) -> int:
+        """Finish the completions whose process died (their claims are free); a live replica's are left to it."""
+        resumed = 0
         for upload in stuck:
-            await self.service.resume_completion(upload)
-        receiving = await meta.in_state(UploadState.RECEIVING)
-        # All bytes recorded, then killed before the completion began: finish it now, the client may never return.
-        ready = [upload for upload in receiving if upload.all_bytes_received]
-        for upload in ready:
-            await self.service.resume_receiving(upload)
-        unfinished = {u.id for u in receiving if not u.all_bytes_received}
-        leftovers = [i for i in await storage.partial_ids() if i not in unfinished and not await self._awaits_concat(i)]
-        renamed = [i for i in leftovers if await self._finish_rename(i)]
-        partial_orphans = [i for i in leftovers if i not in renamed]
-        for upload_id in partial_orphans:
-            await storage.discard(upload_id)
-        known = {blob.key for blob, _, _ in await meta.blobs()}
-        blob_orphans = [key for key in await storage.blob_keys() if key not in known]
-        for key in blob_orphans:
+            if await self.service.resume_completion(upload) is not None:
+                resumed += 1
+        return resumed
+
+    async def _partial_leftovers(self, partial_ids: Iterable[UploadId]) -> tuple[int, int]:
+        """Partial files whose upload no longer takes bytes (read now, after the listing: a file listed before its
+        record was inserted is found with it); returns (renamed, removed)."""
+        renamed = removed = 0
+        for upload_id in partial_ids:
+            if await self._takes_bytes(upload_id) or await self._awaits_concat(upload_id):
+                continue
+            if await self._finish_rename(upload_id):
+                renamed += 1
+                continue
+            await self.service.storage.discard(upload_id)
+            removed += 1
+        return renamed, removed
+
+    async def _takes_bytes(self, upload_id: UploadId) -> bool:
+        try:
+            upload = await self.service.meta.get(upload_id)
+        except UploadNotFound:
+            return False
+        return upload.state in (UploadState.RECEIVING, UploadState.COMPLETING)
+
+    async def _blob_leftovers(self, keys: Iterable[str]) -> int:
+        known = {blob.key for blob, _, _ in await self.service.meta.blobs()}  # read after the listing, as above
+        orphans = [key for key in keys if key not in known]
+        for key in orphans:
             log.warning("removing %s: no upload refers to it (left by a crash during a delete)", key)
-            await storage.delete_blob_key(key)
-        return StartupReport(len(stuck) + len(ready), len(partial_orphans), len(blob_orphans), len(renamed))
+            await self.service.storage.delete_blob_key(key)
+        return len(orphans)
+
+    async def _sweep_leftovers(self) -> None:
+        """Files without a record seen at the previous sweep (or a start-up among live replicas) and still without
+        one now are leftovers of a dead process; this sweep's suspects are checked at the next."""
+        storage = self.service.storage
+        partial_suspects, blob_suspects = self._suspects
+        partial_ids = await storage.partial_ids()
+        await self._partial_leftovers([i for i in partial_ids if i in partial_suspects])
+        if blob_suspects:  # only after a start-up among live replicas: listing every stored file is not cheap
+            await self._blob_leftovers([key for key in await storage.blob_keys() if key in blob_suspects])
+        self._suspects = ({i for i in partial_ids if not await self._takes_bytes(i)}, set())
 
     async def sweep_orphans(self) -> int:
         """While running: what the storage holds that no record knows (S3 multipart uploads and staging, blobs).
@@ -103,14 +160,28 @@ class Lifecycle:
         return upload.concat is ConcatKind.PARTIAL and upload.state is UploadState.COMPLETE
 
     async def sweep(self, now: float | None = None) -> int:
-        """Drop unfinished uploads without progress for stale_after seconds, and expired finished ones."""
+        """Drop unfinished uploads without progress for stale_after seconds, and expired finished ones. Every
+        replica sweeps: each upload is looked at again just before it goes (another replica may have recorded
+        progress or dropped it meanwhile), and one already gone is skipped."""
         now = time.time() if now is None else now
         meta = self.service.meta
         doomed = [*await meta.stale(now - self.stale_after), *await meta.expired(now)]
-        for upload in doomed:
-            # Unfinished and idle for --stale-after (a tus upload given up on, a PUT whose client left): abandoned.
-            await self.service.terminate(upload.id, "expired" if upload.is_complete else "abandoned")
-        return len(doomed)
+        dropped = 0
+        for listed in doomed:
+            try:
+                upload = await meta.get(listed.id)
+                if upload.updated_at != listed.updated_at or upload.state is not listed.state:
+                    continue  # progress, completion or deletion since the listing
+                # Unfinished and idle for --stale-after (a tus upload given up on, a PUT whose client left): abandoned.
+                await self.service.terminate(upload.id, "expired" if upload.is_complete else "abandoned")
+            except (UploadNotFound, UploadGone):
+                continue
+            dropped += 1
+        stuck = [u for u in await meta.in_state(UploadState.COMPLETING) if u.updated_at < now - _TAKEOVER_SECONDS]
+        await self._resume(stuck)
+        await self._sweep_leftovers()
+        await self.service.forget_hashes_of_others()
+        return dropped
 
     async def verify(self) -> list[BlobCheck]:
         """Re-hash every stored blob; a result that is not ok means the file changed or vanished on disk."""

@@ -22,6 +22,7 @@ from pyfiledrop.domain.ranges import RangeSet
 from pyfiledrop.engine import events
 from pyfiledrop.engine.activity import Activity, Untracked
 from pyfiledrop.engine.bodies import Hashers, drain, limited
+from pyfiledrop.engine.claims import Claims, LocalClaims, holding
 from pyfiledrop.engine.hashing import PrefixHashes
 from pyfiledrop.engine.leases import Leases, RangeLocks
 from pyfiledrop.errors import (
@@ -55,6 +56,10 @@ log = logging.getLogger("pyfiledrop.engine")
 
 WHOLE_MAX_BYTES = BUFFER_BYTES  # a body up to this size may be held whole in memory and stored in one go
 WHOLE_BUFFERS = 64  # such bodies held at once (a pooled buffer each); more go the streaming way
+_ADMIT = "admit"  # the claim under which creations with an allowance are checked and inserted, across replicas
+_ADMIT_WAIT_SECONDS = 30.0  # each holds it for one usage query and one insert
+_WRITER_WAIT_SECONDS = 10.0  # as long as the in-process lease waits for a takeover (leases.py)
+_COMPLETION_POLLS = 20_000  # × ≤ 0.25 s: over an hour, for a completion that re-reads a huge file
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +123,11 @@ class UploadService:
         limits: Limits,
         reserve: SpaceReserve | None = None,
         activity: Activity | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self.storage = storage
+        # Shared with the other processes (replicas) on the same stores: who completes, writes, admits (claims.py).
+        self.claims: Claims = claims if claims is not None else LocalClaims()
         self.activity = activity if activity is not None else Untracked()  # uploads in flight keep the host awake
         self.meta = meta
         self.limits = limits
@@ -145,7 +153,7 @@ class UploadService:
                 return await self.meta.get_by_alias(request.alias)
         if request.allowance is None:
             return await self._create(request)
-        async with self._admitting:
+        async with self._admitting, holding(self.claims, _ADMIT, _ADMIT_WAIT_SECONDS, request.allowance.what):
             await self._check_allowance(request, request.allowance)
             return await self._create(request)
 
@@ -295,6 +303,14 @@ class UploadService:
                 raise BadRequest(f"partial upload {part.id} is not finished")
         claimed = await self._claim_parts(parts)
         try:
+            return await self._concatenate_claimed(request, part_ids, claimed)
+        finally:
+            for part in claimed:
+                await self.claims.give_back(part.id)
+
+    async def _concatenate_claimed(self, request: NewUpload, part_ids: Sequence[UploadId],
+                                   claimed: list[Upload]) -> Upload:  # fmt: skip
+        try:
             size = sum(part.size or 0 for part in claimed)
             final = await self.create(replace(request, size=size, concat=ConcatKind.FINAL, parts=tuple(part_ids)))
             await self.storage.concat(final.id, [(part.id, part.size or 0) for part in claimed])
@@ -312,12 +328,18 @@ class UploadService:
     async def _claim_parts(self, parts: Sequence[Upload]) -> list[Upload]:
         """Take the parts atomically (COMPLETE → COMPLETING), so two final requests cannot both use them."""
         claimed: list[Upload] = []
+        taken: list[UploadId] = []
         try:
-            for part in parts:
+            for part in parts:  # the claims say "a live process concatenates them" to the other replicas' recovery
+                if not await self.claims.take(part.id):
+                    raise UploadConflict(f"partial upload {part.id} is in use by another request")
+                taken.append(part.id)
                 claimed.append(await self.meta.transition(part.id, UploadState.COMPLETING, expect=UploadState.COMPLETE))
         except UploadConflict:
             for part in claimed:
                 await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
+            for part_id in taken:
+                await self.claims.give_back(part_id)
             raise UploadConflict("these partial uploads are being concatenated by another request") from None
         return claimed
 
@@ -332,7 +354,7 @@ class UploadService:
 
     async def _write_leased(self, upload_id: UploadId, chunk: Chunk) -> Upload:
         if chunk.exact_offset:
-            async with self._leases.hold(upload_id) as lease:
+            async with self._leases.hold(upload_id) as lease, self._writer_claim(upload_id):
                 try:
                     return await self._write(upload_id, chunk)
                 except asyncio.CancelledError:
@@ -356,7 +378,8 @@ class UploadService:
                 # A retry of bytes already kept: acknowledged bytes are never written twice, so a retry that
                 # differs cannot change a file whose prefix has already been hashed.
                 await drain(limited(chunk.body, chunk.length, True, self.limits.max_upload_bytes))
-                return upload
+                # Every byte is there (the last chunk retried at another replica): answer with the completion.
+                return await self._complete(upload) if upload.all_bytes_received else upload
             if upload.received.overlaps(start, end):
                 raise UploadConflict(
                     f"bytes {start}-{end} overlap bytes already received ({upload.received.to_text()}): "
@@ -368,6 +391,11 @@ class UploadService:
             await busy.wait()
         async with self._writing.hold(upload_id, start, end):
             return await self._write_bytes(upload, chunk)
+
+    def _writer_claim(self, upload_id: UploadId) -> contextlib.AbstractAsyncContextManager[None]:
+        """An appending writer's claim across replicas; a request at another replica still writing (its client
+        gone, its socket not yet timed out) is waited for as the in-process lease does, then 423."""
+        return holding(self.claims, f"write:{upload_id}", _WRITER_WAIT_SECONDS, upload_id)
 
     def _chunk_end(self, upload: Upload, chunk: Chunk) -> int:
         if chunk.length is not None:
@@ -418,7 +446,10 @@ class UploadService:
         """After a failed write: give back the space of the bytes in ``[start, end)`` that reached the file but
         will not be recorded (the sender left, the disk or the database filled up, a checksum did not match), so a
         full disk is not kept full by bytes nobody will ever read. Only this request writes there (it holds the
-        range); what its checkpoints recorded on the way stays."""
+        range); what its checkpoints recorded on the way stays. Not while other replicas share the storage: one of
+        them may be writing the same bytes (a retried chunk sent to it) right now."""
+        if not await self.claims.alone():
+            return
         try:
             received = (await self.meta.get(upload_id)).received
             start = next((stop for first, stop in received if first <= start < stop), start)
@@ -481,10 +512,20 @@ class UploadService:
     # -- completion ---------------------------------------------------------------------------------------------
 
     async def _complete(self, upload: Upload) -> Upload:
+        """Complete exactly once: the claim first (held to the end, so a ``completing`` record with a free claim
+        is known to be a dead process's), then the conditional transition in the database."""
+        if not await self.claims.take(upload.id):
+            return await self._await_completion(upload.id)
+        try:
+            return await self._complete_claimed(upload)
+        finally:
+            await self.claims.give_back(upload.id)
+
+    async def _complete_claimed(self, upload: Upload) -> Upload:
         try:
             upload = await self.meta.transition(upload.id, UploadState.COMPLETING, expect=UploadState.RECEIVING)
-        except UploadConflict:
-            return await self.wait_complete(await self.meta.get(upload.id))
+        except UploadConflict:  # finished meanwhile, or left ``completing`` by a dead process (its claim was free)
+            return await self.meta.get(upload.id)
         future = asyncio.get_running_loop().create_future()
         self._completions[upload.id] = future
         try:
@@ -534,14 +575,58 @@ class UploadService:
         future = self._completions.get(upload.id)
         if future is not None:
             return await asyncio.shield(future)
+        if upload.state is UploadState.COMPLETING:  # at another replica
+            return await self._await_completion(upload.id)
         return upload
 
-    async def resume_completion(self, upload: Upload) -> Upload:
-        """After a crash: finish an upload that had all its bytes but was cut off while completing."""
-        upload = await self.meta.transition(upload.id, UploadState.RECEIVING, expect=UploadState.COMPLETING)
-        if upload.concat is not ConcatKind.PARTIAL:
-            await self.storage.unfinalize(upload.id, upload.filename)  # killed after the rename: hash it again
-        return await self._complete(upload)
+    async def _await_completion(self, upload_id: UploadId) -> Upload:
+        """Another task or replica holds the upload's claim: it is completing it. Wait for its result (its
+        future here; the record's state elsewhere) until the claim is free, then answer with the record."""
+        delay = 0.005
+        for _ in range(_COMPLETION_POLLS):
+            future = self._completions.get(upload_id)
+            if future is not None:
+                return await asyncio.shield(future)
+            upload = await self.meta.get(upload_id)
+            if upload.state in (UploadState.COMPLETE, UploadState.TERMINATED):
+                return upload
+            if await self.claims.take(upload_id):  # nobody completes it (any more): say what the record says
+                await self.claims.give_back(upload_id)
+                if upload.state is UploadState.RECEIVING and upload.all_bytes_received:
+                    return await self._complete(upload)  # its completer failed before the transition
+                return upload
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        return await self.meta.get(upload_id)
+
+    async def resume_completion(self, upload: Upload) -> Upload | None:
+        """After a crash: finish an upload that had all its bytes but was cut off while completing. None: its
+        claim is held — a live process (another replica) is completing it."""
+        if not await self.claims.take(upload.id):
+            return None
+        try:
+            try:
+                upload = await self.meta.transition(upload.id, UploadState.RECEIVING, expect=UploadState.COMPLETING)
+            except UploadConflict:  # finished (or deleted) since it was listed
+                return None
+            if upload.concat is not ConcatKind.PARTIAL:
+                await self.storage.unfinalize(upload.id, upload.filename)  # killed after the rename: hash it again
+            return await self._complete_claimed(upload)
+        finally:
+            await self.claims.give_back(upload.id)
+
+    async def forget_hashes_of_others(self) -> None:
+        """Drop the hash states of uploads another replica completed or deleted: this process, which received some of
+        their bytes, will never complete them (and so never forgets them otherwise)."""
+        for upload_id in self._hashes.held():
+            if upload_id in self._completions:
+                continue
+            try:
+                state = (await self.meta.get(upload_id)).state
+            except UploadNotFound:
+                state = UploadState.TERMINATED
+            if state is not UploadState.RECEIVING:
+                self._hashes.forget(upload_id)
 
     async def resume_receiving(self, upload: Upload) -> Upload:
         """After a crash: finish an upload whose last bytes were recorded just before the kill."""

@@ -87,8 +87,10 @@ class Views:
 
     # -- the task -------------------------------------------------------------------------------------------------
 
-    async def start(self, uploads: Callable[[UploadId], Awaitable[Upload]]) -> None:
-        """Repair the tree after a crash, then name finished uploads as they come."""
+    async def start(self, uploads: Callable[[UploadId], Awaitable[Upload]], others_since: float | None = None) -> None:
+        """Repair the tree after a crash, then name finished uploads as they come. ``others_since``: other replicas
+        are live; an unnamed upload finished after that time is theirs to name (its completer has it queued), so
+        this one leaves it alone rather than give it a second name."""
         await asyncio.to_thread(self.root.mkdir, exist_ok=True)
         for upload_id, path in await self.store.stale():
             await asyncio.to_thread(_unlink_and_prune, self.root, path)
@@ -100,7 +102,9 @@ class Views:
                 await self.store.forget(upload_id)
         for upload_id in await self.store.unnamed():
             with contextlib.suppress(PyfiledropError):
-                self.completed(await uploads(upload_id))
+                upload = await uploads(upload_id)
+                if others_since is None or upload.updated_at < others_since:
+                    self.completed(upload)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:

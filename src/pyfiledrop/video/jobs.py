@@ -71,6 +71,10 @@ class VideoJobs:
         return len(self._live)
 
     async def open(self) -> None:
+        if not await self.service.claims.alone():
+            # Other replicas share the database and this scratch folder: their running jobs are not leftovers.
+            # (A job cut off by a replica that died is marked failed when a replica next starts alone.)
+            return
         failed = await self.store.fail_unfinished(_RESTARTED)
         if failed:
             log.warning("%d video job(s) were cut off by a stop and are marked failed", failed)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pyfiledrop import config
 from pyfiledrop.awake.tracker import Tracker
 from pyfiledrop.config import Settings
+from pyfiledrop.engine.claims import FileClaims
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.engine.views import Views
@@ -52,6 +53,7 @@ Handler = Callable[[], Awaitable[Response | None]]
 
 _SWEEP_INTERVAL = 60.0
 _ORPHAN_SWEEP_INTERVAL = 3600.0  # listing a bucket costs requests: once an hour (the orphans' grace is an hour too)
+_NAMING_GRACE_SECONDS = 60.0  # among live replicas, an upload finished this recently is named by its completer
 _PAGE_HEADERS = [
     ("content-security-policy",
      "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -138,7 +140,8 @@ class App:
         meta = make_store(s, synchronous=synchronous, on_full=reserve.release)
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
-        service = UploadService(storage, meta, limits, reserve, activity=self.awake)
+        claims = FileClaims(s.sqlite_path.with_name(".pyfiledrop.claims"))  # replicas on this folder share it
+        service = UploadService(storage, meta, limits, reserve, activity=self.awake, claims=claims)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
         secret, shared_admin = await shared_settings(meta, s, admin_token)
@@ -153,7 +156,7 @@ class App:
         report = await lifecycle.on_startup()
         if report.completed or report.partial_orphans or report.blob_orphans:
             log.info("recovered after a crash: %s", report)
-        await self._views.start(meta.get)
+        await self._views.start(meta.get, None if lifecycle.alone else time.time() - _NAMING_GRACE_SECONDS)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         await self.awake.start()
 
@@ -169,6 +172,7 @@ class App:
             if self.ctx.video is not None:
                 await self.ctx.video.close()
             await self.ctx.service.meta.close()
+            self.ctx.service.claims.close()
         if self._s3 is not None:
             self._s3.close()
         if self._intake is not None:

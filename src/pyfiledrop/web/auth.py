@@ -7,14 +7,10 @@ made-up token is refused and a restart keeps everyone's identity.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyfiledrop.domain.ids import token_urlsafe
 from pyfiledrop.errors import Forbidden, NotAuthorized
@@ -150,26 +146,3 @@ def _sent_bytes(value: str) -> bytes:
 
 def _printable_ascii(value: str) -> bool:
     return value.isascii() and value.isprintable()
-
-
-def load_secret(path: Path) -> bytes:
-    """The signing key lives beside the database; made once, readable only by the server's user.
-
-    Written to a temporary name and renamed, so a kill mid-write never leaves a short (forgeable) key behind.
-    """
-    with contextlib.suppress(FileNotFoundError):
-        secret = path.read_bytes()
-        if len(secret) >= _SECRET_BYTES:
-            return secret
-        log.warning("%s is %d bytes, too short to be a key (a crash while it was made?): making a new one",
-                    path, len(secret))  # fmt: skip
-    secret = secrets.token_bytes(_SECRET_BYTES)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, secret)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    temporary.replace(path)
-    return secret
