@@ -44,13 +44,16 @@ class Lifecycle:
     async def on_startup(self) -> StartupReport:
         meta, storage = self.service.meta, self.service.storage
         stuck = await meta.in_state(UploadState.COMPLETING)
-        for upload in stuck:
+        for upload in stuck:  # claimed tus parts among them: given back (COMPLETE) for the joins below
             await self.service.resume_completion(upload)
         receiving = await meta.in_state(UploadState.RECEIVING)
         # All bytes recorded, then killed before the completion began: finish it now, the client may never return.
         ready = [upload for upload in receiving if upload.all_bytes_received]
         for upload in ready:
             await self.service.resume_receiving(upload)
+        for upload in [*stuck, *ready]:
+            if upload.concat is ConcatKind.FINAL:  # completed now: its parts may not have been dropped yet
+                await self.service.joins.release_parts(upload)
         unfinished = {u.id for u in receiving if not u.all_bytes_received}
         leftovers = [i for i in await storage.partial_ids() if i not in unfinished and not await self._awaits_concat(i)]
         renamed = [i for i in leftovers if await self._finish_rename(i)]
@@ -62,6 +65,8 @@ class Lifecycle:
         for key in blob_orphans:
             log.warning("removing %s: no upload refers to it (left by a crash during a delete)", key)
             await storage.delete_blob_key(key)
+        # Last: a join claims its parts again, which must not make them look like orphans to the scan above.
+        await self.service.joins.recover(receiving)
         return StartupReport(len(stuck) + len(ready), len(partial_orphans), len(blob_orphans), len(renamed))
 
     async def _finish_rename(self, upload_id: UploadId) -> bool:
