@@ -1,8 +1,9 @@
 """tus concatenation whose final request does not wait for the bytes.
 
 A final upload (``Upload-Concat: final;…``) is recorded at once; a background task (a *join*) fills its file from
-the parts while another thread hashes the parts' bytes in order — the parts are finished and recorded, so their bytes
-never change, and hashing them is hashing the final file — then completes it with that sha256 (deduplication and
+the parts, hashing each block on its way (the storage reads each part once; a storage that copies without showing
+the bytes, e.g. a server-side copy, has the parts read back for the hash — they are finished and recorded, so their
+bytes never change, and hashing them is hashing the final file), then completes it with that sha256 (deduplication and
 the named tree as for any upload) and drops the parts. The final request waits for the join when it is small
 (``INLINE_BYTES``) or quick (``ANSWER_WITHIN``); otherwise it answers 201 at once, the final upload stays
 ``receiving``, and whoever asks for it (HEAD, the API, a download) waits for the join, up to ``JOIN_WAIT``; a HEAD
@@ -11,10 +12,9 @@ Upload-Offset header unless the concatenation has been successfully finished"), 
 and Uppy need only the 201 and its Location.
 
 Why a join in the background and not a final made of its parts' files: every reader of a blob (sendfile, the named
-tree's hard links, video jobs) wants one file, and the storage decides how that file is filled (``Storage.concat``:
-on the local disk ``copy_file_range``, which the kernel turns into shared extents on file systems that clone —
-btrfs, XFS — and into an in-kernel copy elsewhere). A crash or stop during a join leaves the parts claimed and the
-final receiving: start-up gives the parts back and joins again (``recover``).
+tree's hard links, video jobs) wants one file, and no file system joins files of any length without moving bytes
+(clones need block-aligned lengths; tus-js-client cuts a file at ``size // parts``). A crash or stop during a join
+leaves the parts claimed and the final receiving: start-up gives the parts back and joins again (``recover``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pyfiledrop.engine")
 
 INLINE_BYTES = 32 << 20  # a final upload this small is joined before the answer: it takes a few milliseconds
-ANSWER_WITHIN = 0.15  # seconds a larger join may take before the answer; past them it goes on in the background
+ANSWER_WITHIN = 0.05  # seconds a larger join may take before the answer; past them it goes on in the background
 JOIN_WAIT = 30.0  # seconds a HEAD, status or download of a final upload being joined waits for it (~1 s per GiB)
 
 
@@ -139,11 +139,9 @@ class Joins:
     async def _join(self, final: Upload, parts: list[Upload]) -> Upload:
         service, size = self._service, final.size or 0
         try:
-            async with asyncio.TaskGroup() as group:  # the copy and the hash at once: two threads, two cores
-                group.create_task(service.storage.concat(final.id, [(part.id, part.size or 0) for part in parts]))
-                digest = group.create_task(self._hash(parts))
+            sha256 = await self._fill(final, parts)
             recorded = await service.meta.record_range(final.id, 0, size)
-            done = await service.complete(recorded, digest.result())
+            done = await service.complete(recorded, sha256)
         except asyncio.CancelledError:
             raise  # stopped: the parts stay claimed and the final receiving, for ``recover``
         except BaseException:
@@ -154,11 +152,14 @@ class Joins:
         await self._release(parts)
         return done
 
-    async def _hash(self, parts: Sequence[Upload]) -> str:
+    async def _fill(self, final: Upload, parts: Sequence[Upload]) -> str:
+        """The final upload's bytes in place; their sha256, seen on the way when the storage can show them."""
+        storage = self._service.storage
         hasher = hashlib.sha256(usedforsecurity=False)
-        for part in parts:
-            if part.size:
-                await self._service.storage.scan_partial(part.id, 0, part.size, hasher.update)
+        if not await storage.concat(final.id, [(part.id, part.size or 0) for part in parts], hasher.update):
+            for part in parts:  # the bytes were copied without passing here: read the parts (they never change)
+                if part.size:
+                    await storage.scan_partial(part.id, 0, part.size, hasher.update)
         return hasher.hexdigest()
 
     # -- the parts ------------------------------------------------------------------------------------------------

@@ -146,8 +146,13 @@ class Storage(Protocol):
         the last one (a worker thread asks; the position reached, or less, ends the scan): more bytes recorded
         meanwhile are read on in the same pass. Returns, or raises, only once no thread is using ``observe``."""
 
-    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
-        """Fill an allocated upload with the bytes of finished parts, in order."""
+    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]],
+                     observe: BlockObserver | None = None) -> bool:  # fmt: skip
+        """Fill an allocated upload with the bytes of finished parts, in order. Given ``observe``, a backend that
+        reads the bytes on their way lets it see them all, in order, in worker threads, and returns True: the
+        engine hashes them there and reads nothing back. False: ``observe`` saw nothing (a copy the backend's
+        server makes, a clone), so the engine hashes the parts itself with ``scan_partial``."""
+        ...
 
     async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
         """Make the finished upload visible under its final name, whole or not at all."""
