@@ -42,7 +42,6 @@ class TimingStack {
 const started = performance.now();
 const upload = new tus.Upload(createReadStream(file), {
   endpoint,
-  uploadSize: size,
   parallelUploads: Number(parallel),
   metadata: { filename: basename(file) },
   httpStack: new TimingStack(),
