@@ -255,7 +255,7 @@ class Case:
     def client(self, server: Server, data: Path) -> list[str]:
         bench_py = str(BENCH_BIN / "python")
         match self.name:
-            case "pfd-tus-1" | "pfd-tus-4":
+            case "pfd-tus-1" | "pfd-tus-4" | "pfd-tus-auto":
                 jobs = self.name.rsplit("-", 1)[-1]
                 return [PROJECT_PYTHON, "-m", "pyfiledrop", "upload", str(data), "--url", server.url, "-j", jobs,
                         "--json", "-q"]  # fmt: skip
@@ -283,6 +283,7 @@ CASES = [
     Case("copyparty-curl", "copyparty", "copyparty, curl -T"),
     Case("pfd-tus-1", "pyfiledrop", "pyfiledrop tus, 1 stream (pyfiledrop upload)"),
     Case("pfd-tus-4", "pyfiledrop", "pyfiledrop tus, 4 streams (pyfiledrop upload -j 4)"),
+    Case("pfd-tus-auto", "pyfiledrop", "pyfiledrop tus, -j auto (pyfiledrop upload, the default)"),
     Case("pfd-curl", "pyfiledrop", "pyfiledrop curl -T"),
     Case("pfd-dropzone", "pyfiledrop", "pyfiledrop Dropzone 8 MiB × 4"),
     Case("pfd-tuspy", "pyfiledrop", "pyfiledrop tus, tuspy client 8 MiB chunks"),
@@ -355,7 +356,7 @@ def _rss(pid: int) -> tuple[float, float]:
 
 def _reported_sha(case: Case, stdout: str) -> str | None:
     text = stdout.strip()
-    if case.name in ("pfd-tus-1", "pfd-tus-4", "pfd-dropzone") and text:
+    if case.name in ("pfd-tus-1", "pfd-tus-4", "pfd-tus-auto", "pfd-dropzone") and text:
         try:
             return str(json.loads(text.splitlines()[-1])["sha256"])
         except (ValueError, KeyError):

@@ -1,10 +1,12 @@
 """Sending a file's parts: N streams at once (``-j N``), or as many as pay (``-j auto``, the default).
 
-``-j auto`` cuts the file into segments (one upload, pyfiledrop's parallel-write extension), sent in file order by a
-pool of streams that starts with one and adds one while the last one added raised the throughput (``Ramp``), up to
-twice the cores: where one stream already fills the CPUs or the link (loopback on a small machine), a second one
-only adds work — the server hashes bytes that arrive ahead of the hashed prefix by reading them back — so it
-leaves again and the upload goes on with one.
+Against pyfiledrop (its parallel-write extension: one upload, no concatenation) the file is cut into segments that a
+pool of streams sends in file order, so the hashed prefix follows the streams closely: the server reads back and
+hashes the bytes that arrived ahead of it while the upload goes on, not all at the end (with N fixed ranges, the
+last three quarters of -j 4 waited for the first one to finish: that made -j 4 slower than -j 1). With -j N the pool
+has N streams. ``-j auto`` starts with one and adds one while the last one added raised the throughput (``Ramp``),
+up to twice the cores: where one stream already fills the CPUs or the link (loopback on a small machine), a second
+one only adds work — the server reads back what arrives ahead of the hashed prefix — so it leaves again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ AUTO = 0  # Options.jobs for -j auto
 SEGMENTS = 32  # -j auto cuts a file into about this many segments …
 SEGMENT_MIN = 16 << 20  # … of at least this many bytes (a PATCH each: a request and an answer per segment) …
 SEGMENT_MAX = 128 << 20  # … and at most this many (a stream added late still finds work)
+SEGMENT_FLOOR = 1 << 20  # -j N: no segment shorter than this (but the last)
 WINDOW_SECONDS = 0.25  # a throughput is measured over at least this long …
 WINDOW_BYTES = 32 << 20  # … and this many bytes
 GAIN = 1.10  # one stream more stays when the throughput grew by this factor
@@ -50,9 +53,13 @@ class Stats:
             self.sent += count
 
 
-def segment_bounds(size: int) -> list[int]:
-    """Where -j auto cuts a file of ``size`` bytes: [0, …, size]."""
-    length = min(max(size // SEGMENTS, SEGMENT_MIN), SEGMENT_MAX)
+def segment_bounds(size: int, streams: int | None = None) -> list[int]:
+    """Where a file of ``size`` bytes is cut for -j auto (``streams`` None) or -j N: [0, …, size]. For -j N, about
+    four segments per stream, so the streams work near each other in file order."""
+    if streams is None:
+        length = min(max(size // SEGMENTS, SEGMENT_MIN), SEGMENT_MAX)
+    else:
+        length = min(max(size // (4 * streams), SEGMENT_FLOOR), SEGMENT_MAX)
     return [*range(0, size, length), size] if size else [0, 0]
 
 

@@ -137,13 +137,20 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
         options.state.remove(key)
         return Result(name, size, _absolute(session, final_url), _absolute(session, info.get("download_url") or ""),
                       str(info["sha256"]), stats.sent,
-                      resumed_from, time.monotonic() - started, ramp.most if ramp else max(len(parts), 1),
+                      resumed_from, time.monotonic() - started, _streams(parts, options, ramp),
                       local)  # fmt: skip
     finally:
         progress.close()
         client.close()
         if local_hash is not None:
             local_hash.stop()
+
+
+def _streams(parts: list[Part], options: Options, ramp: Ramp | None) -> int:
+    """How many streams sent the file (at most), for --json and the summary."""
+    if ramp is not None:
+        return ramp.most
+    return min(options.jobs, len(parts)) if parts and parts[0].region else max(len(parts), 1)
 
 
 def _metadata(name: str) -> dict[str, str]:
@@ -153,8 +160,8 @@ def _metadata(name: str) -> dict[str, str]:
 def _create(client: TusClient, retrier: Retrier, name: str, size: int, options: Options, key: str) -> list[Part]:
     metadata = _metadata(name)
     parallel_write = options.jobs != 1 and size >= 2 * MIN_PART and client.supports_parallel_write()
-    if options.jobs == AUTO and parallel_write:  # segments in file order, for as many streams as pay
-        bounds = segment_bounds(size)
+    if parallel_write:  # segments in file order, for N streams or as many as pay
+        bounds = segment_bounds(size, None if options.jobs == AUTO else options.jobs)
     elif options.jobs == AUTO:  # another tus server: parts fixed at creation cannot follow a measurement
         bounds = [0, size]
     else:
