@@ -69,9 +69,10 @@ def auto_ceiling() -> int:
 
 class Ramp:
     """How many streams -j auto wants now, from the bytes sent: measured over windows (``WINDOW_SECONDS`` and
-    ``WINDOW_BYTES`` both), one stream more after each window whose throughput beat the one before by ``GAIN``;
-    the first window that does not ends the ramp, and if it was slower than with one stream fewer, that stream goes.
-    Called from every stream's thread."""
+    ``WINDOW_BYTES`` both; the first one is a warm-up), one stream more after each window whose throughput beat the
+    one before by ``GAIN``; the first window that does not ends the ramp, and the stream added last leaves (after
+    its segment): more streams must pay for the read-back they cost the server. Called from every stream's
+    thread."""
 
     def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = ceiling
@@ -83,6 +84,7 @@ class Ramp:
         self._since = clock()
         self._bytes = 0
         self._before = 0.0  # bytes per second with one stream fewer
+        self._warming = True
 
     def add(self, count: int) -> None:
         if self.settled:
@@ -96,13 +98,17 @@ class Ramp:
             self._since, self._bytes = self._clock(), 0
 
     def _decide(self, rate: float) -> None:
-        if rate > self._before * GAIN and self.wanted < self.ceiling:
+        if self._warming:  # the first window: connection set-up and TCP's slow start, not the stream's speed
+            self._warming = False
+            return
+        gained = rate > self._before * GAIN
+        if gained and self.wanted < self.ceiling:
             self._before = rate
             self.wanted += 1
             self.most = max(self.most, self.wanted)
             return
-        if rate < self._before and self.wanted > 1:
-            self.wanted -= 1  # the last one added made it slower: it leaves after its segment
+        if not gained and self.wanted > 1:
+            self.wanted -= 1  # the last one added did not pay (it costs the server a read-back): it leaves
         self.settled = True
 
 
