@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from pathlib import Path
@@ -129,10 +130,25 @@ def test_upload_with_j_auto_sends_segments_of_one_upload(make_server: type[Serve
     assert result.returncode == 0, result.stderr.decode()
     [record] = _json_lines(result.stdout)
     assert record["sha256"] == digest and record["verified"] is True
-    assert 1 <= record["streams"] <= streams.auto_ceiling()
+    # A loopback server on this machine: at most one stream per two cores (one on a 2-core machine).
+    assert 1 <= record["streams"] <= streams.auto_ceiling(server.url) == max(1, (os.cpu_count() or 1) // 2)
     assert _state_entries(state) == {}
     uploads = [p for p in (tmp_path / "s").iterdir() if p.is_file() and p.name.endswith("_auto.bin")]
     assert len(uploads) == 1  # one upload, written segment by segment: no parts, no concatenation
+
+
+@pytest.mark.parametrize(
+    ("url", "cores", "ceiling"),
+    [
+        ("http://127.0.0.1:8080", 2, 1),
+        ("http://localhost:8080", 8, 4),
+        ("http://[::1]:8080", 1, 1),
+        ("http://192.0.2.7:8080", 2, 4),
+        ("https://files.example.org", 32, 16),
+    ],
+)
+def test_auto_tries_fewer_streams_against_a_server_on_this_machine(url: str, cores: int, ceiling: int) -> None:
+    assert streams.auto_ceiling(url, cores) == ceiling
 
 
 def test_j_must_be_auto_or_a_count(tmp_path: Path) -> None:

@@ -5,12 +5,14 @@ pool of streams sends in file order, so the hashed prefix follows the streams cl
 hashes the bytes that arrived ahead of it while the upload goes on, not all at the end (with N fixed ranges, the
 last three quarters of -j 4 waited for the first one to finish: that made -j 4 slower than -j 1). With -j N the pool
 has N streams. ``-j auto`` starts with one and adds one while the last one added raised the throughput (``Ramp``),
-up to twice the cores: where one stream already fills the CPUs or the link (loopback on a small machine), a second
-one only adds work — the server reads back what arrives ahead of the hashed prefix — so it leaves again.
+up to twice the cores (one per two cores against a server on this machine, which shares them): where one stream
+already fills the CPUs or the link, a second one only adds work — the server reads back what arrives ahead of the
+hashed prefix — so it leaves again.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 import time
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 from pyfiledrop.client.http import HttpError, RateLimiter, TransportError
 from pyfiledrop.client.progress import Progress
@@ -29,9 +32,9 @@ SEGMENTS = 16  # -j auto cuts a file into about this many segments (a PATCH each
 SEGMENT_MIN = 16 << 20  # … of at least this many bytes …
 SEGMENT_MAX = 128 << 20  # … and at most this many (a stream added late still finds work)
 SEGMENT_FLOOR = 1 << 20  # -j N: no segment shorter than this (but the last)
-WINDOW_SECONDS = 0.25  # a throughput is measured over at least this long …
-WINDOW_BYTES = 32 << 20  # … and this many bytes
-GAIN = 1.10  # one stream more stays when the throughput grew by this factor
+WINDOW_SECONDS = 0.5  # a throughput is measured over at least this long …
+WINDOW_BYTES = 64 << 20  # … and this many bytes
+GAIN = 1.25  # one stream more stays when the throughput grew by this factor
 
 
 @dataclass
@@ -63,8 +66,23 @@ def segment_bounds(size: int, streams: int | None = None) -> list[int]:
     return [*range(0, size, length), size] if size else [0, 0]
 
 
-def auto_ceiling() -> int:
-    return max(1, min(2 * (os.cpu_count() or 1), 16))
+def auto_ceiling(base_url: str, cores: int | None = None) -> int:
+    """The most streams -j auto tries: twice the cores; against a server on this machine (a loopback address), one
+    per two cores, since each stream's bytes cost the server about a core too (2 cores: one stream, as -j 1)."""
+    cores = cores or os.cpu_count() or 1
+    if is_loopback(base_url):
+        return max(1, cores // 2)
+    return max(1, min(2 * cores, 16))
+
+
+def is_loopback(base_url: str) -> bool:
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: not looked up here (that would cost a DNS round trip before every upload)
+        return False
 
 
 class Ramp:

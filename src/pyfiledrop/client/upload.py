@@ -121,7 +121,7 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
                 progress.note(f"{name}: resuming at {_size(resumed_from)} of {_size(size)}")
             final_url = ""
         stats = Stats()
-        ramp = Ramp(auto_ceiling()) if options.jobs == AUTO and len(parts) > 1 else None
+        ramp = Ramp(auto_ceiling(session.base_url)) if options.jobs == AUTO and len(parts) > 1 else None
         send_parts(abspath, parts, session, options, progress, stats, cancel, RateLimiter(options.limit_rate),
                    options.jobs, ramp)  # fmt: skip
         if parts and parts[0].region:
