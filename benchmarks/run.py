@@ -255,7 +255,7 @@ class Case:
     def client(self, server: Server, data: Path) -> list[str]:
         bench_py = str(BENCH_BIN / "python")
         match self.name:
-            case "pfd-tus-1" | "pfd-tus-4":
+            case "pfd-tus-1" | "pfd-tus-4" | "pfd-tus-auto":
                 jobs = self.name.rsplit("-", 1)[-1]
                 return [PROJECT_PYTHON, "-m", "pyfiledrop", "upload", str(data), "--url", server.url, "-j", jobs,
                         "--json", "-q"]  # fmt: skip
@@ -270,6 +270,8 @@ class Case:
                 return [bench_py, str(ROOT / "raw_sink.py"), "send", str(server.port), str(data)]
             case "copyparty-u2c":
                 return [str(BENCH_BIN / "u2c"), "-ns", f"{server.url}/", str(data)]
+            case "pfd-tusjs-4":  # node tus-js-client, parallelUploads: 4 (tus concatenation)
+                return ["node", str(ROOT / "tusjs_client.mjs"), f"{server.url}/files/", str(data), "4"]
         raise ValueError(self.name)
 
 
@@ -281,9 +283,11 @@ CASES = [
     Case("copyparty-curl", "copyparty", "copyparty, curl -T"),
     Case("pfd-tus-1", "pyfiledrop", "pyfiledrop tus, 1 stream (pyfiledrop upload)"),
     Case("pfd-tus-4", "pyfiledrop", "pyfiledrop tus, 4 streams (pyfiledrop upload -j 4)"),
+    Case("pfd-tus-auto", "pyfiledrop", "pyfiledrop tus, -j auto (pyfiledrop upload, the default)"),
     Case("pfd-curl", "pyfiledrop", "pyfiledrop curl -T"),
     Case("pfd-dropzone", "pyfiledrop", "pyfiledrop Dropzone 8 MiB × 4"),
     Case("pfd-tuspy", "pyfiledrop", "pyfiledrop tus, tuspy client 8 MiB chunks"),
+    Case("pfd-tusjs-4", "pyfiledrop", "pyfiledrop tus, node tus-js-client parallelUploads 4"),
 ]
 PFD_TARGETS = ("pfd-tus-1", "pfd-tus-4", "pfd-curl", "pfd-dropzone")
 
@@ -321,10 +325,21 @@ def measure(case: Case, data: Path, sha: str, scratch: Path, server_args: list[s
             "client_cpu_s_per_gib": run.cpu / (size / (1 << 30)), "server_rss_mib": rss_sum,
             "server_rss_max_process_mib": rss_max,
             "error": "" if ok else (run.stderr[-500:] or run.stdout[-500:] or "stored file missing or wrong sha256"),
+            **_client_timings(case, run.stdout),
         }  # fmt: skip
     finally:
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _client_timings(case: Case, stdout: str) -> dict[str, Any]:
+    """tus-js-client's own figures: the final POST (concatenation) and the time to its success callback."""
+    if not case.name.startswith("pfd-tusjs") or not stdout.strip():
+        return {}
+    with contextlib.suppress(ValueError, IndexError):
+        line = json.loads(stdout.strip().splitlines()[-1])
+        return {"final_post_s": line.get("finalPostSeconds"), "client_success_s": line.get("seconds")}
+    return {}
 
 
 def _cpu(pid: int) -> float:
@@ -341,7 +356,7 @@ def _rss(pid: int) -> tuple[float, float]:
 
 def _reported_sha(case: Case, stdout: str) -> str | None:
     text = stdout.strip()
-    if case.name in ("pfd-tus-1", "pfd-tus-4", "pfd-dropzone") and text:
+    if case.name in ("pfd-tus-1", "pfd-tus-4", "pfd-tus-auto", "pfd-dropzone") and text:
         try:
             return str(json.loads(text.splitlines()[-1])["sha256"])
         except (ValueError, KeyError):
@@ -696,8 +711,9 @@ def main(argv: list[str]) -> int:
                 row["run"] = r
                 rows.append(row)
                 status = "ok" if row["ok"] else f"FAILED: {row['error'][:200]}"
+                final = f"  final POST {row['final_post_s'] * 1000:.0f} ms" if row.get("final_post_s") else ""
                 print(f"  run {r + 1}/{runs} {case.name:<15} {row['mib_s']:7.0f} MiB/s  server {row['server_cpu_s_per_gib']:.2f} "
-                      f"s/GiB  client {row['client_cpu_s_per_gib']:.2f} s/GiB  RSS {row['server_rss_mib']:.0f} MiB  {status}",
+                      f"s/GiB  client {row['client_cpu_s_per_gib']:.2f} s/GiB  RSS {row['server_rss_mib']:.0f} MiB{final}  {status}",
                       flush=True)  # fmt: skip
         table = summarize(rows)
         report["runs_raw"] = rows

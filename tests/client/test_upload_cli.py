@@ -94,7 +94,7 @@ def test_several_files_and_an_empty_one(server: ServerProcess, tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jobs", ["1", "3"])
+@pytest.mark.parametrize("jobs", ["1", "3", "auto"])
 def test_resume_after_the_client_is_killed_resends_less(server: ServerProcess, tmp_path: Path, jobs: str) -> None:
     source = tmp_path / "big.bin"
     size = 24 * 1024 * 1024

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pyfiledrop.client.http import Connection, TransportError
+from pyfiledrop.client.retry import retryable
 from pyfiledrop.client.tus import normalize_url
-from pyfiledrop.client.upload import retryable
 from tests.conftest import ServerProcess, free_port
 
 

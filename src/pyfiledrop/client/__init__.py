@@ -2,7 +2,9 @@
 creation, creation-defer-length and concatenation extensions).
 
 * file bodies go out with ``sendfile`` (no copies through Python), one keep-alive connection per stream;
-* ``-j N`` sends N byte ranges in parallel as partial uploads joined by tus concatenation;
+* ``-j auto`` (the default) sends a file's segments in order with one stream and adds streams while they raise the
+  speed (client/streams.py); ``-j N`` sends N byte ranges at once (pyfiledrop's parallel-write extension, or partial
+  uploads joined by tus concatenation on another server);
 * an interrupted upload resumes on rerun: the state is a small JSON file keyed by
   server + path + size + mtime (``$PYFILEDROP_STATE``, default ``~/.cache/pyfiledrop/uploads.json``);
 * transient failures are retried with exponential backoff; the exit code is non-zero if any file failed;
@@ -34,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("files", nargs="+", metavar="FILE", help="files to upload; - reads standard input")
     add("--url", default=os.environ.get("PYFILEDROP_URL"),
         help="the server (http://host:16273) or a drop link (http://host:16273/d/TOKEN) [PYFILEDROP_URL]")  # fmt: skip
-    add("-j", "--jobs", type=int, default=1, help="parallel streams per file (tus concatenation; default 1)")
+    add("-j", "--jobs", default="auto",
+        help="parallel streams per file, or auto: start with one and add one while the speed grows, up to twice "
+             "the cores (default auto)")  # fmt: skip
     add("--retries", type=int, default=6, help="tries after a transient failure, with backoff (default 6)")
     add("--timeout", default="60s",
         help="how long a connection may stall, e.g. 90s or 2m, as serve --timeout (bare number: seconds; "
@@ -69,6 +73,19 @@ def parse_rate(text: str) -> int:
         raise UsageError(f"--limit-rate {text!r} is not a rate such as 500K or 20M (bytes per second)") from None
 
 
+def _jobs(text: object) -> int:
+    """-j: auto (0, ``streams.AUTO``) or a count of streams from 1 to 64."""
+    if str(text).strip().lower() == "auto":
+        return 0
+    try:
+        jobs = int(str(text))
+    except ValueError:
+        jobs = -1
+    if jobs < 1 or jobs > 64:
+        raise UsageError(f"-j/--jobs must be auto or between 1 and 64, not {text!r}")
+    return jobs
+
+
 def _duration(flag: str, text: object) -> float:
     from pyfiledrop.units import parse_duration
 
@@ -80,10 +97,11 @@ def _duration(flag: str, text: object) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Upload every file; print 'URL  SHA256  NAME' (or JSON) per success; 0 if all succeeded."""
+    from pyfiledrop.client.retry import Cancelled, UploadFailed
     from pyfiledrop.client.sharing import expand
     from pyfiledrop.client.state import StateStore
     from pyfiledrop.client.tus import Session
-    from pyfiledrop.client.upload import Cancelled, Options, UploadFailed, upload_file, upload_stream
+    from pyfiledrop.client.upload import Options, upload_file, upload_stream
 
     _check_flags(args)
     share_expires = _share_expiry(args)
@@ -134,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_flags(args: argparse.Namespace) -> None:
     if not args.url:
         raise UsageError("--url is required (or set PYFILEDROP_URL), e.g. --url http://127.0.0.1:16273")
-    if args.jobs < 1 or args.jobs > 64:
-        raise UsageError("-j/--jobs must be between 1 and 64")
+    args.jobs = _jobs(args.jobs)
     args.timeout = _duration("--timeout", args.timeout)
     if args.retries < 0 or args.timeout <= 0:
         raise UsageError("--retries must be >= 0 and --timeout > 0")

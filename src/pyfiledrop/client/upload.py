@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import mimetypes
-import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,8 +17,10 @@ from urllib.parse import urljoin
 
 from pyfiledrop.client.http import HttpError, RateLimiter, TransportError, file_identity
 from pyfiledrop.client.progress import Progress
+from pyfiledrop.client.retry import Retrier, UploadFailed
 from pyfiledrop.client.state import StateStore, entry_key
-from pyfiledrop.client.tus import OffsetConflict, Session, TusClient, UploadGone
+from pyfiledrop.client.streams import AUTO, Part, Ramp, Stats, auto_ceiling, region_offset, segment_bounds, send_parts
+from pyfiledrop.client.tus import Session, TusClient, UploadGone
 from pyfiledrop.units import format_size
 
 T = TypeVar("T")
@@ -33,18 +33,10 @@ _BACKOFF_CAP = 30.0
 _COMPLETE_WAIT = 120.0  # seconds to wait for the server to finish an upload whose last answer was lost
 
 
-class UploadFailed(Exception):
-    """An upload could not be finished; the message says why."""
-
-
-class Cancelled(Exception):
-    pass
-
-
 @dataclass
 class Options:
     url: str
-    jobs: int = 1
+    jobs: int = AUTO  # streams per file; AUTO: as many as pay (client/streams.py)
     retries: int = 6
     backoff: float = 0.5
     timeout: float = 60.0
@@ -95,70 +87,6 @@ class Result:
         return text + (", sha256 verified locally)" if self.local_sha256 else ")")
 
 
-@dataclass
-class _Part:
-    url: str
-    start: int  # position in the local file (and, for a region, in the upload)
-    length: int
-    offset: int = 0  # bytes the server has confirmed
-    region: bool = False  # a region of one upload written in parallel (pyfiledrop's extension), not a tus part
-
-
-class _Stats:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.sent = 0
-
-    def add(self, count: int) -> None:
-        with self._lock:
-            self.sent += count
-
-
-class Retrier:
-    """Call again on transient failures, with exponential backoff and jitter; ``reset`` after progress."""
-
-    def __init__(self, options: Options, note: Callable[[str], None], cancel: threading.Event | None = None,
-                 label: str = "") -> None:  # fmt: skip
-        self.options = options
-        self.note = note
-        self.label = label
-        self.cancel = cancel or threading.Event()
-        self.failures = 0
-
-    def reset(self) -> None:
-        self.failures = 0
-
-    def failed(self, what: str, exc: Exception) -> None:
-        """Sleep before the next try, or raise UploadFailed when the tries are used up."""
-        if not retryable(exc):
-            raise UploadFailed(f"{what}: {exc}") from exc
-        self.failures += 1
-        if self.failures > self.options.retries:
-            raise UploadFailed(f"{what}: {exc} (gave up after {self.options.retries} retries)") from exc
-        delay = min(self.options.backoff * 2 ** (self.failures - 1), _BACKOFF_CAP)
-        delay *= 0.75 + random.random() / 2  # noqa: S311 - jitter, not cryptography
-        if not isinstance(exc, OffsetConflict):
-            prefix = f"{self.label}: " if self.label else ""
-            self.note(f"{prefix}{what}: {exc}; retry {self.failures}/{self.options.retries} in {delay:.1f} s")
-        if self.cancel.wait(delay):
-            raise Cancelled()
-
-    def call(self, what: str, fn: Callable[[], T]) -> T:
-        while True:
-            try:
-                return fn()
-            except (TransportError, HttpError) as exc:
-                self.failed(what, exc)
-
-
-def retryable(exc: Exception) -> bool:
-    if isinstance(exc, TransportError):
-        return exc.transient
-    if isinstance(exc, OffsetConflict):
-        return True
-    return isinstance(exc, HttpError) and not isinstance(exc, UploadGone) and exc.retryable
-
-
 # -- files ------------------------------------------------------------------------------------------------------
 
 
@@ -192,8 +120,10 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
                 progress.update(resumed_from)
                 progress.note(f"{name}: resuming at {_size(resumed_from)} of {_size(size)}")
             final_url = ""
-        stats = _Stats()
-        _send_parts(abspath, parts, session, options, progress, stats, cancel)
+        stats = Stats()
+        ramp = Ramp(auto_ceiling(session.base_url)) if options.jobs == AUTO and len(parts) > 1 else None
+        send_parts(abspath, parts, session, options, progress, stats, cancel, RateLimiter(options.limit_rate),
+                   options.jobs, ramp)  # fmt: skip
         if parts and parts[0].region:
             final_url = parts[0].url  # one upload all along: nothing to join
         elif len(parts) > 1:
@@ -207,7 +137,8 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
         options.state.remove(key)
         return Result(name, size, _absolute(session, final_url), _absolute(session, info.get("download_url") or ""),
                       str(info["sha256"]), stats.sent,
-                      resumed_from, time.monotonic() - started, max(len(parts), 1), local)  # fmt: skip
+                      resumed_from, time.monotonic() - started, _streams(parts, options, ramp),
+                      local)  # fmt: skip
     finally:
         progress.close()
         client.close()
@@ -215,38 +146,40 @@ def upload_file(path: str, options: Options, session: Session, cancel: threading
             local_hash.stop()
 
 
+def _streams(parts: list[Part], options: Options, ramp: Ramp | None) -> int:
+    """How many streams sent the file (at most), for --json and the summary."""
+    if ramp is not None:
+        return ramp.most
+    return min(options.jobs, len(parts)) if parts and parts[0].region else max(len(parts), 1)
+
+
 def _metadata(name: str) -> dict[str, str]:
     return {"filename": name, "filetype": mimetypes.guess_type(name)[0] or "application/octet-stream"}
 
 
-def _create(client: TusClient, retrier: Retrier, name: str, size: int, options: Options, key: str) -> list[_Part]:
-    streams = max(1, min(options.jobs, size // MIN_PART))
+def _create(client: TusClient, retrier: Retrier, name: str, size: int, options: Options, key: str) -> list[Part]:
     metadata = _metadata(name)
-    if streams == 1:
-        url = retrier.call("create", lambda: client.create(size, metadata))
-        parts = [_Part(url, 0, size)]
-    elif client.supports_parallel_write():  # one upload, its regions written at once: no concatenation pass
-        url = retrier.call("create", lambda: client.create(size, metadata))
-        bounds = [size * i // streams for i in range(streams + 1)]
-        parts = [_Part(url, start, end - start, region=True) for start, end in itertools.pairwise(bounds)]
+    parallel_write = options.jobs != 1 and size >= 2 * MIN_PART and client.supports_parallel_write()
+    if parallel_write:  # segments in file order, for N streams or as many as pay
+        bounds = segment_bounds(size, None if options.jobs == AUTO else options.jobs)
+    elif options.jobs == AUTO:  # another tus server: parts fixed at creation cannot follow a measurement
+        bounds = [0, size]
     else:
+        streams = max(1, min(options.jobs, size // MIN_PART))
         bounds = [size * i // streams for i in range(streams + 1)]
+    if len(bounds) == 2 or parallel_write:  # one upload (its regions written at once: no concatenation pass)
+        url = retrier.call("create", lambda: client.create(size, metadata))
+        regions = len(bounds) > 2
+        parts = [Part(url, start, end - start, region=regions) for start, end in itertools.pairwise(bounds)]
+    else:
         parts = []
         for start, end in itertools.pairwise(bounds):
             url = retrier.call("create", partial(client.create, end - start, metadata, concat="partial"))
-            parts.append(_Part(url, start, end - start))
+            parts.append(Part(url, start, end - start))
     _remember_token(options, client)
     options.state.put(key, {"parts": [[p.url, p.start, p.length] for p in parts], "token": client.session.token,
                             "regions": parts[0].region})  # fmt: skip
     return parts
-
-
-def _region_offset(info: dict[str, Any], part: _Part) -> int:
-    """How far the server's received bytes run from the region's start, within the region."""
-    for start, end in info.get("received", []):
-        if int(start) <= part.start <= int(end):
-            return min(int(end), part.start + part.length) - part.start
-    return 0
 
 
 def _remember_token(options: Options, client: TusClient) -> None:
@@ -255,7 +188,7 @@ def _remember_token(options: Options, client: TusClient) -> None:
         options.state.set_token(client.session.base_url, token)
 
 
-def _resume(entry: dict[str, Any], client: TusClient, retrier: Retrier, progress: Progress) -> list[_Part] | str | None:
+def _resume(entry: dict[str, Any], client: TusClient, retrier: Retrier, progress: Progress) -> list[Part] | str | None:
     """The parts with the offsets the server has, the final URL if it exists, or None to start over."""
     if entry.get("token") and not client.session.token:
         client.session.token = str(entry["token"])
@@ -268,7 +201,7 @@ def _resume(entry: dict[str, Any], client: TusClient, retrier: Retrier, progress
             if not isinstance(exc.__cause__, UploadGone):
                 raise
     regions = bool(entry.get("regions"))
-    parts = [_Part(str(url), int(start), int(length), region=regions) for url, start, length in entry.get("parts", [])]
+    parts = [Part(str(url), int(start), int(length), region=regions) for url, start, length in entry.get("parts", [])]
     if not parts:
         return None
     if regions:
@@ -288,8 +221,8 @@ def _resume(entry: dict[str, Any], client: TusClient, retrier: Retrier, progress
 
 
 def _resume_regions(
-    parts: list[_Part], client: TusClient, retrier: Retrier, progress: Progress
-) -> list[_Part] | str | None:
+    parts: list[Part], client: TusClient, retrier: Retrier, progress: Progress
+) -> list[Part] | str | None:
     """Regions of one upload: how far each got, from the server's received ranges."""
     try:
         info = retrier.call("resume", partial(client.info, parts[0].url))
@@ -301,90 +234,11 @@ def _resume_regions(
     if info.get("complete"):
         return parts[0].url
     for part in parts:
-        part.offset = _region_offset(info, part)
+        part.offset = region_offset(info, part)
     return parts
 
 
-def _send_parts(path: str, parts: list[_Part], session: Session, options: Options, progress: Progress,
-                stats: _Stats, cancel: threading.Event) -> None:  # fmt: skip
-    todo = [p for p in parts if p.offset < p.length]
-    if not todo:
-        return
-    limiter = RateLimiter(options.limit_rate)
-    errors: list[BaseException] = []
-
-    def run(part: _Part) -> None:
-        try:
-            _send_part(path, part, session, options, progress, stats, limiter, cancel)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            errors.append(exc)
-            cancel.set()
-
-    if len(todo) == 1:
-        run(todo[0])
-    else:
-        threads = [threading.Thread(target=run, args=(p,), daemon=True) for p in todo]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
-    if errors:
-        failure = next((e for e in errors if not isinstance(e, Cancelled)), errors[0])
-        raise failure
-
-
-def _send_part(path: str, part: _Part, session: Session, options: Options, progress: Progress, stats: _Stats,
-               limiter: RateLimiter, cancel: threading.Event) -> None:  # fmt: skip
-    client = session.client()
-    retrier = Retrier(options, progress.note, cancel, Path(path).name)
-    shown = part.offset  # what the progress bar counts for this part
-
-    def on_sent(count: int) -> None:
-        nonlocal shown
-        if cancel.is_set():
-            raise Cancelled()
-        shown += count
-        stats.add(count)
-        progress.update(count)
-
-    try:
-        with Path(path).open("rb") as file:
-            ask = False
-            while part.offset < part.length:
-                try:
-                    if ask:
-                        got = (
-                            _region_offset(client.info(part.url), part) if part.region else client.head(part.url).offset
-                        )
-                        if got > part.offset:
-                            retrier.reset()
-                        part.offset, ask = got, False
-                        progress.update(part.offset - shown)
-                        shown = part.offset
-                        continue
-                    count = part.length - part.offset
-                    position = part.start + part.offset
-                    if part.region:
-                        end = client.patch_file(part.url, file, position, position, count, on_sent, limiter,
-                                                anywhere=True)  # fmt: skip
-                        new = min(end, part.start + part.length) - part.start
-                    else:
-                        new = client.patch_file(part.url, file, position, part.offset, count, on_sent, limiter)
-                    if new <= part.offset:
-                        raise TransportError(f"the server did not advance past {part.offset}")
-                    part.offset = new
-                    progress.update(part.offset - shown)
-                    shown = part.offset
-                    retrier.reset()
-                except (TransportError, HttpError) as exc:
-                    ask = True
-                    retrier.failed("send", exc)
-    finally:
-        client.close()
-
-
-def _concatenate(client: TusClient, retrier: Retrier, parts: list[_Part], name: str, size: int, options: Options,
+def _concatenate(client: TusClient, retrier: Retrier, parts: list[Part], name: str, size: int, options: Options,
                  key: str) -> str:  # fmt: skip
     concat = "final;" + " ".join(p.url for p in parts)
     timeout = max(options.timeout, 60.0 + size / (50 << 20))  # the server joins and hashes before it answers
@@ -445,7 +299,7 @@ def upload_stream(stream: BinaryIO, options: Options, session: Session, cancel: 
     retrier = Retrier(options, progress.note, cancel, name)
     hasher = hashlib.sha256()
     hashing = ThreadPoolExecutor(1, thread_name_prefix="sha256")
-    stats = _Stats()
+    stats = Stats()
     try:
         block = _read_block(stream)
         following = _read_block(stream) if len(block) == STDIN_CHUNK else b""
@@ -491,7 +345,7 @@ def _read_block(stream: BinaryIO) -> bytes:
 
 
 def _send_block(client: TusClient, retrier: Retrier, url: str, block: bytes, start: int, declare: int | None,
-                stats: _Stats, progress: Progress) -> None:  # fmt: skip
+                stats: Stats, progress: Progress) -> None:  # fmt: skip
     end = start + len(block)
     view = memoryview(block)
     position = start

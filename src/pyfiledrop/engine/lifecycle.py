@@ -57,18 +57,24 @@ class Lifecycle:
         meta, storage, claims = self.service.meta, self.service.storage, self.service.claims
         alone = self.alone = await claims.begin()
         try:
-            completed = await self._resume(await meta.in_state(UploadState.COMPLETING))
+            stuck = await meta.in_state(UploadState.COMPLETING)
+            completed = await self._resume(stuck)  # claimed tus parts among them: given back for the joins below
             receiving = await meta.in_state(UploadState.RECEIVING)
             # All bytes recorded, then killed before the completion began: finish it now, the client may never
             # return (at another live replica too: the completion's claim and transition decide who does it).
             ready = [upload for upload in receiving if upload.all_bytes_received]
             for upload in ready:
                 await self.service.resume_receiving(upload)
-            if not alone:
+            for upload in [*stuck, *ready]:
+                if upload.concat is ConcatKind.FINAL:  # its bytes are in place: its parts may not have been dropped
+                    await self.service.joins.release_parts(upload)
+            if not alone:  # a live replica may be joining a final upload: its joins are its own (docs/deploy.md)
                 self._suspects = (set(await storage.partial_ids()), set(await storage.blob_keys()))
                 return StartupReport(completed + len(ready), 0, 0)
             renamed, partial_orphans = await self._partial_leftovers(await storage.partial_ids())
             blob_orphans = await self._blob_leftovers(await storage.blob_keys())
+            # Last: a join claims its parts again, which must not make them look like orphans to the scans above.
+            await self.service.joins.recover(receiving)
         finally:
             await claims.started()
         return StartupReport(completed + len(ready), partial_orphans, blob_orphans, renamed)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from pyfiledrop.domain.checksum import Hasher, new_hasher
 from pyfiledrop.domain.ids import UploadId, new_upload_id
@@ -23,6 +23,7 @@ from pyfiledrop.engine import events
 from pyfiledrop.engine.activity import Activity, Untracked
 from pyfiledrop.engine.bodies import Hashers, drain, limited
 from pyfiledrop.engine.claims import Claims, LocalClaims, holding
+from pyfiledrop.engine.concat import Joins
 from pyfiledrop.engine.hashing import PrefixHashes
 from pyfiledrop.engine.leases import Leases, RangeLocks
 from pyfiledrop.errors import (
@@ -136,6 +137,7 @@ class UploadService:
         self._leases = Leases()
         self._writing = RangeLocks()
         self._completions: dict[UploadId, asyncio.Future[Upload]] = {}
+        self.joins = Joins(self)  # final uploads of tus concatenation being filled from their parts
         self._admitting = asyncio.Lock()  # allowance checks and inserts, one at a time: no two take the last slot
         self._whole_held = 0  # bodies held whole in memory for create_whole
         # The named tree (engine/views.py): told of each finished upload (cheap: a queue put), and awaited before a
@@ -288,60 +290,8 @@ class UploadService:
             raise QuotaExceeded("your quota", limits.owner_quota_bytes, usage.owner, size)
 
     async def concatenate(self, request: NewUpload, part_ids: Sequence[UploadId]) -> Upload:
-        """tus concatenation: a final upload made of finished partial uploads, in order."""
-        if len(set(part_ids)) != len(part_ids):
-            raise BadRequest("Upload-Concat names the same partial upload twice")
-        parts = [await self.meta.get(part_id) for part_id in part_ids]
-        for part in parts:
-            if part.concat is not ConcatKind.PARTIAL:
-                raise BadRequest(f"upload {part.id} is not a partial upload")
-            if part.owner != request.owner and part.owner:
-                raise BadRequest(f"upload {part.id} belongs to someone else")
-            if part.state is UploadState.TERMINATED:
-                raise BadRequest(f"partial upload {part.id} has been deleted or already used")
-            if not part.is_complete or part.size is None:
-                raise BadRequest(f"partial upload {part.id} is not finished")
-        claimed = await self._claim_parts(parts)
-        try:
-            return await self._concatenate_claimed(request, part_ids, claimed)
-        finally:
-            for part in claimed:
-                await self.claims.give_back(part.id)
-
-    async def _concatenate_claimed(self, request: NewUpload, part_ids: Sequence[UploadId],
-                                   claimed: list[Upload]) -> Upload:  # fmt: skip
-        try:
-            size = sum(part.size or 0 for part in claimed)
-            final = await self.create(replace(request, size=size, concat=ConcatKind.FINAL, parts=tuple(part_ids)))
-            await self.storage.concat(final.id, [(part.id, part.size or 0) for part in claimed])
-            final = await self.meta.record_range(final.id, 0, size)
-            final = await self._complete(final)
-        except BaseException:
-            for part in claimed:  # give the parts back: the client may try again
-                await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
-            raise
-        for part in claimed:
-            await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
-            await self._drop(part)
-        return final
-
-    async def _claim_parts(self, parts: Sequence[Upload]) -> list[Upload]:
-        """Take the parts atomically (COMPLETE → COMPLETING), so two final requests cannot both use them."""
-        claimed: list[Upload] = []
-        taken: list[UploadId] = []
-        try:
-            for part in parts:  # the claims say "a live process concatenates them" to the other replicas' recovery
-                if not await self.claims.take(part.id):
-                    raise UploadConflict(f"partial upload {part.id} is in use by another request")
-                taken.append(part.id)
-                claimed.append(await self.meta.transition(part.id, UploadState.COMPLETING, expect=UploadState.COMPLETE))
-        except UploadConflict:
-            for part in claimed:
-                await self.meta.transition(part.id, UploadState.COMPLETE, expect=UploadState.COMPLETING)
-            for part_id in taken:
-                await self.claims.give_back(part_id)
-            raise UploadConflict("these partial uploads are being concatenated by another request") from None
-        return claimed
+        """tus concatenation: a final upload made of finished partial uploads, in order (engine/concat.py)."""
+        return await self.joins.concatenate(request, part_ids)
 
     # -- writing ------------------------------------------------------------------------------------------------
 
@@ -511,17 +461,22 @@ class UploadService:
 
     # -- completion ---------------------------------------------------------------------------------------------
 
-    async def _complete(self, upload: Upload) -> Upload:
+    async def complete(self, upload: Upload, sha256: str) -> Upload:
+        """Complete an upload whose bytes are all recorded and whose sha256 is already known (a joined final upload:
+        its parts were hashed while they were copied)."""
+        return await self._complete(upload, sha256)
+
+    async def _complete(self, upload: Upload, sha256: str | None = None) -> Upload:
         """Complete exactly once: the claim first (held to the end, so a ``completing`` record with a free claim
         is known to be a dead process's), then the conditional transition in the database."""
         if not await self.claims.take(upload.id):
             return await self._await_completion(upload.id)
         try:
-            return await self._complete_claimed(upload)
+            return await self._complete_claimed(upload, sha256)
         finally:
             await self.claims.give_back(upload.id)
 
-    async def _complete_claimed(self, upload: Upload) -> Upload:
+    async def _complete_claimed(self, upload: Upload, sha256: str | None) -> Upload:
         try:
             upload = await self.meta.transition(upload.id, UploadState.COMPLETING, expect=UploadState.RECEIVING)
         except UploadConflict:  # finished meanwhile, or left ``completing`` by a dead process (its claim was free)
@@ -529,7 +484,7 @@ class UploadService:
         future = asyncio.get_running_loop().create_future()
         self._completions[upload.id] = future
         try:
-            done = await self._finish(upload)
+            done = await self._finish(upload, sha256)
             future.set_result(done)
             return done
         except BaseException as exc:
@@ -539,12 +494,13 @@ class UploadService:
         finally:
             self._completions.pop(upload.id, None)
 
-    async def _finish(self, upload: Upload) -> Upload:
+    async def _finish(self, upload: Upload, sha256: str | None) -> Upload:
         size = upload.size or 0
         if upload.concat is ConcatKind.PARTIAL:
             return await self.meta.complete(upload.id, "", None, None)
         await self.storage.seal(upload.id, size)  # S3: CompleteMultipartUpload, so bytes not hashed yet can be read
-        sha256 = await self._hashes.digest(upload.id, size)
+        if sha256 is None:
+            sha256 = await self._hashes.digest(upload.id, size)
         self._hashes.forget(upload.id)
         expires_at = time.time() + self.limits.expire_after if self.limits.expire_after else None
         same = await self._existing_blob(sha256, size)
@@ -611,7 +567,7 @@ class UploadService:
                 return None
             if upload.concat is not ConcatKind.PARTIAL:
                 await self.storage.unfinalize(upload.id, upload.filename)  # killed after the rename: hash it again
-            return await self._complete_claimed(upload)
+            return await self._complete_claimed(upload, None)
         finally:
             await self.claims.give_back(upload.id)
 
@@ -638,6 +594,10 @@ class UploadService:
         """The upload, or UploadGone once it is terminated or its expiry has come (one clock: ``time.time``, as the
         sweep's), so no read sees an expired file while it waits for the sweep to free its bytes."""
         upload = await self._existing(upload_id)
+        if upload.concat is ConcatKind.FINAL and self.joins.joining(upload_id):
+            upload = await self.joins.wait(upload)  # being joined from its parts: about a second per GiB
+            if upload.state is UploadState.TERMINATED:  # the join failed
+                raise UploadGone(upload_id)
         if upload.expired(time.time()):
             raise UploadGone(upload_id)
         return upload
@@ -668,6 +628,10 @@ class UploadService:
             log.warning("could not remove the abandoned upload %s: %s", upload_id, exc)
             return
         events.upload("abandoned", upload, received=upload.offset)
+
+    async def drop(self, upload: Upload) -> None:
+        """Remove an upload's record and bytes without an event (a used tus part)."""
+        await self._drop(upload)
 
     async def _drop(self, upload: Upload) -> None:
         """The record first, then the bytes: a crash in between leaves an orphan file, found at start-up."""

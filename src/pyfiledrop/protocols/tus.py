@@ -280,6 +280,10 @@ async def delete(ctx: Context, request: Request, raw_id: str) -> Response:
 
 
 def _offset_headers(ctx: Context, upload: Upload) -> Headers:
+    if upload.concat is ConcatKind.FINAL and upload.state is not UploadState.COMPLETE:
+        # Its parts are still being joined and hashed (engine/concat.py). The concatenation extension: "SHOULD NOT
+        # contain the Upload-Offset header unless the concatenation has been successfully finished".
+        return [("upload-expires", http_date(upload.updated_at + ctx.settings.stale_after))]
     headers = [("upload-offset", str(upload.offset))]
     if upload.state is UploadState.RECEIVING:
         headers.append(("upload-expires", http_date(upload.updated_at + ctx.settings.stale_after)))

@@ -151,8 +151,13 @@ class Storage(Protocol):
         must (S3: CompleteMultipartUpload), so ``scan_partial`` can read every byte back. Runs before the whole-file
         hash is checked; may run again after a crash."""
 
-    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
-        """Fill an allocated upload with the bytes of finished parts, in order."""
+    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]],
+                     observe: BlockObserver | None = None) -> bool:  # fmt: skip
+        """Fill an allocated upload with the bytes of finished parts, in order. Given ``observe``, a backend that
+        reads the bytes on their way lets it see them all, in order, in worker threads, and returns True: the
+        engine hashes them there and reads nothing back. False: ``observe`` saw nothing (a copy the backend's
+        server makes, a clone), so the engine hashes the parts itself with ``scan_partial``."""
+        ...
 
     async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
         """Make the finished upload visible under its final name, whole or not at all."""

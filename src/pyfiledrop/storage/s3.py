@@ -181,12 +181,15 @@ class S3Storage:
         manifest = await self._manifest(upload_id)
         await self.calls.run(self.multipart.seal, upload_id, manifest, size)
 
-    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]]) -> None:
+    async def concat(self, upload_id: UploadId, parts: Sequence[tuple[UploadId, int]],
+                     observe: BlockObserver | None = None) -> bool:  # fmt: skip
+        """Server-side copies (UploadPartCopy): no byte passes here for ``observe`` to see, so False."""
         for part_id, size in parts:
             await self.seal(part_id, size)
         manifest = await self._manifest(upload_id)
         sources = [(self._key(part_id), size) for part_id, size in parts]
         await self.calls.run(self.multipart.concat, upload_id, manifest, sources)
+        return False
 
     async def finalize(self, upload_id: UploadId, filename: str, size: int) -> BlobRef:
         await self.seal(upload_id, size)

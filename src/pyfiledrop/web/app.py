@@ -169,6 +169,7 @@ class App:
         if self._views is not None:
             await self._views.stop()
         if self.ctx is not None:
+            await self.ctx.service.joins.close()  # a join cut off here is done again at the next start
             if self.ctx.video is not None:
                 await self.ctx.video.close()
             await self.ctx.service.meta.close()

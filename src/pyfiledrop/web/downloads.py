@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from pyfiledrop.domain.ids import is_upload_id, parse_alias
 from pyfiledrop.domain.mediatype import FALLBACK, safe_media_type
-from pyfiledrop.domain.model import Upload, UploadState
+from pyfiledrop.domain.model import ConcatKind, Upload, UploadState
 from pyfiledrop.domain.names import base_name
 from pyfiledrop.errors import DownloadsDisabled, RangeNotSatisfiable, UploadConflict, UploadGone, UploadNotFound
 from pyfiledrop.web.conditional import not_modified
@@ -52,9 +52,13 @@ async def send_upload(ctx: Context, request: Request, send: Send, upload: Upload
 
 
 async def _send_upload(ctx: Context, request: Request, send: Send, upload: Upload) -> None:
+    if upload.concat is ConcatKind.FINAL and upload.state is UploadState.RECEIVING:
+        upload = await ctx.service.joins.wait(upload)  # its parts are being joined: about a second per GiB
     if upload.state is UploadState.TERMINATED or upload.expired(time.time()):
         raise UploadGone(upload.id)  # expired: gone at once, whenever the sweep frees the bytes
     blob = upload.blob
+    if upload.concat is ConcatKind.FINAL and upload.state is not UploadState.COMPLETE:
+        raise UploadConflict(f"upload {upload.id} is a tus final upload whose parts are still being joined: retry")
     if upload.state is not UploadState.COMPLETE or blob is None:
         raise UploadConflict(f"upload {upload.id} is not complete: {upload.received.total} of {upload.size} bytes")
     if not await ctx.service.storage.exists(blob):
