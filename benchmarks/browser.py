@@ -2,7 +2,7 @@
 over loopback through
 
   page          our page (/), default settings, with its timing marks on (uploader.js, ``pyfiledrop:timing``)
-  page-base     the same page with another uploader.js (``--baseline-uploader FILE``), for A/B in one run
+  page-NAME     the same page with another uploader.js (``--alt NAME=FILE``, repeatable), for A/B in one run
   uppy          Uppy 6 (@uppy/core + @uppy/tus) with its defaults, on a page of another origin
   uppy-4        the same with ``parallelUploads: 4`` (tus concatenation)
   tusjs-4       tus-js-client in the page, ``parallelUploads: 4``
@@ -39,7 +39,7 @@ MODULES = ROOT / "tests" / "interop" / "js" / "node_modules"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-VARIANTS = ["page", "page-base", "uppy", "uppy-4", "tusjs-4", "fetch-1", "fetch-4"]
+VARIANTS = ["page", "uppy", "uppy-4", "tusjs-4", "fetch-1", "fetch-4"]
 MiB = 1 << 20
 GiB = 1 << 30
 TIMEOUT_MS = 600_000
@@ -115,12 +115,12 @@ def make_file(folder: Path, size: int) -> Path:
 
 class Bench:
     def __init__(self, browser: Browser, source: Path, server: str, server_pid: int, sink: str, sink_pid: int,
-                 baseline: Path | None) -> None:  # fmt: skip
+                 alternatives: dict[str, Path]) -> None:  # fmt: skip
         self.browser = browser
         self.source = source
         self.server, self.server_pid = server, server_pid
         self.sink, self.sink_pid = sink, sink_pid
-        self.baseline = baseline.read_text() if baseline else None
+        self.alternatives = {name: path.read_text() for name, path in alternatives.items()}
 
     def run(self, variant: str) -> Sample:
         context = self.browser.new_context(bypass_csp=True)
@@ -128,7 +128,7 @@ class Bench:
         page.set_default_timeout(TIMEOUT_MS)
         try:
             if variant.startswith("page"):
-                return self._our_page(page, variant == "page-base")
+                return self._our_page(page, self.alternatives.get(variant.removeprefix("page-")))
             return self._other_page(page, variant)
         finally:
             context.close()
@@ -141,12 +141,11 @@ class Bench:
         seconds = time.perf_counter() - began
         return Sample(seconds, procstat.cpu_seconds(pid) - server0, chromium_cpu() - browser0)
 
-    def _our_page(self, page: Page, baseline: bool) -> Sample:
-        if baseline:
-            assert self.baseline is not None
+    def _our_page(self, page: Page, uploader: str | None) -> Sample:
+        if uploader is not None:
             # Routed only while the page loads: a route left on would pass every upload request through Playwright.
             page.route("**/static/uploader.js", lambda route: route.fulfill(
-                body=self.baseline, content_type="text/javascript", headers={"cache-control": "no-store"}))  # fmt: skip
+                body=uploader, content_type="text/javascript", headers={"cache-control": "no-store"}))  # fmt: skip
         page.goto(f"{self.server}/")
         page.wait_for_selector("body[data-ready=true]")
         page.unroute_all()
@@ -209,9 +208,7 @@ def report(results: dict[str, list[Sample]], size: int) -> None:
         browser = statistics.median(s.browser_cpu / gib for s in samples)
         print(f"{name:<10} {speed[name]:>7.0f} {server:>13.2f} {browser:>14.2f}  {phase_text(samples)}")
     uppy = max((speed[name] for name in ("uppy", "uppy-4") if name in speed), default=0.0)
-    for name in ("page", "page-base"):
-        if name not in speed:
-            continue
+    for name in (name for name in speed if name.startswith("page")):
         line = [f"{name}:"]
         for anchor in ("fetch-4", "fetch-1"):
             if anchor in speed:
@@ -225,18 +222,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=1024, help="file size in MiB (default 1024)")
     parser.add_argument("--runs", type=int, default=3, help="rounds; each prints the median (default 3)")
-    parser.add_argument("--variants", default=",".join(v for v in VARIANTS if v != "page-base"),
+    parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, from {','.join(VARIANTS)}")  # fmt: skip
-    parser.add_argument("--baseline-uploader", type=Path, help="uploader.js for the page-base row")
+    parser.add_argument(
+        "--alt",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="another uploader.js for the row page-NAME (e.g. from git show main:src/pyfiledrop/...)",
+    )
     parser.add_argument("--server-args", default="", help="extra flags for pyfiledrop serve")
     options = parser.parse_args()
     variants = [v.strip() for v in options.variants.split(",") if v.strip()]
-    if unknown := set(variants) - set(VARIANTS):
+    if unknown := {v for v in variants if v not in VARIANTS and not v.startswith("page-")}:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
-    if "page-base" in variants and options.baseline_uploader is None:
-        parser.error(
-            "page-base needs --baseline-uploader FILE (e.g. git show main:src/pyfiledrop/web/static/uploader.js)"
-        )
+    alternatives = {name: Path(path) for name, _, path in (alt.partition("=") for alt in options.alt)}
+    variants += [f"page-{name}" for name in alternatives if f"page-{name}" not in variants]
     if not (MODULES / "uppy" / "dist" / "uppy.min.js").is_file():
         sys.exit("run `npm ci` in tests/interop/js first (the tus-js-client and Uppy browser bundles)")
     with tempfile.TemporaryDirectory(prefix="pfd-browser-bench-") as work:
@@ -256,7 +257,7 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 bench = Bench(browser, source, f"http://127.0.0.1:{port}", server.pid, f"http://127.0.0.1:{sink_port}",
-                              sink.pid, options.baseline_uploader)  # fmt: skip
+                              sink.pid, alternatives)  # fmt: skip
                 for round_ in range(options.runs):
                     for name in variants:
                         os.sync()  # nothing dirty from the run before
