@@ -181,7 +181,7 @@ export class TusUpload {
       if (!this.parts.length) this.parts = await this.plan();
       else if (this.regions && this.url) await this.syncRegions(); // again after a pause or a failure
       await this.createMissing();
-      await Promise.all(this.parts.map((part) => this.runPart(part)));
+      await Promise.all(this.parts.map((part) => this.work(part)));
       if (this.abort.signal.aborted) return;
       this.set("finishing");
       this.result = await this.finish();
@@ -332,11 +332,36 @@ export class TusUpload {
 
   // One PATCH per chunk; after any failure the offset is asked again, so no byte the server has is resent.
   // In region mode part.offset counts from part.start, and the PATCH carries the parallel-write header.
+  // A worker that has sent its region takes over the back half of what another has left, so all of them stay busy
+  // to the end instead of one region finishing alone (regions go at uneven speeds: connections are not served fairly).
+  async work(part) {
+    for (let current = part; current && !this.abort.signal.aborted; current = this.regions ? this.steal() : null) {
+      await this.runPart(current);
+    }
+  }
+
+  // A new region cut from the end of the one with the most left (past its request in flight), saved before use.
+  steal() {
+    const chunk = this.config.chunk_size;
+    let best = null;
+    let from = 0;
+    for (const part of this.parts) {
+      const next = Math.min(part.end, part.start + part.offset + chunk); // where its request in flight ends
+      if (part.end - next > (best ? best.end - from : 0)) { best = part; from = next; }
+    }
+    if (!best) return null;
+    const middle = from + Math.floor((best.end - from) / 2 / chunk) * chunk; // chunk-aligned, as a region's chunks
+    const taken = { start: middle, end: best.end, offset: 0, url: best.url };
+    best.end = middle;
+    this.parts.push(taken);
+    this.save();
+    return taken;
+  }
+
   async runPart(part) {
-    const size = part.end - part.start;
     let attempt = 0;
     let idle = null; // when the last request of this region ended
-    while (part.offset < size && !this.abort.signal.aborted) {
+    for (let size = part.end - part.start; part.offset < size && !this.abort.signal.aborted; size = part.end - part.start) {
       const end = Math.min(part.offset + this.config.chunk_size, size);
       const blob = this.file.slice(part.start + part.offset, part.start + end);
       const sending = performance.now();
@@ -361,8 +386,9 @@ export class TusUpload {
       if (result.status >= 200 && result.status < 300) {
         attempt = 0;
         const offset = Number(result.header("Upload-Offset"));
-        // The received run may go on into the next region (or the server has every byte): never past this one.
-        part.offset = this.regions ? Math.max(end, Math.min(size, offset - part.start)) : offset;
+        // The received run may go on into the next region (or the server has every byte): never past this one,
+        // whose end may have moved meanwhile (steal).
+        part.offset = this.regions ? Math.max(end, Math.min(part.end - part.start, offset - part.start)) : offset;
         if (this.state === "retrying") this.set("uploading");
         this.onChange(this);
         continue;
