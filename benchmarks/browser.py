@@ -20,6 +20,8 @@ or the sink for the fetch rows) and of Chromium's process tree, read before and 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import statistics
 import subprocess
@@ -43,6 +45,7 @@ VARIANTS = ["page", "uppy", "uppy-4", "tusjs-4", "fetch-1", "fetch-4"]
 MiB = 1 << 20
 GiB = 1 << 30
 TIMEOUT_MS = 600_000
+ADMIN = "bench-admin-token-0123456789"
 
 
 @dataclass
@@ -102,6 +105,38 @@ def chromium_cpu() -> float:
         if comm.startswith("chrom") and not parent_comm.startswith("chrom"):
             roots.append(pid)
     return sum(procstat.cpu_seconds(pid) for pid in roots)
+
+
+def restamp(path: Path, stamp: int) -> str:
+    """New first bytes for every run, so the server never finds the file already stored (deduplication would
+    drop the new copy and skew its CPU); returns the file's sha256."""
+    with path.open("r+b") as file:
+        file.write(stamp.to_bytes(16, "big"))
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(4 * MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def server_json(url: str, method: str = "GET") -> object:
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method, headers={"X-Pyfiledrop-Token": ADMIN})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def check_and_clear(server: str, sha256: str) -> None:
+    """The stored file is the source (the sha256 the server computed), then every upload goes (outside the clock)."""
+    listed = server_json(f"{server}/api/uploads?all=1")
+    uploads = listed["uploads"] if isinstance(listed, dict) else []
+    done = [u for u in uploads if u.get("complete")]
+    if not any(u.get("sha256") == sha256 for u in done):
+        raise RuntimeError(f"no complete upload with sha256 {sha256}: {[u.get('sha256') for u in done]}")
+    for upload in uploads:
+        server_json(f"{server}/api/uploads/{upload['id']}", "DELETE")
 
 
 def make_file(folder: Path, size: int) -> Path:
@@ -247,7 +282,7 @@ def main() -> None:
         port, sink_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYFILEDROP_")}
         server = start([sys.executable, "-m", "pyfiledrop", "serve", "--host", "127.0.0.1", "-p", str(port),
-                        "-s", str(folder / "storage"), "--admin-token", "bench-admin-token-0123456789",
+                        "-s", str(folder / "storage"), "--admin-token", ADMIN,
                         "--max-size", str(4 * options.size + 64), *options.server_args.split()],
                        f"http://127.0.0.1:{port}/api/config", folder / "server.log", env)  # fmt: skip
         sink = start([sys.executable, str(Path(__file__).with_name("browser_sink.py")), str(sink_port), str(MODULES)],
@@ -258,10 +293,15 @@ def main() -> None:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 bench = Bench(browser, source, f"http://127.0.0.1:{port}", server.pid, f"http://127.0.0.1:{sink_port}",
                               sink.pid, alternatives)  # fmt: skip
+                stamp = 0
                 for round_ in range(options.runs):
                     for name in variants:
+                        stamp += 1
+                        sha256 = restamp(source, stamp)
                         os.sync()  # nothing dirty from the run before
                         sample = bench.run(name)
+                        if not name.startswith("fetch"):
+                            check_and_clear(bench.server, sha256)
                         results[name].append(sample)
                         print(f"round {round_ + 1} {name:<10} {size / MiB / sample.seconds:7.0f} MiB/s "
                               f"server {sample.server_cpu / (size / GiB):.2f} browser "
