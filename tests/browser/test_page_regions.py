@@ -61,45 +61,37 @@ def test_a_big_file_goes_in_regions_unhashed_resumes_after_a_reload_and_has_its_
     assert sum(sent) - len(data) <= 4 * 2 * MiB  # at most the chunks in flight at the reload were sent again
 
 
-def test_a_worker_done_with_its_region_takes_the_back_half_of_the_largest_left(
-    shared_server: ServerProcess, page: Page
+def test_chunks_go_lowest_first_so_the_servers_hashed_prefix_grows_while_they_arrive(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page
 ) -> None:
+    # 4 requests at a time, each the lowest chunk not yet sent: the PATCHes leave in offset order, so the received
+    # prefix (and the sha256 along it) grows during the upload rather than when the last quarter's region ends.
+    server = make_server(tmp_path / "s", ["--chunk-size", str(MiB)]).start()
+    data = os.urandom(20 * MiB - 999)
+    (tmp_path / "ordered.bin").write_bytes(data)
+    offsets: list[int] = []
+    page.on("request", lambda r: offsets.append(int(r.headers["upload-offset"])) if r.method == "PATCH" else None)
+    _open(page, server)
+    page.set_input_files("#file-input", str(tmp_path / "ordered.bin"))
+    page.wait_for_selector("#active-list .upload.done", timeout=60_000)
+    assert offsets == [i * MiB for i in range(20)]
+    stored = [p for p in server.storage.iterdir() if p.name.endswith("_ordered.bin")]
+    assert len(stored) == 1 and stored[0].read_bytes() == data
+
+
+def test_what_is_left_is_the_complement_of_what_the_server_has(shared_server: ServerProcess, page: Page) -> None:
     _open(page, shared_server)
     result = page.evaluate(
         """async () => {
-            const { TusUpload } = await import("/static/uploader.js");
-            const MiB = 1 << 20;
-            const file = new File([new Uint8Array(64 * MiB)], "steal.bin");
-            const upload = new TusUpload(file, { chunk_size: 2 * MiB }, { scope: "test-steal" });
-            upload.regions = true;
-            upload.url = "http://127.0.0.1/files/x";
-            // Region 0 is done; region 1 has 2 MiB sent and a request in flight up to 20 MiB; region 2 has 8 MiB left.
-            upload.parts = [
-                { start: 0, end: 16 * MiB, offset: 16 * MiB, url: upload.url },
-                { start: 16 * MiB, end: 48 * MiB, offset: 2 * MiB, url: upload.url },
-                { start: 48 * MiB, end: 64 * MiB, offset: 8 * MiB, url: upload.url },
-            ];
-            const taken = upload.steal();
-            const saved = JSON.parse(localStorage.getItem(upload.key));
-            localStorage.removeItem(upload.key);
-            // With one chunk left beyond the request in flight, that chunk is taken; with none, nothing is.
-            const small = new TusUpload(file, { chunk_size: 2 * MiB }, { scope: "test-steal" });
-            small.regions = true;
-            small.url = upload.url;
-            small.parts = [{ start: 0, end: 4 * MiB, offset: 0, url: upload.url }];
-            const last = small.steal();
-            const none = small.steal();
-            localStorage.removeItem(small.key);
-            return { taken, parts: upload.parts, saved: saved.regions, last, none, smallParts: small.parts };
+            const { Missing, uncovered } = await import("/static/regions.js");
+            const missing = Missing.of([[0, 10], [20, 30]], 50);
+            const first = missing.take(4), second = missing.take(8);
+            missing.giveBack([12, 14]);
+            return { first, second, left: missing.ranges, bytes: missing.bytes,
+                     cut: uncovered([[0, 5], [8, 9], [12, 40]], 4, 14), none: Missing.of([[0, 50]], 50).take(8) };
         }"""
     )
-    mib = 1 << 20
-    # Region 1 has [20, 48) MiB beyond its request in flight: the back half from 34 MiB (chunk-aligned) is taken.
-    assert result["taken"] == {"start": 34 * mib, "end": 48 * mib, "offset": 0, "url": "http://127.0.0.1/files/x"}
-    assert [(p["start"], p["end"]) for p in result["parts"]] == [
-        (0, 16 * mib), (16 * mib, 34 * mib), (48 * mib, 64 * mib), (34 * mib, 48 * mib),
-    ]  # fmt: skip
-    assert result["saved"] == [[p["start"], p["end"]] for p in result["parts"]]  # a reload resumes the new split
-    assert (result["last"]["start"], result["last"]["end"]) == (2 * mib, 4 * mib)
+    assert result["first"] == [10, 14] and result["second"] == [14, 20]  # never past a range's end
+    assert result["left"] == [[12, 14], [30, 50]] and result["bytes"] == 22  # given back in its place
+    assert result["cut"] == [[5, 8], [9, 12]]  # what a cut-off request did not leave on the server
     assert result["none"] is None
-    assert [(p["start"], p["end"]) for p in result["smallParts"]] == [(0, 2 * mib), (2 * mib, 4 * mib)]

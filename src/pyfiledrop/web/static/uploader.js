@@ -1,6 +1,10 @@
 // A small tus 1.0 client for the page: one PATCH per chunk, retry with backoff, and resume after a reload from a
-// record kept in localStorage. A big file goes as parallel regions of ONE upload when the server offers pyfiledrop's
-// parallel-write extension (config.parallel_write), else as parallel tus parts joined by concatenation.
+// record kept in localStorage. A big file goes as parallel chunks of ONE upload when the server offers pyfiledrop's
+// parallel-write extension (config.parallel_write), else as parallel tus parts joined by concatenation. Each chunk is
+// the File's slice as the request body, never read by the page: no per-chunk checksum (TCP's checksums cover the
+// wire, the server computes the whole file's sha256 and the page shows it), which cost the page half its speed.
+
+import { Missing, uncovered } from "./regions.js";
 
 const TUS = { "Tus-Resumable": "1.0.0" };
 const MAX_PARTS = 4;
@@ -134,8 +138,11 @@ export class TusUpload {
     this.state = "queued"; // queued | uploading | paused | retrying | finishing | done | failed | cancelled
     this.message = "";
     this.code = ""; // the server's ERR_… code of the last failure
-    this.parts = []; // {start, end, offset, url}: concatenation parts, or the regions of one upload
-    this.regions = false; // true: every part is a region [start, end) of the single upload at this.url
+    this.parts = []; // {start, end, offset, url}: concatenation parts, or in region mode the whole file
+    this.regions = false; // true: parallel chunks of the single upload at this.url (the parallel-write extension)
+    this.missing = null; // region mode: the ranges not yet sent (regions.js)
+    this.acked = 0; // region mode: bytes the server has confirmed
+    this.pending = new Set(); // region mode: the chunks [start, end) in flight
     this.url = null;
     this.inFlight = new Map();
     this.result = null;
@@ -145,7 +152,7 @@ export class TusUpload {
     this.timing = timingOn();
   }
 
-  get confirmed() { return this.parts.reduce((sum, part) => sum + part.offset, 0); }
+  get confirmed() { return this.regions ? this.acked : this.parts.reduce((sum, part) => sum + part.offset, 0); }
   get uploaded() { return Math.min(this.file.size, this.confirmed + [...this.inFlight.values()].reduce((a, b) => a + b, 0)); }
 
   // Bytes per second sent in this session: the offset a resumed upload started from is not speed.
@@ -181,7 +188,8 @@ export class TusUpload {
       if (!this.parts.length) this.parts = await this.plan();
       else if (this.regions && this.url) await this.syncRegions(); // again after a pause or a failure
       await this.createMissing();
-      await Promise.all(this.parts.map((part) => this.work(part)));
+      if (this.regions) await Promise.all(Array.from({ length: MAX_PARTS }, () => this.sendChunks()));
+      else await Promise.all(this.parts.map((part) => this.runPart(part)));
       if (this.abort.signal.aborted) return;
       this.set("finishing");
       this.result = await this.finish();
@@ -218,13 +226,18 @@ export class TusUpload {
     if (this.file.size > max) throw new UploadError(`Too large: the limit is ${formatBytes(max)}`);
     const chunks = Math.max(1, Math.ceil(this.file.size / chunk));
     const count = parallel ? Math.min(MAX_PARTS, chunks) : 1;
+    this.url = null;
+    this.regions = count > 1 && this.config.parallel_write === true;
+    if (this.regions) {
+      this.missing = new Missing([[0, this.file.size]]);
+      this.acked = 0;
+      return [{ start: 0, end: this.file.size, offset: 0, url: null }];
+    }
     const per = Math.ceil(chunks / count) * chunk;
     const parts = [];
     for (let start = 0; start < this.file.size || parts.length === 0; start += per) {
       parts.push({ start, end: Math.min(start + per, this.file.size), offset: 0, url: null });
     }
-    this.regions = parts.length > 1 && this.config.parallel_write === true;
-    this.url = null;
     return parts;
   }
 
@@ -254,16 +267,22 @@ export class TusUpload {
     return parts;
   }
 
-  // A saved region upload: each region goes on from the end of the received run that holds its start.
+  // A saved region upload (whatever regions an older page saved): every byte the server lacks is sent, no other.
   async reuseRegions(saved) {
     if (!saved.url || !Array.isArray(saved.regions)) return null;
     const received = await this.received(saved.url);
     if (!received) return null;
     this.regions = true;
     this.url = saved.url;
-    const parts = saved.regions.map(([start, end]) => ({ start, end, url: saved.url, offset: regionOffset(received, start, end) }));
-    this.resumedFrom = parts.reduce((sum, part) => sum + part.offset, 0);
-    return parts;
+    this.restart(received);
+    this.resumedFrom = this.acked;
+    return [{ start: 0, end: this.file.size, offset: 0, url: saved.url }];
+  }
+
+  restart(received) {
+    this.missing = Missing.of(received, this.file.size);
+    this.pending.clear();
+    this.acked = this.file.size - this.missing.bytes;
   }
 
   // The server's received byte ranges of the single upload, or null when it cannot say.
@@ -284,15 +303,21 @@ export class TusUpload {
     }
   }
 
-  async syncRegions(only = null) {
+  // After a pause or a failure: what the server has decides what is left (the chunks in flight were cut short).
+  async syncRegions() {
     const received = await this.received(this.url);
-    if (!received) return;
-    for (const part of only ? [only] : this.parts) part.offset = regionOffset(received, part.start, part.end);
+    if (received) {
+      this.restart(received);
+      return;
+    }
+    for (const chunk of this.pending) this.missing.giveBack(chunk);
+    this.pending.clear();
   }
 
   save() {
     if (this.regions) {
-      const record = { name: this.file.name, size: this.file.size, mode: "regions", url: this.url, regions: this.parts.map(({ start, end }) => [start, end]), savedAt: Date.now() };
+      // regions: [[0, size]] keeps the record readable by the page before chunks were shared out (one region each).
+      const record = { name: this.file.name, size: this.file.size, mode: "regions", url: this.url, regions: [[0, this.file.size]], savedAt: Date.now() };
       if (this.scope) record.scope = this.scope;
       localStorage.setItem(this.key, JSON.stringify(record));
       return;
@@ -332,83 +357,97 @@ export class TusUpload {
 
   // One PATCH per chunk; after any failure the offset is asked again, so no byte the server has is resent.
   // In region mode part.offset counts from part.start, and the PATCH carries the parallel-write header.
-  // A worker that has sent its region takes over the back half of what another has left, so all of them stay busy
-  // to the end instead of one region finishing alone (regions go at uneven speeds: connections are not served fairly).
-  async work(part) {
-    for (let current = part; current && !this.abort.signal.aborted; current = this.regions ? this.steal() : null) {
-      await this.runPart(current);
-    }
-  }
-
-  // A new region cut from the end of the one with the most left (past its request in flight), saved before use.
-  steal() {
-    const chunk = this.config.chunk_size;
-    let best = null;
-    let from = 0;
-    for (const part of this.parts) {
-      const next = Math.min(part.end, part.start + part.offset + chunk); // where its request in flight ends
-      if (part.end - next > (best ? best.end - from : 0)) { best = part; from = next; }
-    }
-    if (!best) return null;
-    const middle = from + Math.floor((best.end - from) / 2 / chunk) * chunk; // chunk-aligned, as a region's chunks
-    const taken = { start: middle, end: best.end, offset: 0, url: best.url };
-    best.end = middle;
-    this.parts.push(taken);
-    this.save();
-    return taken;
-  }
-
-  async runPart(part) {
+  // Region mode, one of MAX_PARTS workers: the lowest chunk not yet sent, as a PATCH at its offset, until none is
+  // left. A failed chunk goes back to the ranges to send, less what the server kept of it.
+  async sendChunks() {
     let attempt = 0;
-    let idle = null; // when the last request of this region ended
-    for (let size = part.end - part.start; part.offset < size && !this.abort.signal.aborted; size = part.end - part.start) {
+    let idle = null; // when this worker's last request ended
+    for (let chunk = this.missing.take(this.config.chunk_size); chunk && !this.abort.signal.aborted; chunk = this.missing.take(this.config.chunk_size)) {
+      this.pending.add(chunk);
+      const [start, end] = chunk;
+      if (idle !== null) measure(this.timing, "gap", idle);
+      const sending = performance.now();
+      const result = await send("PATCH", this.url, {
+        headers: { ...this.headers, ...PARALLEL_WRITE, "Upload-Offset": String(start), "Content-Type": "application/offset+octet-stream" },
+        body: this.file.slice(start, end),
+        timeout: this.config.timeout_ms,
+        signal: this.abort.signal,
+        onProgress: (loaded) => { this.inFlight.set(chunk, loaded); this.progressed(); },
+      });
+      measure(this.timing, "send", sending);
+      idle = performance.now();
+      this.inFlight.delete(chunk);
+      if (result.status === -1 || this.abort.signal.aborted) return; // pause: start() asks the server again
+      this.sentBytes += end - start;
+      if (result.status >= 200 && result.status < 300) {
+        attempt = 0;
+        this.pending.delete(chunk);
+        this.acked += end - start;
+        if (this.state === "retrying") this.set("uploading");
+        this.onChange(this);
+        continue;
+      }
+      attempt = await this.afterFailure(result, attempt);
+      await this.resend(chunk);
+    }
+  }
+
+  // A refused or lost request: fatal errors end the upload; otherwise wait (not for a 409: the server told where it
+  // stands) and go on. Returns the next attempt's number.
+  async afterFailure(result, attempt) {
+    if (result.status === 409) return attempt;
+    if (result.status === 404 || result.status === 410) {
+      localStorage.removeItem(this.key);
+      throw new UploadError("The server no longer has this upload; start it again");
+    }
+    const error = describeFailure(result.status, result.text, result.header("Retry-After"));
+    if (error.fatal) throw error;
+    const wait = error.retryAfter || Math.min(30, 2 ** attempt);
+    this.set("retrying", `${error.message} — retrying in ${wait} s`);
+    await sleep(wait * 1000, this.abort.signal);
+    return attempt + 1;
+  }
+
+  // What the server kept of a failed chunk (a cut-off request keeps what arrived) is done; the rest goes back.
+  async resend(chunk) {
+    this.pending.delete(chunk);
+    const received = this.abort.signal.aborted ? null : await this.received(this.url);
+    const again = received ? uncovered(received, chunk[0], chunk[1]) : [chunk];
+    for (const range of again) this.missing.giveBack(range);
+    this.acked += chunk[1] - chunk[0] - again.reduce((sum, [from, to]) => sum + to - from, 0);
+  }
+
+  // Concatenation mode: one PATCH per chunk of a part; after any failure the offset is asked again, so no byte the
+  // server has is resent.
+  async runPart(part) {
+    const size = part.end - part.start;
+    let attempt = 0;
+    while (part.offset < size && !this.abort.signal.aborted) {
       const end = Math.min(part.offset + this.config.chunk_size, size);
       const blob = this.file.slice(part.start + part.offset, part.start + end);
-      const sending = performance.now();
-      if (idle !== null) measure(this.timing, "gap", idle);
       const result = await send("PATCH", part.url, {
-        headers: {
-          ...this.headers,
-          ...(this.regions ? PARALLEL_WRITE : {}),
-          "Upload-Offset": String(this.regions ? part.start + part.offset : part.offset),
-          "Content-Type": "application/offset+octet-stream",
-        },
+        headers: { ...this.headers, "Upload-Offset": String(part.offset), "Content-Type": "application/offset+octet-stream" },
         body: blob,
         timeout: this.config.timeout_ms,
         signal: this.abort.signal,
         onProgress: (loaded) => { this.inFlight.set(part, loaded); this.progressed(); },
       });
-      measure(this.timing, "send", sending);
-      idle = performance.now();
       this.inFlight.delete(part);
       if (result.status === -1 || this.abort.signal.aborted) return;
       this.sentBytes += blob.size;
       if (result.status >= 200 && result.status < 300) {
         attempt = 0;
-        const offset = Number(result.header("Upload-Offset"));
-        // The received run may go on into the next region (or the server has every byte): never past this one,
-        // whose end may have moved meanwhile (steal).
-        part.offset = this.regions ? Math.max(end, Math.min(part.end - part.start, offset - part.start)) : offset;
+        part.offset = Number(result.header("Upload-Offset"));
         if (this.state === "retrying") this.set("uploading");
         this.onChange(this);
         continue;
       }
-      if (result.status === 409) { await this.resync(part); continue; }
-      if (result.status === 404 || result.status === 410) {
-        localStorage.removeItem(this.key);
-        throw new UploadError("The server no longer has this upload; start it again");
-      }
-      const error = describeFailure(result.status, result.text, result.header("Retry-After"));
-      if (error.fatal) throw error;
-      const wait = error.retryAfter || Math.min(30, 2 ** attempt++);
-      this.set("retrying", `${error.message} — retrying in ${wait} s`);
-      await sleep(wait * 1000, this.abort.signal);
+      attempt = await this.afterFailure(result, attempt);
       await this.resync(part);
     }
   }
 
   async resync(part) {
-    if (this.regions) return this.syncRegions(part);
     const head = await send("HEAD", part.url, { headers: this.headers });
     if (head.status === 200) part.offset = Number(head.header("Upload-Offset"));
   }
@@ -429,12 +468,6 @@ export class TusUpload {
       await sleep(wait * 1000, this.abort.signal);
     }
   }
-}
-
-// How much of the region [start, end) is done: up to where the received run holding its start ends.
-function regionOffset(received, start, end) {
-  for (const [from, to] of received) if (from <= start && start < to) return Math.min(to, end) - start;
-  return 0;
 }
 
 export function formatBytes(bytes) {
