@@ -5,22 +5,13 @@
 // wire, the server computes the whole file's sha256 and the page shows it), which cost the page half its speed.
 
 import { Missing, uncovered } from "./regions.js";
+import { PASSWORD_CODES, UploadError, describeFailure, measure, send, sleep, timingOn } from "./requests.js";
 
-const TUS = { "Tus-Resumable": "1.0.0" };
+export { PASSWORD_CODES, UploadError };
 const MAX_PARTS = 4;
 const STORE_PREFIX = "pyfiledrop:upload:";
 const PARALLEL_WRITE = { "X-Pyfiledrop-Parallel-Write": "1" };
 const PROGRESS_EVERY_MS = 250;
-
-export class UploadError extends Error {
-  constructor(message, { fatal = true, status = 0, code = "", retryAfter = 0 } = {}) {
-    super(message);
-    this.fatal = fatal;
-    this.status = status;
-    this.code = code; // the server's ERR_… code, when it sent one
-    this.retryAfter = retryAfter;
-  }
-}
 
 // scope: "" for the page's own uploads, "drop:<id>" for a drop link's, so that a file sent through a drop link
 // never resumes an upload made on the main page (it would land with another owner), nor the other way round.
@@ -56,72 +47,6 @@ function encodeMetadata(values) {
   return Object.entries(values)
     .map(([key, value]) => `${key} ${btoa(String.fromCharCode(...new TextEncoder().encode(value)))}`)
     .join(",");
-}
-
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
-  });
-}
-
-export const PASSWORD_CODES = new Set(["ERR_PASSWORD_REQUIRED", "ERR_WRONG_PASSWORD"]);
-
-function describeFailure(status, body, retryAfterHeader = null) {
-  const text = (body || "").trim();
-  const code = (text.match(/^ERR_[A-Z_]+/) || [""])[0];
-  const detail = text.replace(/^ERR_[A-Z_]+: /, "");
-  const sentence = (words) => words.charAt(0).toUpperCase() + words.slice(1);
-  switch (status) {
-    case 413: return new UploadError(`Too large: ${detail}`, { status, code });
-    case 507:
-      if (code === "ERR_QUOTA_EXCEEDED" || detail.startsWith("quota")) {
-        // Sending it again will not help until something is deleted: the row says why and offers Resume.
-        return new UploadError(sentence(detail), { status, code });
-      }
-      return new UploadError(`Server disk full: ${detail}`, { fatal: false, status, code });
-    case 401:
-      if (code === "ERR_WRONG_PASSWORD") return new UploadError("Wrong password", { status, code });
-      if (code === "ERR_PASSWORD_REQUIRED") return new UploadError("The password is needed to upload", { status, code });
-      return new UploadError(`Not allowed: ${detail}`, { status, code });
-    case 403: return new UploadError(`Not allowed: ${detail}`, { status, code });
-    case 429: {
-      const wait = Math.max(1, Math.min(600, Number.parseInt(retryAfterHeader, 10) || 30));
-      return new UploadError("Too many attempts", { fatal: false, status, code, retryAfter: wait });
-    }
-    case 460: return new UploadError("Checksum mismatch, sending that chunk again", { fatal: false, status });
-    case 0: return new UploadError("Server unreachable", { fatal: false, status });
-    default:
-      return new UploadError(detail || `HTTP ${status}`, { fatal: status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 423, status, code });
-  }
-}
-
-// XHR, not fetch: only XHR reports upload progress.
-function send(method, url, { headers = {}, body = null, timeout = 0, onProgress, signal } = {}) {
-  return new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(method, url);
-    xhr.timeout = timeout;
-    for (const [name, value] of Object.entries({ ...TUS, ...headers })) xhr.setRequestHeader(name, value);
-    if (onProgress) xhr.upload.onprogress = (event) => onProgress(event.loaded);
-    const done = () => resolve({ status: xhr.status, text: xhr.responseText, header: (n) => xhr.getResponseHeader(n) });
-    xhr.onload = done;
-    xhr.onerror = () => resolve({ status: 0, text: "", header: () => null });
-    xhr.ontimeout = () => resolve({ status: 0, text: "timed out", header: () => null });
-    xhr.onabort = () => resolve({ status: -1, text: "aborted", header: () => null });
-    signal?.addEventListener("abort", () => xhr.abort(), { once: true });
-    xhr.send(body);
-  });
-}
-
-// Where the page's time goes, for benchmarks/browser.py: performance measures named send and gap, when
-// localStorage has pyfiledrop:timing = 1 (off otherwise: no entries pile up in a long session).
-function timingOn() {
-  try { return localStorage.getItem("pyfiledrop:timing") === "1"; } catch { return false; }
-}
-
-function measure(on, name, start) {
-  if (on) performance.measure(name, { start, end: performance.now() });
 }
 
 export class TusUpload {
