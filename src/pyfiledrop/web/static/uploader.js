@@ -309,7 +309,7 @@ export class TusUpload {
         this.pending.delete(chunk);
         this.acked += end - start;
         if (this.state === "retrying") this.set("uploading");
-        this.onChange(this);
+        this.progressed(); // a chunk done is progress too: the state changes (done, failed …) are told at once
         continue;
       }
       attempt = await this.afterFailure(result, attempt);
@@ -317,10 +317,11 @@ export class TusUpload {
     }
   }
 
-  // A refused or lost request: fatal errors end the upload; otherwise wait (not for a 409: the server told where it
-  // stands) and go on. Returns the next attempt's number.
+  // A refused or lost request: fatal errors end the upload; otherwise wait and go on. A first 409 needs no wait (the
+  // page asks where the upload stands and sends what is missing); a 409 again does, so that the page never loops
+  // on it when it cannot learn where the upload stands. Returns the next attempt's number.
   async afterFailure(result, attempt) {
-    if (result.status === 409) return attempt;
+    if (result.status === 409 && attempt === 0) return 1;
     if (result.status === 404 || result.status === 410) {
       localStorage.removeItem(this.key);
       throw new UploadError("The server no longer has this upload; start it again");
