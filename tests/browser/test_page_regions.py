@@ -95,3 +95,33 @@ def test_what_is_left_is_the_complement_of_what_the_server_has(shared_server: Se
     assert result["left"] == [[12, 14], [30, 50]] and result["bytes"] == 22  # given back in its place
     assert result["cut"] == [[5, 8], [9, 12]]  # what a cut-off request did not leave on the server
     assert result["none"] is None
+
+
+def test_a_refused_chunk_and_a_lost_one_are_sent_again_and_only_they(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page
+) -> None:
+    chunk = 256 * 1024
+    server = make_server(tmp_path / "s", ["--chunk-size", str(chunk)]).start()
+    data = os.urandom(12 * chunk - 77)
+    (tmp_path / "retried.bin").write_bytes(data)
+    offsets: list[int] = []
+
+    def flaky(route: Route, request: Request) -> None:
+        if request.method == "PATCH":
+            offset = int(request.headers["upload-offset"])
+            offsets.append(offset)
+            if offset == 4 * chunk and offsets.count(offset) == 1:
+                route.fulfill(status=503, body="busy")  # the server refuses once: wait, then that chunk again
+                return
+            if offset == 8 * chunk and offsets.count(offset) == 1:
+                route.abort()  # the connection is lost once
+                return
+        route.continue_()
+
+    page.route("**/files/**", flaky)
+    _open(page, server)
+    page.set_input_files("#file-input", str(tmp_path / "retried.bin"))
+    page.wait_for_selector("#active-list .upload.done", timeout=60_000)
+    stored = [p for p in server.storage.iterdir() if p.name.endswith("_retried.bin")]
+    assert len(stored) == 1 and stored[0].read_bytes() == data
+    assert sorted(offsets) == sorted([i * chunk for i in range(12)] + [4 * chunk, 8 * chunk])
