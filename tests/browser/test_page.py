@@ -201,7 +201,7 @@ def test_admin_view_shows_everyone_and_disk_usage(shared_server: ServerProcess, 
 def test_parallel_parts_go_into_one_upload_without_concatenation(
     make_server: type[ServerProcess], tmp_path: Path, page: Page
 ) -> None:
-    # 12 chunks: 4 regions of one upload, each written by its own worker with the parallel-write extension.
+    # 12 chunks of one upload, 4 in flight at a time, with the parallel-write extension (handed out lowest first).
     server = make_server(tmp_path / "s", ["--chunk-size", "262144"]).start()
     data = os.urandom(12 * 262144 - 1000)
     (tmp_path / "regions.bin").write_bytes(data)
@@ -219,7 +219,7 @@ def test_parallel_parts_go_into_one_upload_without_concatenation(
     assert len(patches) == 12 and all(r.headers.get("x-pyfiledrop-parallel-write") == "1" for r in patches)
     assert len({r.url for r in patches}) == 1  # all into the one upload
     offsets = sorted(int(r.headers["upload-offset"]) for r in patches)
-    assert offsets == [i * 262144 for i in range(12)]  # every chunk once, the 4 regions' starts among them
+    assert offsets == [i * 262144 for i in range(12)]  # every chunk once
 
 
 def test_a_record_saved_by_the_concatenating_uploader_still_resumes_that_way(

@@ -1,21 +1,17 @@
 // A small tus 1.0 client for the page: one PATCH per chunk, retry with backoff, and resume after a reload from a
-// record kept in localStorage. A big file goes as parallel regions of ONE upload when the server offers pyfiledrop's
-// parallel-write extension (config.parallel_write), else as parallel tus parts joined by concatenation.
+// record kept in localStorage. A big file goes as parallel chunks of ONE upload when the server offers pyfiledrop's
+// parallel-write extension (config.parallel_write), else as parallel tus parts joined by concatenation. Each chunk is
+// the File's slice as the request body, never read by the page: no per-chunk checksum (TCP's checksums cover the
+// wire, the server computes the whole file's sha256 and the page shows it), which cost the page half its speed.
 
-const TUS = { "Tus-Resumable": "1.0.0" };
+import { Missing, uncovered } from "./regions.js";
+import { PASSWORD_CODES, UploadError, describeFailure, measure, send, sleep, timingOn } from "./requests.js";
+
+export { PASSWORD_CODES, UploadError };
 const MAX_PARTS = 4;
 const STORE_PREFIX = "pyfiledrop:upload:";
 const PARALLEL_WRITE = { "X-Pyfiledrop-Parallel-Write": "1" };
-
-export class UploadError extends Error {
-  constructor(message, { fatal = true, status = 0, code = "", retryAfter = 0 } = {}) {
-    super(message);
-    this.fatal = fatal;
-    this.status = status;
-    this.code = code; // the server's ERR_… code, when it sent one
-    this.retryAfter = retryAfter;
-  }
-}
+const PROGRESS_EVERY_MS = 250;
 
 // scope: "" for the page's own uploads, "drop:<id>" for a drop link's, so that a file sent through a drop link
 // never resumes an upload made on the main page (it would land with another owner), nor the other way round.
@@ -53,68 +49,6 @@ function encodeMetadata(values) {
     .join(",");
 }
 
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
-  });
-}
-
-export const PASSWORD_CODES = new Set(["ERR_PASSWORD_REQUIRED", "ERR_WRONG_PASSWORD"]);
-
-function describeFailure(status, body, retryAfterHeader = null) {
-  const text = (body || "").trim();
-  const code = (text.match(/^ERR_[A-Z_]+/) || [""])[0];
-  const detail = text.replace(/^ERR_[A-Z_]+: /, "");
-  const sentence = (words) => words.charAt(0).toUpperCase() + words.slice(1);
-  switch (status) {
-    case 413: return new UploadError(`Too large: ${detail}`, { status, code });
-    case 507:
-      if (code === "ERR_QUOTA_EXCEEDED" || detail.startsWith("quota")) {
-        // Sending it again will not help until something is deleted: the row says why and offers Resume.
-        return new UploadError(sentence(detail), { status, code });
-      }
-      return new UploadError(`Server disk full: ${detail}`, { fatal: false, status, code });
-    case 401:
-      if (code === "ERR_WRONG_PASSWORD") return new UploadError("Wrong password", { status, code });
-      if (code === "ERR_PASSWORD_REQUIRED") return new UploadError("The password is needed to upload", { status, code });
-      return new UploadError(`Not allowed: ${detail}`, { status, code });
-    case 403: return new UploadError(`Not allowed: ${detail}`, { status, code });
-    case 429: {
-      const wait = Math.max(1, Math.min(600, Number.parseInt(retryAfterHeader, 10) || 30));
-      return new UploadError("Too many attempts", { fatal: false, status, code, retryAfter: wait });
-    }
-    case 460: return new UploadError("Checksum mismatch, sending that chunk again", { fatal: false, status });
-    case 0: return new UploadError("Server unreachable", { fatal: false, status });
-    default:
-      return new UploadError(detail || `HTTP ${status}`, { fatal: status >= 400 && status < 500 && status !== 408 && status !== 409 && status !== 423, status, code });
-  }
-}
-
-// XHR, not fetch: only XHR reports upload progress.
-function send(method, url, { headers = {}, body = null, timeout = 0, onProgress, signal } = {}) {
-  return new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(method, url);
-    xhr.timeout = timeout;
-    for (const [name, value] of Object.entries({ ...TUS, ...headers })) xhr.setRequestHeader(name, value);
-    if (onProgress) xhr.upload.onprogress = (event) => onProgress(event.loaded);
-    const done = () => resolve({ status: xhr.status, text: xhr.responseText, header: (n) => xhr.getResponseHeader(n) });
-    xhr.onload = done;
-    xhr.onerror = () => resolve({ status: 0, text: "", header: () => null });
-    xhr.ontimeout = () => resolve({ status: 0, text: "timed out", header: () => null });
-    xhr.onabort = () => resolve({ status: -1, text: "aborted", header: () => null });
-    signal?.addEventListener("abort", () => xhr.abort(), { once: true });
-    xhr.send(body);
-  });
-}
-
-async function sha256Header(blob) {
-  if (!globalThis.crypto?.subtle) return {}; // only in secure contexts (https, localhost)
-  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-  return { "Upload-Checksum": `sha256 ${btoa(String.fromCharCode(...new Uint8Array(digest)))}` };
-}
-
 export class TusUpload {
   // headers: sent with every request (a drop link's token); creationHeaders(): read again for each creation
   // (a password, which the page may be given anew after a refusal).
@@ -129,17 +63,21 @@ export class TusUpload {
     this.state = "queued"; // queued | uploading | paused | retrying | finishing | done | failed | cancelled
     this.message = "";
     this.code = ""; // the server's ERR_… code of the last failure
-    this.parts = []; // {start, end, offset, url}: concatenation parts, or the regions of one upload
-    this.regions = false; // true: every part is a region [start, end) of the single upload at this.url
+    this.parts = []; // {start, end, offset, url}: concatenation parts, or in region mode the whole file
+    this.regions = false; // true: parallel chunks of the single upload at this.url (the parallel-write extension)
+    this.missing = null; // region mode: the ranges not yet sent (regions.js)
+    this.acked = 0; // region mode: bytes the server has confirmed
+    this.pending = new Set(); // region mode: the chunks [start, end) in flight
     this.url = null;
     this.inFlight = new Map();
     this.result = null;
     this.resumedFrom = 0;
     this.sentBytes = 0;
     this.samples = [];
+    this.timing = timingOn();
   }
 
-  get confirmed() { return this.parts.reduce((sum, part) => sum + part.offset, 0); }
+  get confirmed() { return this.regions ? this.acked : this.parts.reduce((sum, part) => sum + part.offset, 0); }
   get uploaded() { return Math.min(this.file.size, this.confirmed + [...this.inFlight.values()].reduce((a, b) => a + b, 0)); }
 
   // Bytes per second sent in this session: the offset a resumed upload started from is not speed.
@@ -149,6 +87,15 @@ export class TusUpload {
     while (this.samples.length > 2 && now - this.samples[0][0] > 5000) this.samples.shift();
     const [t0, b0] = this.samples[0];
     return now - t0 > 300 ? ((this.uploaded - this.resumedFrom - b0) * 1000) / (now - t0) : 0;
+  }
+
+  // Progress events come every few ms from each request: the page is told at most 4 times a second (drawing the bars
+  // on every event cost Chromium ~2 CPU s/GiB, a sixth of the upload's speed on two cores; benchmarks/browser.py).
+  progressed() {
+    const now = performance.now();
+    if (now - (this.toldAt || 0) < PROGRESS_EVERY_MS) return;
+    this.toldAt = now;
+    this.onChange(this);
   }
 
   set(state, message = "") {
@@ -166,7 +113,8 @@ export class TusUpload {
       if (!this.parts.length) this.parts = await this.plan();
       else if (this.regions && this.url) await this.syncRegions(); // again after a pause or a failure
       await this.createMissing();
-      await Promise.all(this.parts.map((part) => this.runPart(part)));
+      if (this.regions) await Promise.all(Array.from({ length: MAX_PARTS }, () => this.sendChunks()));
+      else await Promise.all(this.parts.map((part) => this.runPart(part)));
       if (this.abort.signal.aborted) return;
       this.set("finishing");
       this.result = await this.finish();
@@ -203,13 +151,18 @@ export class TusUpload {
     if (this.file.size > max) throw new UploadError(`Too large: the limit is ${formatBytes(max)}`);
     const chunks = Math.max(1, Math.ceil(this.file.size / chunk));
     const count = parallel ? Math.min(MAX_PARTS, chunks) : 1;
+    this.url = null;
+    this.regions = count > 1 && this.config.parallel_write === true;
+    if (this.regions) {
+      this.missing = new Missing([[0, this.file.size]]);
+      this.acked = 0;
+      return [{ start: 0, end: this.file.size, offset: 0, url: null }];
+    }
     const per = Math.ceil(chunks / count) * chunk;
     const parts = [];
     for (let start = 0; start < this.file.size || parts.length === 0; start += per) {
       parts.push({ start, end: Math.min(start + per, this.file.size), offset: 0, url: null });
     }
-    this.regions = parts.length > 1 && this.config.parallel_write === true;
-    this.url = null;
     return parts;
   }
 
@@ -239,16 +192,22 @@ export class TusUpload {
     return parts;
   }
 
-  // A saved region upload: each region goes on from the end of the received run that holds its start.
+  // A saved region upload (whatever regions an older page saved): every byte the server lacks is sent, no other.
   async reuseRegions(saved) {
     if (!saved.url || !Array.isArray(saved.regions)) return null;
     const received = await this.received(saved.url);
     if (!received) return null;
     this.regions = true;
     this.url = saved.url;
-    const parts = saved.regions.map(([start, end]) => ({ start, end, url: saved.url, offset: regionOffset(received, start, end) }));
-    this.resumedFrom = parts.reduce((sum, part) => sum + part.offset, 0);
-    return parts;
+    this.restart(received);
+    this.resumedFrom = this.acked;
+    return [{ start: 0, end: this.file.size, offset: 0, url: saved.url }];
+  }
+
+  restart(received) {
+    this.missing = Missing.of(received, this.file.size);
+    this.pending.clear();
+    this.acked = this.file.size - this.missing.bytes;
   }
 
   // The server's received byte ranges of the single upload, or null when it cannot say.
@@ -269,15 +228,21 @@ export class TusUpload {
     }
   }
 
-  async syncRegions(only = null) {
+  // After a pause or a failure: what the server has decides what is left (the chunks in flight were cut short).
+  async syncRegions() {
     const received = await this.received(this.url);
-    if (!received) return;
-    for (const part of only ? [only] : this.parts) part.offset = regionOffset(received, part.start, part.end);
+    if (received) {
+      this.restart(received);
+      return;
+    }
+    for (const chunk of this.pending) this.missing.giveBack(chunk);
+    this.pending.clear();
   }
 
   save() {
     if (this.regions) {
-      const record = { name: this.file.name, size: this.file.size, mode: "regions", url: this.url, regions: this.parts.map(({ start, end }) => [start, end]), savedAt: Date.now() };
+      // regions: [[0, size]] keeps the record readable by the page before chunks were shared out (one region each).
+      const record = { name: this.file.name, size: this.file.size, mode: "regions", url: this.url, regions: [[0, this.file.size]], savedAt: Date.now() };
       if (this.scope) record.scope = this.scope;
       localStorage.setItem(this.key, JSON.stringify(record));
       return;
@@ -317,54 +282,98 @@ export class TusUpload {
 
   // One PATCH per chunk; after any failure the offset is asked again, so no byte the server has is resent.
   // In region mode part.offset counts from part.start, and the PATCH carries the parallel-write header.
+  // Region mode, one of MAX_PARTS workers: the lowest chunk not yet sent, as a PATCH at its offset, until none is
+  // left. A failed chunk goes back to the ranges to send, less what the server kept of it.
+  async sendChunks() {
+    let attempt = 0;
+    let idle = null; // when this worker's last request ended
+    for (let chunk = this.missing.take(this.config.chunk_size); chunk && !this.abort.signal.aborted; chunk = this.missing.take(this.config.chunk_size)) {
+      this.pending.add(chunk);
+      const [start, end] = chunk;
+      if (idle !== null) measure(this.timing, "gap", idle);
+      const sending = performance.now();
+      const result = await send("PATCH", this.url, {
+        headers: { ...this.headers, ...PARALLEL_WRITE, "Upload-Offset": String(start), "Content-Type": "application/offset+octet-stream" },
+        body: this.file.slice(start, end),
+        timeout: this.config.timeout_ms,
+        signal: this.abort.signal,
+        onProgress: (loaded) => { this.inFlight.set(chunk, loaded); this.progressed(); },
+      });
+      measure(this.timing, "send", sending);
+      idle = performance.now();
+      this.inFlight.delete(chunk);
+      if (result.status === -1 || this.abort.signal.aborted) return; // pause: start() asks the server again
+      this.sentBytes += end - start;
+      if (result.status >= 200 && result.status < 300) {
+        attempt = 0;
+        this.pending.delete(chunk);
+        this.acked += end - start;
+        if (this.state === "retrying") this.set("uploading");
+        this.progressed(); // a chunk done is progress too: the state changes (done, failed …) are told at once
+        continue;
+      }
+      attempt = await this.afterFailure(result, attempt);
+      await this.resend(chunk);
+    }
+  }
+
+  // A refused or lost request: fatal errors end the upload; otherwise wait and go on. A first 409 needs no wait (the
+  // page asks where the upload stands and sends what is missing); a 409 again does, so that the page never loops
+  // on it when it cannot learn where the upload stands. Returns the next attempt's number.
+  async afterFailure(result, attempt) {
+    if (result.status === 409 && attempt === 0) return 1;
+    if (result.status === 404 || result.status === 410) {
+      localStorage.removeItem(this.key);
+      throw new UploadError("The server no longer has this upload; start it again");
+    }
+    const error = describeFailure(result.status, result.text, result.header("Retry-After"));
+    if (error.fatal) throw error;
+    const wait = error.retryAfter || Math.min(30, 2 ** attempt);
+    this.set("retrying", `${error.message} — retrying in ${wait} s`);
+    await sleep(wait * 1000, this.abort.signal);
+    return attempt + 1;
+  }
+
+  // What the server kept of a failed chunk (a cut-off request keeps what arrived) is done; the rest goes back.
+  async resend(chunk) {
+    this.pending.delete(chunk);
+    const received = this.abort.signal.aborted ? null : await this.received(this.url);
+    const again = received ? uncovered(received, chunk[0], chunk[1]) : [chunk];
+    for (const range of again) this.missing.giveBack(range);
+    this.acked += chunk[1] - chunk[0] - again.reduce((sum, [from, to]) => sum + to - from, 0);
+  }
+
+  // Concatenation mode: one PATCH per chunk of a part; after any failure the offset is asked again, so no byte the
+  // server has is resent.
   async runPart(part) {
     const size = part.end - part.start;
     let attempt = 0;
     while (part.offset < size && !this.abort.signal.aborted) {
       const end = Math.min(part.offset + this.config.chunk_size, size);
       const blob = this.file.slice(part.start + part.offset, part.start + end);
-      const checksum = await sha256Header(blob);
       const result = await send("PATCH", part.url, {
-        headers: {
-          ...this.headers,
-          ...checksum,
-          ...(this.regions ? PARALLEL_WRITE : {}),
-          "Upload-Offset": String(this.regions ? part.start + part.offset : part.offset),
-          "Content-Type": "application/offset+octet-stream",
-        },
+        headers: { ...this.headers, "Upload-Offset": String(part.offset), "Content-Type": "application/offset+octet-stream" },
         body: blob,
         timeout: this.config.timeout_ms,
         signal: this.abort.signal,
-        onProgress: (loaded) => { this.inFlight.set(part, loaded); this.onChange(this); },
+        onProgress: (loaded) => { this.inFlight.set(part, loaded); this.progressed(); },
       });
       this.inFlight.delete(part);
       if (result.status === -1 || this.abort.signal.aborted) return;
       this.sentBytes += blob.size;
       if (result.status >= 200 && result.status < 300) {
         attempt = 0;
-        const offset = Number(result.header("Upload-Offset"));
-        // The received run may go on into the next region (or the server has every byte): never past this one.
-        part.offset = this.regions ? Math.max(end, Math.min(size, offset - part.start)) : offset;
+        part.offset = Number(result.header("Upload-Offset"));
         if (this.state === "retrying") this.set("uploading");
         this.onChange(this);
         continue;
       }
-      if (result.status === 409) { await this.resync(part); continue; }
-      if (result.status === 404 || result.status === 410) {
-        localStorage.removeItem(this.key);
-        throw new UploadError("The server no longer has this upload; start it again");
-      }
-      const error = describeFailure(result.status, result.text, result.header("Retry-After"));
-      if (error.fatal) throw error;
-      const wait = error.retryAfter || Math.min(30, 2 ** attempt++);
-      this.set("retrying", `${error.message} — retrying in ${wait} s`);
-      await sleep(wait * 1000, this.abort.signal);
+      attempt = await this.afterFailure(result, attempt);
       await this.resync(part);
     }
   }
 
   async resync(part) {
-    if (this.regions) return this.syncRegions(part);
     const head = await send("HEAD", part.url, { headers: this.headers });
     if (head.status === 200) part.offset = Number(head.header("Upload-Offset"));
   }
@@ -385,12 +394,6 @@ export class TusUpload {
       await sleep(wait * 1000, this.abort.signal);
     }
   }
-}
-
-// How much of the region [start, end) is done: up to where the received run holding its start ends.
-function regionOffset(received, start, end) {
-  for (const [from, to] of received) if (from <= start && start < to) return Math.min(to, end) - start;
-  return 0;
 }
 
 export function formatBytes(bytes) {
