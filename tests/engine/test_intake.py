@@ -166,6 +166,67 @@ def test_a_failed_store_comes_back_as_the_error_it_was(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_the_helper_streams_a_body_without_holding_it_in_the_slot(tmp_path: Path) -> None:
+    """Only the bytes the server read with the head are in the slot: the helper streams the rest through a small
+    buffer of its own (memory bounded by its threads, not by the bodies in flight)."""
+    data = os.urandom((2 << 20) - 4096 + 7)  # pieces of 256 KiB and a tail that is not whole pages
+    head = 10_000
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with lent(helper, len(data)) as (view, client, server):
+                view[:head] = data[:head]
+                sender = send_later(client, data[head:])
+                reply = await job(helper, view, server, head, f"{UPLOAD_ID}_s.bin")
+                sender.join()
+                assert bytes(view[head:]) == bytes(len(data) - head)  # a fresh slot, never written by the helper
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_s.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_a_body_that_pauses_after_several_pieces_is_given_back_whole_and_goes_on(tmp_path: Path) -> None:
+    data = os.urandom(1_500_000)
+    first = 700_000  # past two of the helper's pieces: those were written to the file, and are read back
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with lent(helper, len(data)) as (view, client, server):
+                view[:100] = data[:100]
+                client.sendall(data[100:first])
+                parked = await job(helper, view, server, 100, f"{UPLOAD_ID}_p.bin")
+                assert (parked.got, type(parked.body_error())) == (first - 100, Parked)
+                assert bytes(view[:first]) == data[:first]
+                assert list((tmp_path / ".partial").iterdir()) == []  # nothing half-written left meanwhile
+                sender = send_later(client, data[first:])
+                reply = await job(helper, view, server, first, f"{UPLOAD_ID}_p.bin")
+                sender.join()
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_p.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_a_file_that_cannot_be_created_still_reads_the_whole_body_then_fails(tmp_path: Path) -> None:
+    data = os.urandom(600_000)
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            (tmp_path / ".partial").rmdir()  # the partial file cannot be created
+            with lent(helper, len(data)) as (view, client, server):
+                sender = send_later(client, data)
+                reply = await job(helper, view, server, 0, f"{UPLOAD_ID}_f.bin")
+                sender.join()
+                assert bytes(view) == data  # read into the slot instead: the server answers with the body read
+            assert reply.got == len(data) and reply.body_error() is None
+            with pytest.raises(OSError) as raised:
+                reply.stored()
+            assert raised.value.errno == errno.ENOENT
+
+    asyncio.run(main())
+
+
 def test_replies_keep_their_meaning_across_the_process_boundary() -> None:
     cause = OSError(errno.ENOSPC, "No space left on device")
     try:
