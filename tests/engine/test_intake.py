@@ -22,7 +22,7 @@ from pyfiledrop.errors import StorageFull
 from pyfiledrop.sockets import Gone, Parked
 from pyfiledrop.storage import intake
 from pyfiledrop.storage.intake import Intake
-from pyfiledrop.storage.intake_jobs import Reply
+from pyfiledrop.storage.intake_jobs import INLINE_MAX, Job, Reply
 from pyfiledrop.storage.local import LocalStorage
 
 pytestmark = pytest.mark.skipif(not intake.available(), reason="the intake needs Linux (memfd, pidfd)")
@@ -225,6 +225,34 @@ def test_a_file_that_cannot_be_created_still_reads_the_whole_body_then_fails(tmp
             assert raised.value.errno == errno.ENOENT
 
     asyncio.run(main())
+
+
+def test_a_head_too_large_to_travel_with_the_job_is_read_from_the_slot(tmp_path: Path) -> None:
+    data = os.urandom(1_000_000)
+    head = INLINE_MAX + 5000  # asyncio read this much before the socket was lent: the slot carries it
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with lent(helper, len(data)) as (view, client, server):
+                view[:head] = data[:head]
+                sender = send_later(client, data[head:])
+                reply = await job(helper, view, server, head, f"{UPLOAD_ID}_h.bin")
+                sender.join()
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_h.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_a_job_carries_its_head_and_a_datagram_that_does_not_match_is_refused() -> None:
+    head = memoryview(os.urandom(3000))
+    job_ = Job(1, 2, 3000, 9000, 5.0, UPLOAD_ID, "k", inline=True)
+    received, carried = Job.received(memoryview(b"".join(job_.datagram(head))))
+    assert received == job_ and carried is not None and bytes(carried) == bytes(head)
+    in_slot = Job(1, 2, 3000, 9000, 5.0, UPLOAD_ID, "k")
+    assert Job.received(memoryview(b"".join(in_slot.datagram(head)))) == (in_slot, None)
+    with pytest.raises(ValueError, match="inline bytes"):
+        Job.received(memoryview(b"".join(job_.datagram(head[:10]))))
 
 
 def test_replies_keep_their_meaning_across_the_process_boundary() -> None:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pyfiledrop.storage.intake_jobs import READY, SLOT_BYTES, Job, Reply
+from pyfiledrop.storage.intake_jobs import INLINE_MAX, READY, SLOT_BYTES, Job, Reply
 
 log = logging.getLogger("pyfiledrop.intake")
 
@@ -128,7 +128,9 @@ class Intake:
         if helpers is None or not helpers.alive:
             raise OSError(errno.EPIPE, "the upload helper process is gone")
         self.jobs += 1
-        return await helpers.run(Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key), fd)
+        job = Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key, inline=start <= INLINE_MAX)
+        with self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + start] as head:
+            return await helpers.run(job, head, fd)
 
     def _helper_lost(self, codes: list[int | None]) -> None:
         log.error("an upload helper process exited (exit codes %s); the server stores small uploads itself from "
@@ -187,9 +189,10 @@ class _Helpers:
     def pids(self) -> list[int]:
         return [process.pid for process in self._processes]
 
-    async def run(self, job: Job, fd: int) -> Reply:
+    async def run(self, job: Job, head: memoryview, fd: int) -> Reply:
         reply = self._loop.create_future()
-        self._ctrl.sendmsg([job.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        descriptor = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
+        self._ctrl.sendmsg(job.datagram(head), descriptor)
         self._replies[job.id] = reply
         try:
             return await asyncio.shield(reply)

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from pyfiledrop.sockets import Gone, fill_from_socket
-from pyfiledrop.storage.intake_jobs import READY, SLOT_BYTES, Job, Reply
+from pyfiledrop.storage.intake_jobs import JOB_DATAGRAM_MAX, READY, SLOT_BYTES, Job, Reply
 from pyfiledrop.storage.whole import FinishedFiles, NewFile
 
 # Each thread streams a body through a buffer of this size: 16 threads hold 4 MiB, whatever the bodies' sizes and
@@ -26,10 +26,12 @@ PIECE_BYTES = 256 << 10
 _FD_SPACE = socket.CMSG_SPACE(4 * 4)  # one descriptor per job; room for more so none is ever cut off
 
 
-def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles, piece: memoryview) -> Reply:
+def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles, piece: memoryview,
+           head: memoryview | None = None) -> Reply:  # fmt: skip
     """Do one job on socket ``fd``, streaming the body to its file through this thread's ``piece`` buffer; never
-    raises. When the body stops short (the client paused, left or timed out) the slot is given back holding every
-    byte read so far, as the server expects (it may lend the socket again from there)."""
+    raises. The body's first ``job.start`` bytes are ``head`` (sent with the job) or in the slot. When the body
+    stops short (the client paused, left or timed out) the slot is given back holding every byte read from
+    ``job.start`` on, as the server expects (it may lend the socket again from there)."""
     base = job.slot * SLOT_BYTES
     with region[base : base + job.size] as body:
         out: NewFile | None = None  # created with the first whole piece: a body that stops before leaves no file
@@ -37,9 +39,10 @@ def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles, piece: m
         while position < job.size:
             view = piece[: min(len(piece), job.size - position)]
             known = max(0, min(len(view), job.start - position))  # bytes the server copied into the slot
-            view[:known] = body[position : position + known]
+            view[:known] = (body if head is None else head)[position : position + known]
             if known < len(view):
-                n, error = fill_from_socket(fd, view[known:], job.idle_timeout, _never)  # the server shuts it down
+                # Woken once the piece is there, not per segment; the server shuts the socket down to stop it.
+                n, error = fill_from_socket(fd, view[known:], job.idle_timeout, _never, len(view))
                 got += n
                 if error is not None:
                     return _give_back(job, out, body, position, view[: known + n], got, error)
@@ -103,13 +106,17 @@ def _never() -> bool:
 
 def _work(ctrl: socket.socket, region: memoryview, files: FinishedFiles) -> None:
     piece = memoryview(mmap.mmap(-1, PIECE_BYTES))  # this thread's, page-aligned (O_DIRECT), reused for every job
+    inbox = memoryview(mmap.mmap(-1, JOB_DATAGRAM_MAX))  # ... and the one jobs arrive in (pages touched as used)
     while True:
-        message, ancillary, _flags, _address = ctrl.recvmsg(4096, _FD_SPACE)
-        if not message:
+        size, ancillary, flags, _address = ctrl.recvmsg_into([inbox], _FD_SPACE)
+        if not size:
             os._exit(0)  # the server closed its end: nobody is left to answer
         fds = [int.from_bytes(data[i : i + 4], sys.byteorder) for *_, data in ancillary for i in range(0, len(data), 4)]
         try:
-            reply = handle(Job.decode(message), fds[0], region, files, piece)
+            if flags & socket.MSG_TRUNC:
+                raise ValueError("a job longer than its datagram buffer")
+            job, head = Job.received(inbox[:size])
+            reply = handle(job, fds[0], region, files, piece, head)
         except BaseException:  # noqa: BLE001 - a job this helper cannot read: end, so that the server sees it and stores itself
             os._exit(1)
         finally:
