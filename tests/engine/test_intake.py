@@ -193,10 +193,10 @@ def test_a_body_that_pauses_after_several_pieces_is_given_back_whole_and_goes_on
     async def main() -> None:
         async with running(tmp_path) as helper:
             with lent(helper, len(data)) as (view, client, server):
-                view[:100] = data[:100]
-                client.sendall(data[100:first])
-                parked = await job(helper, view, server, 100, f"{UPLOAD_ID}_p.bin")
-                assert (parked.got, type(parked.body_error())) == (first - 100, Parked)
+                view[:10_000] = data[:10_000]  # pages the server lets go once they travel with the job
+                client.sendall(data[10_000:first])
+                parked = await job(helper, view, server, 10_000, f"{UPLOAD_ID}_p.bin")
+                assert (parked.got, type(parked.body_error())) == (first - 10_000, Parked)
                 assert bytes(view[:first]) == data[:first]
                 assert list((tmp_path / ".partial").iterdir()) == []  # nothing half-written left meanwhile
                 sender = send_later(client, data[first:])

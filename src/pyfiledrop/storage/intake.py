@@ -129,7 +129,14 @@ class Intake:
             raise OSError(errno.EPIPE, "the upload helper process is gone")
         self.jobs += 1
         job = Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key, inline=start <= INLINE_MAX)
-        with self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + start] as head:
+        with self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + start] as in_slot:
+            head = in_slot
+            if job.inline:
+                # The head travels in the datagram, so the slot's pages can go at once: the memory of 50 uploads at
+                # once is then not held by the server too (the helper writes it all back if the body stops short).
+                head = memoryview(bytes(in_slot))
+                if start >= mmap.PAGESIZE:
+                    self._region.madvise(mmap.MADV_REMOVE, slot * SLOT_BYTES, start // mmap.PAGESIZE * mmap.PAGESIZE)
             return await helpers.run(job, head, fd)
 
     def _helper_lost(self, codes: list[int | None]) -> None:

@@ -30,34 +30,42 @@ def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles, piece: m
            head: memoryview | None = None) -> Reply:  # fmt: skip
     """Do one job on socket ``fd``, streaming the body to its file through this thread's ``piece`` buffer; never
     raises. The body's first ``job.start`` bytes are ``head`` (sent with the job) or in the slot. When the body
-    stops short (the client paused, left or timed out) the slot is given back holding every byte read from
-    ``job.start`` on, as the server expects (it may lend the socket again from there)."""
+    stops short (the client paused, left or timed out) the slot is given back holding every byte read so far,
+    as the server expects (it may lend the socket again from there)."""
     base = job.slot * SLOT_BYTES
     with region[base : base + job.size] as body:
-        out: NewFile | None = None  # created with the first whole piece: a body that stops before leaves no file
-        position, got = 0, 0
-        while position < job.size:
-            view = piece[: min(len(piece), job.size - position)]
-            known = max(0, min(len(view), job.start - position))  # bytes the server copied into the slot
-            view[:known] = (body if head is None else head)[position : position + known]
-            if known < len(view):
-                # Woken once the piece is there, not per segment; the server shuts the socket down to stop it.
-                n, error = fill_from_socket(fd, view[known:], job.idle_timeout, _never, len(view))
-                got += n
-                if error is not None:
-                    return _give_back(job, out, body, position, view[: known + n], got, error)
-            try:
-                out = out or files.create(job.upload_id)
-                out.add(view)
-            except Exception as exc:  # noqa: BLE001 - the rest is read into the slot, then the failure told
-                return _after_failure(job, fd, out, body, position, view, got, exc)
-            position += len(view)
-        if out is None:  # nothing to read: a job is only sent for a body with bytes still to come
-            return Reply.failed(job.id, got, ValueError("an empty job"))
+        reply = _stream(job, fd, body, files, piece, head)
+        if reply.stop is not None and head is not None:
+            body[: job.start] = head  # the server let the slot's copy go when it sent the job: all of it comes back
+        return reply
+
+
+def _stream(job: Job, fd: int, body: memoryview, files: FinishedFiles, piece: memoryview,
+            head: memoryview | None) -> Reply:  # fmt: skip
+    out: NewFile | None = None  # created with the first whole piece: a body that stops before leaves no file
+    position, got = 0, 0
+    while position < job.size:
+        view = piece[: min(len(piece), job.size - position)]
+        known = max(0, min(len(view), job.start - position))  # bytes the server copied into the slot
+        view[:known] = (body if head is None else head)[position : position + known]
+        if known < len(view):
+            # Woken once the piece is there, not per segment; the server shuts the socket down to stop it.
+            n, error = fill_from_socket(fd, view[known:], job.idle_timeout, _never, len(view))
+            got += n
+            if error is not None:
+                return _give_back(job, out, body, position, view[: known + n], got, error)
         try:
-            return Reply(job.id, got, sha256=out.finish(job.blob_key))
-        except Exception as exc:  # noqa: BLE001 - told to the server, which answers the client
-            return Reply.failed(job.id, got, exc)
+            out = out or files.create(job.upload_id)
+            out.add(view)
+        except Exception as exc:  # noqa: BLE001 - the rest is read into the slot, then the failure told
+            return _after_failure(job, fd, out, body, position, view, got, exc)
+        position += len(view)
+    if out is None:  # nothing to read: a job is only sent for a body with bytes still to come
+        return Reply.failed(job.id, got, ValueError("an empty job"))
+    try:
+        return Reply(job.id, got, sha256=out.finish(job.blob_key))
+    except Exception as exc:  # noqa: BLE001 - told to the server, which answers the client
+        return Reply.failed(job.id, got, exc)
 
 
 def _give_back(job: Job, out: NewFile | None, body: memoryview, position: int, current: memoryview, got: int,
