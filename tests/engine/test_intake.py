@@ -244,6 +244,42 @@ def test_a_head_too_large_to_travel_with_the_job_is_read_from_the_slot(tmp_path:
     asyncio.run(main())
 
 
+def test_jobs_that_do_not_fit_the_control_socket_keep_their_head_in_the_slot_or_wait(tmp_path: Path) -> None:
+    """A stopped helper takes no jobs: the control socket fills with the first few heads, the next jobs go without
+    theirs (left in the slot), then wait for room; once the helper goes on, every body is stored whole."""
+    bodies = [os.urandom(600_000) for _ in range(12)]
+    head = 100_000
+
+    async def main() -> None:
+        async with running(tmp_path, slots=12) as helper:
+            with contextlib.ExitStack() as stack:
+                lends = [stack.enter_context(lent(helper, len(data))) for data in bodies]
+                for (view, client, _), data in zip(lends, bodies, strict=True):
+                    view[:head] = data[:head]
+                    client.sendall(data[head : head + 100_000])  # the rest once the helper goes on
+                os.kill(pids(helper)[0], signal.SIGSTOP)
+                try:
+                    jobs = [asyncio.ensure_future(helper.run(server.fileno(), helper.slot_of(view) or 0, head,
+                                                             len(view), 5.0, f"{index:024d}", f"{index}.bin"))
+                            for index, (view, _, server) in enumerate(lends)]  # fmt: skip
+                    await asyncio.sleep(0.3)
+                    assert not any(running_job.done() for running_job in jobs)
+                finally:
+                    os.kill(pids(helper)[0], signal.SIGCONT)
+                senders = [
+                    send_later(client, data[head + 100_000 :])
+                    for (_, client, _), data in zip(lends, bodies, strict=True)
+                ]
+                replies = await asyncio.wait_for(asyncio.gather(*jobs), 60)
+                for sender in senders:
+                    sender.join()
+            for index, (reply, data) in enumerate(zip(replies, bodies, strict=True)):
+                assert reply.stored() == hashlib.sha256(data).hexdigest()
+                assert (tmp_path / f"{index}.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
 def test_a_job_carries_its_head_and_a_datagram_that_does_not_match_is_refused() -> None:
     head = memoryview(os.urandom(3000))
     job_ = Job(1, 2, 3000, 9000, 5.0, UPLOAD_ID, "k", inline=True)

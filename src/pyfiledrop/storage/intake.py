@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
+import functools
 import logging
 import mmap
 import os
@@ -40,6 +42,7 @@ _KEEP_IDLE = 12  # slots whose memory is kept once a burst is over (as storage.b
 _IDLE_AFTER_S = 30.0
 _HELPERS_IDLE_S = 600.0  # no small upload for this long: the helpers stop (the next one starts them again)
 _CLOSE_WAIT_S = 5.0
+_SEND_WAIT_S = 30.0  # a control socket that stays full this long: the helper is stuck, the job fails
 
 
 def available() -> bool:
@@ -129,15 +132,14 @@ class Intake:
             raise OSError(errno.EPIPE, "the upload helper process is gone")
         self.jobs += 1
         job = Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key, inline=start <= INLINE_MAX)
-        with self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + start] as in_slot:
-            head = in_slot
-            if job.inline:
-                # The head travels in the datagram, so the slot's pages can go at once: the memory of 50 uploads at
-                # once is then not held by the server too (the helper writes it all back if the body stops short).
-                head = memoryview(bytes(in_slot))
-                if start >= mmap.PAGESIZE:
-                    self._region.madvise(mmap.MADV_REMOVE, slot * SLOT_BYTES, start // mmap.PAGESIZE * mmap.PAGESIZE)
-            return await helpers.run(job, head, fd)
+        with self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + start] as head:
+            return await helpers.run(job, head, fd, functools.partial(self._let_go, slot, start))
+
+    def _let_go(self, slot: int, start: int) -> None:
+        """The head went with the job: the slot's pages below it can go at once, so that the memory of 50 uploads
+        at once is not held by the server too (the helper writes it all back if the body stops short)."""
+        if start >= mmap.PAGESIZE:
+            self._region.madvise(mmap.MADV_REMOVE, slot * SLOT_BYTES, start // mmap.PAGESIZE * mmap.PAGESIZE)
 
     def _helper_lost(self, codes: list[int | None]) -> None:
         log.error("an upload helper process exited (exit codes %s); the server stores small uploads itself from "
@@ -196,10 +198,9 @@ class _Helpers:
     def pids(self) -> list[int]:
         return [process.pid for process in self._processes]
 
-    async def run(self, job: Job, head: memoryview, fd: int) -> Reply:
+    async def run(self, job: Job, head: memoryview, fd: int, sent_inline: Callable[[], None]) -> Reply:
         reply = self._loop.create_future()
-        descriptor = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
-        self._ctrl.sendmsg(job.datagram(head), descriptor)
+        await self._send(job, head, fd, sent_inline)
         self._replies[job.id] = reply
         try:
             return await asyncio.shield(reply)
@@ -208,6 +209,38 @@ class _Helpers:
             with contextlib.suppress(Exception):
                 await reply
             raise
+
+    async def _send(self, job: Job, head: memoryview, fd: int, sent_inline: Callable[[], None]) -> None:
+        """Send the job with its descriptor. The control socket holds only a few jobs whose head travels with them
+        (~200 KiB for all waiting jobs): when it is full, the head stays in the slot; when even a bare job does not
+        fit, wait until the helpers take some (bounded: a helper that takes none for that long is stuck)."""
+        descriptor = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
+        if job.inline:
+            try:
+                self._ctrl.sendmsg(job.datagram(head), descriptor)
+            except BlockingIOError:
+                job = dataclasses.replace(job, inline=False)
+            else:
+                sent_inline()
+                return
+        deadline = self._loop.time() + _SEND_WAIT_S
+        for _ in range(100_000):  # (bounded in time by the deadline; this only bounds the count too)
+            try:
+                self._ctrl.sendmsg(job.datagram(head), descriptor)
+                return
+            except BlockingIOError:
+                if self._loop.time() > deadline or not self.alive:
+                    raise OSError(errno.EPIPE, "the upload helper takes no jobs") from None
+                writable = self._loop.create_future()
+                self._loop.add_writer(self._ctrl.fileno(), writable.set_result, None)
+                try:
+                    async with asyncio.timeout(_SEND_WAIT_S):
+                        await writable
+                except TimeoutError:
+                    pass
+                finally:
+                    self._loop.remove_writer(self._ctrl.fileno())
+        raise OSError(errno.EPIPE, "the upload helper takes no jobs")
 
     def _read_replies(self) -> None:
         while True:
