@@ -19,7 +19,6 @@ _T = TypeVar("_T")
 
 PIECE = 1 << 20  # largest piece receive() hands out
 DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped to keep the connection
-PUMP_WAKE_AT = 1 << 20  # a pumping thread waits until this much has arrived (or the view is full): 2 wakes per buffer
 
 
 class FillTarget(Protocol):
@@ -342,7 +341,7 @@ def _pump_socket(
             view[:got] = prefix[:got]
             prefix = prefix[got:]
         if got < len(view):
-            n, error = fill_from_socket(fd, view[got:], idle_timeout, stop.is_set, PUMP_WAKE_AT)
+            n, error = fill_from_socket(fd, view[got:], idle_timeout, stop.is_set)
             got += n
         total, left = total + got, left - got
         if got:

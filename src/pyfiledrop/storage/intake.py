@@ -22,13 +22,16 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import fcntl
 import functools
 import logging
 import mmap
 import os
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,6 +46,8 @@ _IDLE_AFTER_S = 30.0
 _HELPERS_IDLE_S = 600.0  # no small upload for this long: the helpers stop (the next one starts them again)
 _CLOSE_WAIT_S = 5.0
 _SEND_WAIT_S = 30.0  # a control socket that stays full this long: the helper is stuck, the job fails
+_BARE_ROOM = 64 << 10  # room left in the control socket for jobs without their head
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # bytes sent and not yet received (of a unix socket too)
 
 
 def available() -> bool:
@@ -186,6 +191,8 @@ class _Helpers:
         finally:
             helper_end.close()
         self._ctrl.setblocking(False)
+        self._sndbuf = self._ctrl.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self._room_event: asyncio.Event | None = None
         self._loop.add_reader(self._ctrl.fileno(), self._read_replies)
         for pidfd in self._exits:
             self._loop.add_reader(pidfd, self._lost)
@@ -211,18 +218,19 @@ class _Helpers:
             raise
 
     async def _send(self, job: Job, head: memoryview, fd: int, sent_inline: Callable[[], None]) -> None:
-        """Send the job with its descriptor. The control socket holds only a few jobs whose head travels with them
-        (~200 KiB for all waiting jobs): when it is full, the head stays in the slot; when even a bare job does not
-        fit, wait until the helpers take some (bounded: a helper that takes none for that long is stuck)."""
+        """Send the job with its descriptor. The control socket holds ~200 KiB of jobs not yet taken: a head travels
+        with its job only while that leaves room for bare jobs (else it stays in the slot); when even a bare job does
+        not fit, wait until the helpers take some (bounded: a helper that takes none for that long is stuck)."""
         descriptor = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
-        if job.inline:
+        if job.inline and self._queued() + len(head) + _BARE_ROOM <= self._sndbuf:
             try:
                 self._ctrl.sendmsg(job.datagram(head), descriptor)
             except BlockingIOError:
-                job = dataclasses.replace(job, inline=False)
+                pass
             else:
                 sent_inline()
                 return
+        job = dataclasses.replace(job, inline=False)
         deadline = self._loop.time() + _SEND_WAIT_S
         for _ in range(100_000):  # (bounded in time by the deadline; this only bounds the count too)
             try:
@@ -230,17 +238,34 @@ class _Helpers:
                 return
             except BlockingIOError:
                 if self._loop.time() > deadline or not self.alive:
-                    raise OSError(errno.EPIPE, "the upload helper takes no jobs") from None
-                writable = self._loop.create_future()
-                self._loop.add_writer(self._ctrl.fileno(), writable.set_result, None)
-                try:
-                    async with asyncio.timeout(_SEND_WAIT_S):
-                        await writable
-                except TimeoutError:
-                    pass
-                finally:
-                    self._loop.remove_writer(self._ctrl.fileno())
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):  # all waiters share one writability watch
+                        await self._room().wait()
         raise OSError(errno.EPIPE, "the upload helper takes no jobs")
+
+    def _queued(self) -> int:
+        """Bytes of jobs sent and not yet taken by a helper."""
+        if _OUTQ is None:
+            return self._sndbuf
+        try:
+            queued: int = struct.unpack("i", fcntl.ioctl(self._ctrl.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+            return queued
+        except OSError:
+            return self._sndbuf
+
+    def _room(self) -> asyncio.Event:
+        """Set once the control socket can take a job again (one watch, however many wait)."""
+        if self._room_event is None or self._room_event.is_set():
+            event = self._room_event = asyncio.Event()
+            fileno = self._ctrl.fileno()
+
+            def writable() -> None:
+                self._loop.remove_writer(fileno)
+                event.set()
+
+            self._loop.add_writer(fileno, writable)
+        return self._room_event
 
     def _read_replies(self) -> None:
         while True:
@@ -275,6 +300,9 @@ class _Helpers:
         self._fail_all("the upload helper process is gone")
 
     def _stop_watching(self) -> None:
+        if self._room_event is not None and not self._room_event.is_set():
+            self._loop.remove_writer(self._ctrl.fileno())
+            self._room_event.set()
         if self.alive:
             self.alive = False
             for fd in (self._ctrl.fileno(), *self._exits):

@@ -49,8 +49,7 @@ def _stream(job: Job, fd: int, body: memoryview, files: FinishedFiles, piece: me
         known = max(0, min(len(view), job.start - position))  # bytes the server copied into the slot
         view[:known] = (body if head is None else head)[position : position + known]
         if known < len(view):
-            # Woken once the piece is there, not per segment; the server shuts the socket down to stop it.
-            n, error = fill_from_socket(fd, view[known:], job.idle_timeout, _never, len(view))
+            n, error = fill_from_socket(fd, view[known:], job.idle_timeout, _never)  # the server shuts it down
             got += n
             if error is not None:
                 return _give_back(job, out, body, position, view[: known + n], got, error)
