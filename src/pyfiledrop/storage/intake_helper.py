@@ -14,20 +14,21 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from pyfiledrop.sockets import Gone, fill_from_socket
 from pyfiledrop.storage.intake_jobs import JOB_DATAGRAM_MAX, READY, SLOT_BYTES, Job, Reply
 from pyfiledrop.storage.whole import FinishedFiles, NewFile
 
-# Each thread streams a body through a buffer of this size: 16 threads hold 4 MiB, whatever the bodies' sizes and
+# Each thread streams a body through a buffer of this size: 16 threads hold 2 MiB, whatever the bodies' sizes and
 # however many wait (a body held whole took a slot's 1–2 MiB per upload in flight: 50 MiB for 50 clients).
-PIECE_BYTES = 256 << 10
+PIECE_BYTES = 128 << 10
 _FD_SPACE = socket.CMSG_SPACE(4 * 4)  # one descriptor per job; room for more so none is ever cut off
 
 
 def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles, piece: memoryview,
-           head: memoryview | None = None) -> Reply:  # fmt: skip
+           head: memoryview | None = None, release: Callable[[int, int], None] | None = None) -> Reply:  # fmt: skip
     """Do one job on socket ``fd``, streaming the body to its file through this thread's ``piece`` buffer; never
     raises. The body's first ``job.start`` bytes are ``head`` (sent with the job) or in the slot. When the body
     stops short (the client paused, left or timed out) the slot is given back holding every byte read so far,
@@ -35,9 +36,14 @@ def handle(job: Job, fd: int, region: memoryview, files: FinishedFiles, piece: m
     base = job.slot * SLOT_BYTES
     with region[base : base + job.size] as body:
         reply = _stream(job, fd, body, files, piece, head)
-        if reply.stop is not None and head is not None:
-            body[: job.start] = head  # the server let the slot's copy go when it sent the job: all of it comes back
-        return reply
+    if reply.stop is not None and head is not None:
+        with region[base : base + job.start] as start:
+            start[:] = head  # the server let the slot's copy go when it sent the job: all of it comes back
+    elif release is not None and reply.stop is None and head is None and job.start >= mmap.PAGESIZE:
+        # Done with the slot (the server reads nothing more from it): its pages go now, not when reused — they
+        # count in the server's memory and in this process's.
+        release(base, job.start // mmap.PAGESIZE * mmap.PAGESIZE)
+    return reply
 
 
 def _stream(job: Job, fd: int, body: memoryview, files: FinishedFiles, piece: memoryview,
@@ -111,7 +117,12 @@ def _never() -> bool:
     return False
 
 
-def _work(ctrl: socket.socket, region: memoryview, files: FinishedFiles) -> None:
+def _work(ctrl: socket.socket, slots: mmap.mmap, files: FinishedFiles) -> None:
+    region = memoryview(slots)
+
+    def release(start: int, length: int) -> None:
+        slots.madvise(mmap.MADV_REMOVE, start, length)
+
     piece = memoryview(mmap.mmap(-1, PIECE_BYTES))  # this thread's, page-aligned (O_DIRECT), reused for every job
     inbox = memoryview(mmap.mmap(-1, JOB_DATAGRAM_MAX))  # ... and the one jobs arrive in (pages touched as used)
     while True:
@@ -123,7 +134,7 @@ def _work(ctrl: socket.socket, region: memoryview, files: FinishedFiles) -> None
             if flags & socket.MSG_TRUNC:
                 raise ValueError("a job longer than its datagram buffer")
             job, head = Job.received(inbox[:size])
-            reply = handle(job, fds[0], region, files, piece, head)
+            reply = handle(job, fds[0], region, files, piece, head, release)
         except BaseException:  # noqa: BLE001 - a job this helper cannot read: end, so that the server sees it and stores itself
             os._exit(1)
         finally:
@@ -142,12 +153,12 @@ def _tell(ctrl: socket.socket, message: bytes) -> None:
 
 def main(argv: list[str]) -> None:
     ctrl_fd, memfd, size, storage_dir, chunks_dir, fsync_files, fsync_names, threads = argv
-    region = memoryview(mmap.mmap(int(memfd), int(size)))
+    slots = mmap.mmap(int(memfd), int(size))
     files = FinishedFiles(Path(storage_dir), Path(chunks_dir), fsync_files=fsync_files == "1",
                           fsync_names=fsync_names == "1")  # fmt: skip
     ctrl = socket.socket(fileno=int(ctrl_fd))
     _tell(ctrl, READY)
-    workers = [threading.Thread(target=_work, args=(ctrl, region, files), daemon=True) for _ in range(int(threads))]
+    workers = [threading.Thread(target=_work, args=(ctrl, slots, files), daemon=True) for _ in range(int(threads))]
     for worker in workers:
         worker.start()
     for worker in workers:

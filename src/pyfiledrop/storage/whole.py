@@ -173,7 +173,7 @@ def _fsync_dir(directory: Path) -> None:
 
 class NewFile:
     """A new partial file written front to back from one page-aligned buffer reused for each piece, hashed as it
-    goes: the intake's helper stores a small body this way without ever holding all of it (16 threads × a 256 KiB
+    goes: the intake's helper stores a small body this way without ever holding all of it (16 threads × a 128 KiB
     piece, not 50 bodies of 1 MiB, during a burst of small uploads), and each piece is hashed while it is still in
     the cache of the CPU that just received it. Every piece but the last is a whole number of pages (O_DIRECT); the
     bytes are made durable once, at ``finish``, with one ``fdatasync`` (as ``write_whole``'s O_DSYNC write)."""
