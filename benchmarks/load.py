@@ -1,7 +1,7 @@
 """Many small uploads at once: N files of SIZE bytes over C keep-alive connections (HTTP PUT), while another
 process asks for the status of an upload every few ms and times the answers.
 
-    python load.py URL --files 200 --clients 50 --size 1048576 [--status-path /files/ID] [--threaded]
+    python load.py URL --files 200 --clients 50 --size 1048576 [--status-path /files/ID] [--page-path /] [--threaded]
 
 The C connections are driven by one thread with a selector (non-blocking sends straight from the prepared bytes, a
 minimal reading of the answer): the load client shares the two cores with the server it measures, and 50 threads of
@@ -9,7 +9,8 @@ http.client cost ~0.48 ms of CPU per 1 MiB file against ~0.28 this way — CPU t
 ``--threaded`` keeps the old way (a thread and an http.client connection per client) to compare.
 
 Every file has different bytes; they and their sha256 are made before the clock starts. Prints JSON: files,
-seconds, files_per_s, errors, status_p50_ms, status_p99_ms, status_n, client_cpu_s (this process, while timed),
+seconds, files_per_s, errors, status_p50_ms, status_p99_ms, status_n (a kept-open connection), page_p50_ms,
+page_p99_ms, page_n (``--page-path`` on a new connection each time), client_cpu_s (this process, while timed),
 machine_busy (share of both cores busy meanwhile, from /proc/stat), sha256 (name → sha256 of each file sent).
 """
 
@@ -129,9 +130,10 @@ def drive(
     selector.close()
 
 
-def probe_status(target: SplitResult, path: str, header_lines: list[str]) -> list[float]:
+def probe_status(target: SplitResult, path: str, header_lines: list[str], fresh: bool = False) -> list[float]:
     """Connected, says "ready"; after a line on stdin, asks for ``path`` every 5 ms until stdin ends. Returns the
-    seconds each answer took."""
+    seconds each answer took. ``fresh``: each request on a new connection (connect included in its time), as a
+    browser opening the page does — a request on a kept-open connection skips the wait for ``accept``."""
     host = target.hostname or "127.0.0.1"
     conn = http.client.HTTPConnection(host, target.port, timeout=30)
     conn.connect()
@@ -151,6 +153,9 @@ def probe_status(target: SplitResult, path: str, header_lines: list[str]) -> lis
         if ended.is_set():
             break
         started = time.perf_counter()
+        if fresh:
+            conn.close()
+            conn = http.client.HTTPConnection(host, target.port, timeout=30)
         try:
             conn.request(method, path, headers=headers)
             conn.getresponse().read()
@@ -174,11 +179,17 @@ def main() -> None:
     parser.add_argument("--status-header", action="append", default=[])
     parser.add_argument("--token", default="")
     parser.add_argument("--threaded", action="store_true", help="a thread with http.client per client (the old way)")
+    parser.add_argument(
+        "--page-path",
+        default="",
+        help="also GET this path on a NEW connection every 5 ms from another process (e.g. /)",
+    )
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)  # the status process (below)
+    parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)  # ... each request on a new connection
     args = parser.parse_args()
     target = urlsplit(args.url)
     if args.probe:
-        print(json.dumps(probe_status(target, args.status_path, args.status_header)))
+        print(json.dumps(probe_status(target, args.status_path, args.status_header, args.fresh)))
         return
     base = os.urandom(args.size)
     # Each file differs (a server that deduplicates must not get it for free). Bodies and their sha256 are made
@@ -238,20 +249,18 @@ def main() -> None:
     # The status requests come from a process of their own: from a thread of this one, their answers waited for
     # this process's GIL too (the thread(s) sending the files hold it most of the time), which is not the server's
     # doing. It sends its first request when told "go" and stops at the end of its input.
-    prober = None
+    probers: dict[str, subprocess.Popen[str]] = {}
     if args.status_path:
         headers = [f"--status-header={header}" for header in args.status_header]
-        prober = subprocess.Popen([sys.executable, __file__, args.url, "--probe", "--status-path", args.status_path,
-                                   *headers], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert prober.stdout
-        if prober.stdout.readline().strip() != "ready":
-            raise SystemExit("the status process did not start")
+        probers["status"] = start_prober(args.url, ["--status-path", args.status_path, *headers])
+    if args.page_path:
+        probers["page"] = start_prober(args.url, ["--status-path", args.page_path, "--fresh"])
     if args.threaded:
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
     else:
         threads = [threading.Thread(target=selector_clients)]
     started, cpu_started, ticks_started = time.perf_counter(), time.process_time(), machine_ticks()
-    if prober:
+    for prober in probers.values():
         assert prober.stdin
         prober.stdin.write("go\n")
         prober.stdin.flush()
@@ -262,18 +271,28 @@ def main() -> None:
     seconds, client_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     (busy, idle), (busy_before, idle_before) = machine_ticks(), ticks_started
     machine_busy = (busy - busy_before) / max(busy - busy_before + idle - idle_before, 1)
-    latencies: list[float] = []
-    if prober:
-        output, _ = prober.communicate(timeout=30)
-        latencies = sorted(json.loads(output))
+    latencies = {name: sorted(json.loads(prober.communicate(timeout=30)[0])) for name, prober in probers.items()}
 
-    def pct(p: float) -> float | None:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else None
+    def pct(name: str, p: float) -> float | None:
+        seen = latencies.get(name)
+        return round(seen[min(len(seen) - 1, int(p * len(seen)))] * 1000, 2) if seen else None
 
     print(json.dumps({"files": done[0], "seconds": seconds, "files_per_s": done[0] / seconds, "errors": errors[:5],
-                      "error_count": len(errors), "status_p50_ms": pct(0.5), "status_p99_ms": pct(0.99),
-                      "status_n": len(latencies), "client_cpu_s": client_cpu_s,
+                      "error_count": len(errors), "status_p50_ms": pct("status", 0.5),
+                      "status_p99_ms": pct("status", 0.99), "status_n": len(latencies.get("status", [])),
+                      "page_p50_ms": pct("page", 0.5), "page_p99_ms": pct("page", 0.99),
+                      "page_n": len(latencies.get("page", [])), "client_cpu_s": client_cpu_s,
                       "machine_busy": machine_busy, "sha256": shas}))  # fmt: skip
+
+
+def start_prober(url: str, args: list[str]) -> subprocess.Popen[str]:
+    """A process of its own that times requests during the load (``probe_status``), connected and waiting."""
+    prober = subprocess.Popen([sys.executable, __file__, url, "--probe", *args], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert prober.stdout
+    if prober.stdout.readline().strip() != "ready":
+        raise SystemExit("a timing process did not start")
+    return prober
 
 
 if __name__ == "__main__":

@@ -54,3 +54,39 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
     """(sum of VmHWM over the tree, largest single VmHWM), MiB."""
     values = [_status_kib(p, "VmHWM") for p in tree(pid)]
     return sum(values) / 1024, (max(values) if values else 0) / 1024
+
+
+def rss_mib(pid: int) -> float:
+    """Sum of VmRSS over the tree now, MiB."""
+    return sum(_status_kib(p, "VmRSS") for p in tree(pid)) / 1024
+
+
+class PeakSampler:
+    """The highest summed RSS of a process tree, sampled from outside every ``interval`` s in a thread while it
+    runs (``with PeakSampler(pid) as peak: ...; peak.mib``): what the machine had to give the server and its
+    helpers at once — a sum of per-process peaks (VmHWM) adds maxima reached at different moments."""
+
+    def __init__(self, pid: int, interval: float = 0.01) -> None:
+        import threading
+
+        self.pid = pid
+        self.interval = interval
+        self.mib = 0.0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.mib = max(self.mib, rss_mib(self.pid))
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.mib = max(self.mib, rss_mib(self.pid))

@@ -250,6 +250,7 @@ class Case:
     name: str
     server: str
     label: str
+    anchor: str = ""  # the case this one is compared with, like with like (the same client, or each side's own)
     server_args: tuple[str, ...] = ()
 
     def client(self, server: Server, data: Path) -> list[str]:
@@ -275,19 +276,24 @@ class Case:
         raise ValueError(self.name)
 
 
+# Anchors, like with like: `curl -T` against copyparty's own `curl -T` (the same client, the servers alone); a
+# server's own client against copyparty's own client (u2c: both hash and resume); the page's protocol (Dropzone
+# chunks, 4 at once) against u2c too — copyparty's page uploads with up2k, the protocol u2c speaks, so u2c is the
+# nearest like-for-like without a browser (benchmarks/browser.py measures the pages themselves); the sinks against
+# the raw socket, the ceiling.
 CASES = [
     Case("raw-socket", "raw", "raw socket → disk (ceiling)"),
-    Case("granian-sink", "granian", "bare ASGI sink, granian, curl -T"),
-    Case("uvicorn-sink", "uvicorn", "bare ASGI sink, uvicorn, curl -T"),
-    Case("copyparty-u2c", "copyparty", "copyparty + u2c"),
-    Case("copyparty-curl", "copyparty", "copyparty, curl -T"),
-    Case("pfd-tus-1", "pyfiledrop", "pyfiledrop tus, 1 stream (pyfiledrop upload)"),
-    Case("pfd-tus-4", "pyfiledrop", "pyfiledrop tus, 4 streams (pyfiledrop upload -j 4)"),
-    Case("pfd-tus-auto", "pyfiledrop", "pyfiledrop tus, -j auto (pyfiledrop upload, the default)"),
-    Case("pfd-curl", "pyfiledrop", "pyfiledrop curl -T"),
-    Case("pfd-dropzone", "pyfiledrop", "pyfiledrop Dropzone 8 MiB × 4"),
-    Case("pfd-tuspy", "pyfiledrop", "pyfiledrop tus, tuspy client 8 MiB chunks"),
-    Case("pfd-tusjs-4", "pyfiledrop", "pyfiledrop tus, node tus-js-client parallelUploads 4"),
+    Case("granian-sink", "granian", "bare ASGI sink, granian, curl -T", "raw-socket"),
+    Case("uvicorn-sink", "uvicorn", "bare ASGI sink, uvicorn, curl -T", "raw-socket"),
+    Case("copyparty-u2c", "copyparty", "copyparty + u2c", "raw-socket"),
+    Case("copyparty-curl", "copyparty", "copyparty, curl -T", "raw-socket"),
+    Case("pfd-tus-1", "pyfiledrop", "pyfiledrop tus, 1 stream (pyfiledrop upload)", "copyparty-u2c"),
+    Case("pfd-tus-4", "pyfiledrop", "pyfiledrop tus, 4 streams (pyfiledrop upload -j 4)", "copyparty-u2c"),
+    Case("pfd-tus-auto", "pyfiledrop", "pyfiledrop tus, -j auto (pyfiledrop upload, the default)", "copyparty-u2c"),
+    Case("pfd-curl", "pyfiledrop", "pyfiledrop curl -T", "copyparty-curl"),
+    Case("pfd-dropzone", "pyfiledrop", "pyfiledrop Dropzone 8 MiB × 4", "copyparty-u2c"),
+    Case("pfd-tuspy", "pyfiledrop", "pyfiledrop tus, tuspy client 8 MiB chunks", "copyparty-u2c"),
+    Case("pfd-tusjs-4", "pyfiledrop", "pyfiledrop tus, node tus-js-client parallelUploads 4", "copyparty-u2c"),
 ]
 PFD_TARGETS = ("pfd-tus-1", "pfd-tus-4", "pfd-curl", "pfd-dropzone")
 
@@ -431,13 +437,20 @@ def many_small_runs(
     cp_runs = [float(run.get("files_per_s") or 0) for run in results["copyparty"]]
     ratios = [p / c for p, c in zip(pf_runs, cp_runs, strict=True) if c]
     p99 = [run.get("status_p99_ms") for run in results["pyfiledrop"]]
+    page = {kind: [run.get("page_p99_ms") for run in results[kind]] for kind in kinds}
+    rss = {kind: max(float(run.get("server_rss_peak_sampled_mib") or 0) for run in results[kind]) for kind in kinds}
     ok = [f"{run.get('stored_ok')}" for kind in kinds for run in results[kind]]
     client = "50 http.client threads" if "--threaded" in load_args else "one selector thread"
     line = (f"200 × 1 MiB from 50 clients (PUT; load client: {client}), median of {runs}: pyfiledrop {median('pyfiledrop', 'files_per_s'):.0f} "
             f"files/s, copyparty {median('copyparty', 'files_per_s'):.0f}; ratio "
             f"{median('pyfiledrop', 'files_per_s') / (median('copyparty', 'files_per_s') or float('inf')):.2f} "
             f"(per run {', '.join(f'{x:.2f}' for x in ratios)}); status p99 {p99} ms (p50 median "
-            f"{median('pyfiledrop', 'status_p50_ms'):.1f} ms); stored ok {'/'.join(ok)} (targets ≥ 1.5, p99 < 100 ms)")  # fmt: skip
+            f"{median('pyfiledrop', 'status_p50_ms'):.1f} ms); GET / on a new connection every 5 ms, p99 per run: "
+            f"pyfiledrop {page['pyfiledrop']} ms (p50 median {median('pyfiledrop', 'page_p50_ms'):.1f}), copyparty "
+            f"{page['copyparty']} ms (p50 median {median('copyparty', 'page_p50_ms'):.1f}); peak RSS summed over the "
+            f"server's processes, sampled every 10 ms: pyfiledrop {rss['pyfiledrop']:.1f} MiB, copyparty "
+            f"{rss['copyparty']:.1f} MiB; stored ok {'/'.join(ok)} (targets ≥ 1.5×, GET / p99 < 100 ms, "
+            f"peak RSS ≤ 64 MiB)")  # fmt: skip
     print(line, flush=True)
     return line
 
@@ -445,6 +458,8 @@ def many_small_runs(
 def many_small(kind: str, scratch: Path, server_args: list[str], load_args: list[str]) -> dict[str, Any]:
     """200 × 1 MiB from 50 clients (``load.py``) against a fresh server; files/s, status latency, files stored
     right, server CPU and peak RSS."""
+    from procstat import PeakSampler
+
     scratch.mkdir(parents=True)
     # Start with nothing dirty in the page cache: GiBs written by the cases before (or 200 MiB by the other server's
     # round, which does not fsync) are flushed during the next round otherwise, and that round's fsyncs wait.
@@ -470,17 +485,18 @@ def many_small(kind: str, scratch: Path, server_args: list[str], load_args: list
         else:
             status_args = ["--status-path", "/?ls"]
         cpu_before = _cpu(server.pid)
-        run = run_client([str(BENCH_BIN / "python"), str(ROOT / "load.py"), server.url, "--files", "200",
-                          "--clients", "50", *status_args, *load_args], scratch, timeout=600)  # fmt: skip
+        with PeakSampler(server.pid) as peak:  # summed over the server and its helper, sampled from outside
+            run = run_client([str(BENCH_BIN / "python"), str(ROOT / "load.py"), server.url, "--files", "200",
+                              "--clients", "50", "--page-path", "/", *status_args, *load_args], scratch,
+                             timeout=600)  # fmt: skip
         cpu_after = _cpu(server.pid)
         result = json.loads(run.stdout.strip().splitlines()[-1]) if run.code == 0 else {"error": run.stderr[-500:]}
         stored = [p for p in server.folder.rglob("*load-*") if p.is_file() and ".partial" not in p.parts]
         stored = list({(p.stat().st_dev, p.stat().st_ino): p for p in stored}.values())  # hard links count once
         expected = result.pop("sha256", {}) or {}
         good = sum(1 for p in stored if sha256_of(p) == expected.get("load-" + p.name.rsplit("load-", 1)[-1]))
-        result.update(
-            kind=kind, stored_ok=good, server_cpu_s=cpu_after - cpu_before, server_rss_mib=_rss(server.pid)[0]
-        )
+        result.update(kind=kind, stored_ok=good, server_cpu_s=cpu_after - cpu_before, server_rss_mib=_rss(server.pid)[0],
+                      server_rss_peak_sampled_mib=peak.mib)  # fmt: skip
         return result
     finally:
         server.stop()
@@ -580,7 +596,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         good = [r for r in mine if r["ok"]]
         if not mine:
             continue
-        entry: dict[str, Any] = {"label": case.label, "runs": len(mine), "ok_runs": len(good)}
+        entry: dict[str, Any] = {"label": case.label, "runs": len(mine), "ok_runs": len(good), "anchor": case.anchor}
         if good:
             speeds = [r["mib_s"] for r in good]
             entry.update(
@@ -597,23 +613,26 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if "mib_s" in entry:
             entry["x_u2c"] = entry["mib_s"] / u2c if u2c else None
             entry["x_ceiling"] = entry["mib_s"] / ceiling if ceiling else None
+            anchor = table.get(entry["anchor"], {}).get("mib_s")
+            entry["x_anchor"] = entry["mib_s"] / anchor if anchor else None
     return table
 
 
 def print_table(table: dict[str, dict[str, Any]], size: int) -> str:
-    head = (f"{'case':<50} {'MiB/s':>7} {'min–max':>11} {'×u2c':>6} {'×ceil':>6} {'srv CPU':>8} {'cli CPU':>8} "
-            f"{'srv RSS':>8} {'sha ok':>6}")  # fmt: skip
-    lines = [f"upload of {size // MIB} MiB over 127.0.0.1; median of runs; CPU in s/GiB, RSS peak MiB (sum over the "
-             "server's processes)", head, "-" * len(head)]  # fmt: skip
+    head = (f"{'case':<50} {'MiB/s':>7} {'min–max':>11} {'anchor (like with like)':<24} {'×anchor':>7} "
+            f"{'×ceil':>6} {'srv CPU':>8} {'cli CPU':>8} {'srv RSS':>8} {'sha ok':>6}")  # fmt: skip
+    lines = [f"upload of {size // MIB} MiB over 127.0.0.1; median of runs; ×anchor = MiB/s ÷ the anchor's MiB/s in "
+             "this run; CPU in s/GiB, RSS peak MiB (sum over the server's processes)", head, "-" * len(head)]  # fmt: skip
     for _name, e in table.items():
         if "mib_s" not in e:
-            lines.append(f"{e['label']:<50} {'failed':>7} {'':>11} {'':>6} {'':>6} {'':>8} {'':>8} {'':>8} "
-                         f"{e['ok_runs']}/{e['runs']:>4}")  # fmt: skip
+            lines.append(f"{e['label']:<50} {'failed':>7} {'':>11} {e['anchor']:<24} {'':>7} {'':>6} {'':>8} "
+                         f"{'':>8} {'':>8} {e['ok_runs']}/{e['runs']:>4}")  # fmt: skip
             continue
         fmt = lambda v, p=2: "–" if v is None else f"{v:.{p}f}"  # noqa: E731
         lines.append(f"{e['label']:<50} {e['mib_s']:>7.0f} {e['mib_s_min']:>5.0f}–{e['mib_s_max']:<5.0f} "
-                     f"{fmt(e['x_u2c']):>6} {fmt(e['x_ceiling']):>6} {e['server_cpu_s_per_gib']:>8.2f} "
-                     f"{e['client_cpu_s_per_gib']:>8.2f} {e['server_rss_mib']:>8.1f} {e['ok_runs']}/{e['runs']:>4}")  # fmt: skip
+                     f"{e['anchor'] or '–':<24} {fmt(e['x_anchor']):>7} {fmt(e['x_ceiling']):>6} "
+                     f"{e['server_cpu_s_per_gib']:>8.2f} {e['client_cpu_s_per_gib']:>8.2f} {e['server_rss_mib']:>8.1f} "
+                     f"{e['ok_runs']}/{e['runs']:>4}")  # fmt: skip
     text = "\n".join(lines)
     print(text, flush=True)
     return text

@@ -22,7 +22,7 @@ from pyfiledrop.errors import StorageFull
 from pyfiledrop.sockets import Gone, Parked
 from pyfiledrop.storage import intake
 from pyfiledrop.storage.intake import Intake
-from pyfiledrop.storage.intake_jobs import Reply
+from pyfiledrop.storage.intake_jobs import INLINE_MAX, Job, Reply
 from pyfiledrop.storage.local import LocalStorage
 
 pytestmark = pytest.mark.skipif(not intake.available(), reason="the intake needs Linux (memfd, pidfd)")
@@ -164,6 +164,131 @@ def test_a_failed_store_comes_back_as_the_error_it_was(tmp_path: Path) -> None:
             assert list((tmp_path / ".partial").iterdir()) == []  # the written partial file was removed
 
     asyncio.run(main())
+
+
+def test_the_helper_streams_a_body_without_holding_it_in_the_slot(tmp_path: Path) -> None:
+    """Only the bytes the server read with the head are in the slot: the helper streams the rest through a small
+    buffer of its own (memory bounded by its threads, not by the bodies in flight)."""
+    data = os.urandom((2 << 20) - 4096 + 7)  # pieces of 256 KiB and a tail that is not whole pages
+    head = 10_000
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with lent(helper, len(data)) as (view, client, server):
+                view[:head] = data[:head]
+                sender = send_later(client, data[head:])
+                reply = await job(helper, view, server, head, f"{UPLOAD_ID}_s.bin")
+                sender.join()
+                assert bytes(view[head:]) == bytes(len(data) - head)  # a fresh slot, never written by the helper
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_s.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_a_body_that_pauses_after_several_pieces_is_given_back_whole_and_goes_on(tmp_path: Path) -> None:
+    data = os.urandom(1_500_000)
+    first = 700_000  # past two of the helper's pieces: those were written to the file, and are read back
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with lent(helper, len(data)) as (view, client, server):
+                view[:10_000] = data[:10_000]  # pages the server lets go once they travel with the job
+                client.sendall(data[10_000:first])
+                parked = await job(helper, view, server, 10_000, f"{UPLOAD_ID}_p.bin")
+                assert (parked.got, type(parked.body_error())) == (first - 10_000, Parked)
+                assert bytes(view[:first]) == data[:first]
+                assert list((tmp_path / ".partial").iterdir()) == []  # nothing half-written left meanwhile
+                sender = send_later(client, data[first:])
+                reply = await job(helper, view, server, first, f"{UPLOAD_ID}_p.bin")
+                sender.join()
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_p.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_a_file_that_cannot_be_created_still_reads_the_whole_body_then_fails(tmp_path: Path) -> None:
+    data = os.urandom(600_000)
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            (tmp_path / ".partial").rmdir()  # the partial file cannot be created
+            with lent(helper, len(data)) as (view, client, server):
+                sender = send_later(client, data)
+                reply = await job(helper, view, server, 0, f"{UPLOAD_ID}_f.bin")
+                sender.join()
+                assert bytes(view) == data  # read into the slot instead: the server answers with the body read
+            assert reply.got == len(data) and reply.body_error() is None
+            with pytest.raises(OSError) as raised:
+                reply.stored()
+            assert raised.value.errno == errno.ENOENT
+
+    asyncio.run(main())
+
+
+def test_a_head_too_large_to_travel_with_the_job_is_read_from_the_slot(tmp_path: Path) -> None:
+    data = os.urandom(1_000_000)
+    head = INLINE_MAX + 5000  # asyncio read this much before the socket was lent: the slot carries it
+
+    async def main() -> None:
+        async with running(tmp_path) as helper:
+            with lent(helper, len(data)) as (view, client, server):
+                view[:head] = data[:head]
+                sender = send_later(client, data[head:])
+                reply = await job(helper, view, server, head, f"{UPLOAD_ID}_h.bin")
+                sender.join()
+            assert reply.stored() == hashlib.sha256(data).hexdigest()
+            assert (tmp_path / f"{UPLOAD_ID}_h.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_jobs_that_do_not_fit_the_control_socket_keep_their_head_in_the_slot_or_wait(tmp_path: Path) -> None:
+    """A stopped helper takes no jobs: the control socket fills with the first few heads, the next jobs go without
+    theirs (left in the slot), then wait for room; once the helper goes on, every body is stored whole."""
+    bodies = [os.urandom(600_000) for _ in range(12)]
+    head = 100_000
+
+    async def main() -> None:
+        async with running(tmp_path, slots=12) as helper:
+            with contextlib.ExitStack() as stack:
+                lends = [stack.enter_context(lent(helper, len(data))) for data in bodies]
+                for (view, client, _), data in zip(lends, bodies, strict=True):
+                    view[:head] = data[:head]
+                    client.sendall(data[head : head + 100_000])  # the rest once the helper goes on
+                os.kill(pids(helper)[0], signal.SIGSTOP)
+                try:
+                    jobs = [asyncio.ensure_future(helper.run(server.fileno(), helper.slot_of(view) or 0, head,
+                                                             len(view), 5.0, f"{index:024d}", f"{index}.bin"))
+                            for index, (view, _, server) in enumerate(lends)]  # fmt: skip
+                    await asyncio.sleep(0.3)
+                    assert not any(running_job.done() for running_job in jobs)
+                finally:
+                    os.kill(pids(helper)[0], signal.SIGCONT)
+                senders = [
+                    send_later(client, data[head + 100_000 :])
+                    for (_, client, _), data in zip(lends, bodies, strict=True)
+                ]
+                replies = await asyncio.wait_for(asyncio.gather(*jobs), 60)
+                for sender in senders:
+                    sender.join()
+            for index, (reply, data) in enumerate(zip(replies, bodies, strict=True)):
+                assert reply.stored() == hashlib.sha256(data).hexdigest()
+                assert (tmp_path / f"{index}.bin").read_bytes() == data
+
+    asyncio.run(main())
+
+
+def test_a_job_carries_its_head_and_a_datagram_that_does_not_match_is_refused() -> None:
+    head = memoryview(os.urandom(3000))
+    job_ = Job(1, 2, 3000, 9000, 5.0, UPLOAD_ID, "k", inline=True)
+    received, carried = Job.received(memoryview(b"".join(job_.datagram(head))))
+    assert received == job_ and carried is not None and bytes(carried) == bytes(head)
+    in_slot = Job(1, 2, 3000, 9000, 5.0, UPLOAD_ID, "k")
+    assert Job.received(memoryview(b"".join(in_slot.datagram(head)))) == (in_slot, None)
+    with pytest.raises(ValueError, match="inline bytes"):
+        Job.received(memoryview(b"".join(job_.datagram(head[:10]))))
 
 
 def test_replies_keep_their_meaning_across_the_process_boundary() -> None:

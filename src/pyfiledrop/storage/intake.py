@@ -2,36 +2,43 @@
 
 One Python process cannot keep two cores busy with many small uploads: every system call hands its GIL over, and
 a 1 MiB PUT makes dozens (two whole server processes sharing the load did 1.6× one; benchmarks/PROFILE.md). So
-the server lends the client's socket (``storage.base.Lender``) to a helper process, which reads the body straight
-into shared memory, hashes it, writes it and renames it into place in its own threads, under its own GIL; the
-server only parses the head, records the upload and answers. Linux only (memfd, SCM_RIGHTS); elsewhere, with
-``--helpers 0``, or once a helper died, the server does it all itself.
+the server lends the client's socket (``storage.base.Lender``) to a helper process, which streams the body through a
+small buffer per thread into its file, hashing it as it arrives, and renames it into place in its own threads,
+under its own GIL; the server only parses the head, records the upload and answers. Linux only (memfd,
+SCM_RIGHTS); elsewhere, with ``--helpers 0``, or once a helper died, the server does it all itself.
 
 The helpers start with the first small upload (until they say they are ready, ~40 ms, the server stores what
 comes itself) and stop after ``_HELPERS_IDLE_S`` without one: a server that only receives large files never runs
 them, and its memory stays that of one process.
 
 Jobs and replies are small JSON datagrams on a SOCK_SEQPACKET pair; the client socket's descriptor travels with
-its job (SCM_RIGHTS). Bodies live in the slots of one shared memfd mapping: the server copies in what it read
-along with the head, the helper reads the rest.
+its job (SCM_RIGHTS). Each job has a slot of one shared memfd mapping: the server copies in what it read along with
+the head (sent inline with the job while the control socket has room, the slot's pages then released), and a body
+that stops short is given back there whole, so that the server can lend the socket again. Memory is bounded by the
+helper's threads (16 × 128 KiB), not by the uploads in flight: a body held whole per slot took 50 MiB for 50 clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
+import fcntl
+import functools
 import logging
 import mmap
 import os
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pyfiledrop.storage.intake_jobs import READY, SLOT_BYTES, Job, Reply
+from pyfiledrop.storage.intake_jobs import INLINE_MAX, READY, SLOT_BYTES, Job, Reply
 
 log = logging.getLogger("pyfiledrop.intake")
 
@@ -40,6 +47,9 @@ _KEEP_IDLE = 12  # slots whose memory is kept once a burst is over (as storage.b
 _IDLE_AFTER_S = 30.0
 _HELPERS_IDLE_S = 600.0  # no small upload for this long: the helpers stop (the next one starts them again)
 _CLOSE_WAIT_S = 5.0
+_SEND_WAIT_S = 30.0  # a control socket that stays full this long: the helper is stuck, the job fails
+_BARE_ROOM = 64 << 10  # room left in the control socket for jobs without their head
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)  # bytes sent and not yet received (of a unix socket too)
 
 
 def available() -> bool:
@@ -128,7 +138,15 @@ class Intake:
         if helpers is None or not helpers.alive:
             raise OSError(errno.EPIPE, "the upload helper process is gone")
         self.jobs += 1
-        return await helpers.run(Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key), fd)
+        job = Job(self.jobs, slot, start, size, idle_timeout, upload_id, blob_key, inline=start <= INLINE_MAX)
+        with self._view[slot * SLOT_BYTES : slot * SLOT_BYTES + start] as head:
+            return await helpers.run(job, head, fd, functools.partial(self._let_go, slot, start))
+
+    def _let_go(self, slot: int, start: int) -> None:
+        """The head went with the job: the slot's pages below it can go at once, so that the memory of 50 uploads
+        at once is not held by the server too (the helper writes it all back if the body stops short)."""
+        if start >= mmap.PAGESIZE:
+            self._region.madvise(mmap.MADV_REMOVE, slot * SLOT_BYTES, start // mmap.PAGESIZE * mmap.PAGESIZE)
 
     def _helper_lost(self, codes: list[int | None]) -> None:
         log.error("an upload helper process exited (exit codes %s); the server stores small uploads itself from "
@@ -175,6 +193,8 @@ class _Helpers:
         finally:
             helper_end.close()
         self._ctrl.setblocking(False)
+        self._sndbuf = self._ctrl.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self._room_event: asyncio.Event | None = None
         self._loop.add_reader(self._ctrl.fileno(), self._read_replies)
         for pidfd in self._exits:
             self._loop.add_reader(pidfd, self._lost)
@@ -187,9 +207,9 @@ class _Helpers:
     def pids(self) -> list[int]:
         return [process.pid for process in self._processes]
 
-    async def run(self, job: Job, fd: int) -> Reply:
+    async def run(self, job: Job, head: memoryview, fd: int, sent_inline: Callable[[], None]) -> Reply:
         reply = self._loop.create_future()
-        self._ctrl.sendmsg([job.encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        await self._send(job, head, fd, sent_inline)
         self._replies[job.id] = reply
         try:
             return await asyncio.shield(reply)
@@ -198,6 +218,56 @@ class _Helpers:
             with contextlib.suppress(Exception):
                 await reply
             raise
+
+    async def _send(self, job: Job, head: memoryview, fd: int, sent_inline: Callable[[], None]) -> None:
+        """Send the job with its descriptor. The control socket holds ~200 KiB of jobs not yet taken: a head travels
+        with its job only while that leaves room for bare jobs (else it stays in the slot); when even a bare job does
+        not fit, wait until the helpers take some (bounded: a helper that takes none for that long is stuck)."""
+        descriptor = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))]
+        if job.inline and self._queued() + len(head) + _BARE_ROOM <= self._sndbuf:
+            try:
+                self._ctrl.sendmsg(job.datagram(head), descriptor)
+            except BlockingIOError:
+                pass
+            else:
+                sent_inline()
+                return
+        job = dataclasses.replace(job, inline=False)
+        deadline = self._loop.time() + _SEND_WAIT_S
+        for _ in range(100_000):  # (bounded in time by the deadline; this only bounds the count too)
+            try:
+                self._ctrl.sendmsg(job.datagram(head), descriptor)
+                return
+            except BlockingIOError:
+                if self._loop.time() > deadline or not self.alive:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.05):  # all waiters share one writability watch
+                        await self._room().wait()
+        raise OSError(errno.EPIPE, "the upload helper takes no jobs")
+
+    def _queued(self) -> int:
+        """Bytes of jobs sent and not yet taken by a helper."""
+        if _OUTQ is None:
+            return self._sndbuf
+        try:
+            queued: int = struct.unpack("i", fcntl.ioctl(self._ctrl.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+            return queued
+        except OSError:
+            return self._sndbuf
+
+    def _room(self) -> asyncio.Event:
+        """Set once the control socket can take a job again (one watch, however many wait)."""
+        if self._room_event is None or self._room_event.is_set():
+            event = self._room_event = asyncio.Event()
+            fileno = self._ctrl.fileno()
+
+            def writable() -> None:
+                self._loop.remove_writer(fileno)
+                event.set()
+
+            self._loop.add_writer(fileno, writable)
+        return self._room_event
 
     def _read_replies(self) -> None:
         while True:
@@ -232,6 +302,9 @@ class _Helpers:
         self._fail_all("the upload helper process is gone")
 
     def _stop_watching(self) -> None:
+        if self._room_event is not None and not self._room_event.is_set():
+            self._loop.remove_writer(self._ctrl.fileno())
+            self._room_event.set()
         if self.alive:
             self.alive = False
             for fd in (self._ctrl.fileno(), *self._exits):

@@ -13,6 +13,10 @@ from pyfiledrop.sockets import Gone, Parked
 
 SLOT_BYTES = 2 << 20  # as storage.buffers.BUFFER_BYTES: the largest body stored whole
 READY = b"ready"  # a helper's first datagram: its imports are done, its threads take jobs
+# The bytes the server read along with the head travel in the job's datagram up to this size (a unix datagram may
+# be ~200 KiB): the helper then never touches the slot's pages, which would count in its memory as in the server's.
+INLINE_MAX = 128 << 10
+JOB_DATAGRAM_MAX = INLINE_MAX + 4096  # the job's fields, a newline, the inline bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,7 @@ class Job:
     idle_timeout: float
     upload_id: str
     blob_key: str
+    inline: bool = False  # the slot's first ``start`` bytes follow the fields in the datagram (``datagram``)
 
     def encode(self) -> bytes:
         return _encode(self)
@@ -33,6 +38,25 @@ class Job:
     @classmethod
     def decode(cls, data: bytes) -> Job:
         return cls(*_fields(data))
+
+    def datagram(self, head: memoryview) -> list[bytes | memoryview]:
+        """What is sent: the fields, then, when ``head`` (the slot's first ``start`` bytes) is small enough, a
+        newline and those bytes."""
+        if not self.inline:
+            return [self.encode()]
+        return [self.encode(), b"\n", head]
+
+    @classmethod
+    def received(cls, message: memoryview) -> tuple[Job, memoryview | None]:
+        """A job and its inline bytes (None: they are in the slot) from a datagram made by ``datagram``."""
+        end = bytes(message[: min(len(message), 4096)]).find(b"\n")
+        job = cls.decode(bytes(message if end < 0 else message[:end]))
+        if not job.inline:
+            return job, None
+        head = message[end + 1 :] if end >= 0 else message[:0]
+        if len(head) != job.start:
+            raise ValueError(f"a job with {len(head)} inline bytes, not {job.start}")
+        return job, head
 
 
 _STOPS: dict[str, type[BaseException]] = {"gone": Gone, "timeout": TimeoutError, "parked": Parked}
