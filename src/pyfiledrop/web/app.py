@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -381,15 +382,12 @@ class App:
     def _static(self, request: Request, name: str, *, cache: bool) -> Response:
         if "/" in name or name.startswith("."):
             return text_response("not found\n", 404)
-        resource = resources.files("pyfiledrop.web").joinpath("static", name)
-        if not resource.is_file():
+        found = _static_file(name)
+        if found is None:
             return text_response("not found\n", 404)
-        body = resource.read_bytes()
+        body, etag = found
         suffix = "." + name.rsplit(".", 1)[-1]
-        validators = [
-            ("cache-control", "public, max-age=86400" if cache else "no-cache"),
-            ("etag", f'"{hashlib.sha256(body).hexdigest()[:32]}"'),
-        ]
+        validators = [("cache-control", "public, max-age=86400" if cache else "no-cache"), ("etag", etag)]
         if not_modified(request, validators[1][1]):
             return Response(304, validators)  # what a cache must update (RFC 9110 §15.4.5)
         headers = [("content-type", _STATIC_TYPES.get(suffix, "application/octet-stream")), *validators]
@@ -436,6 +434,17 @@ async def _named_tree(settings: Settings, service: UploadService, storage: Stora
     service.on_complete = views.completed
     service.before_drop = views.dropping
     return views
+
+
+@functools.lru_cache(maxsize=64)  # bounded: a name asked for that does not exist is remembered too
+def _static_file(name: str) -> tuple[bytes, str] | None:
+    """A file of the page and its ETag, read and hashed once per process: the page is asked for on a new connection
+    while uploads keep the event loop busy, so serving it must not read a disk or hash anything."""
+    resource = resources.files("pyfiledrop.web").joinpath("static", name)
+    if not resource.is_file():
+        return None
+    body = resource.read_bytes()
+    return body, f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
 def _keep_body_buffers_in_the_heap() -> None:
