@@ -6,7 +6,8 @@ and one process without nginx, in the same run:
                                             [--backends postgres+s3]
 
 For each set-up: ``pyfiledrop upload -j 4`` and ``curl -T`` of one random file (MiB/s from the client's wall
-time), the servers' CPU per GiB (utime+stime summed over every replica's process tree, and nginx's apart), and
+time), the servers' CPU per GiB (utime+stime summed over every replica's process tree, nginx's apart, and with
+``--backends postgres+s3`` the throw-away PostgreSQL's and SeaweedFS's apart too), and
 many small files (``load.py``: 1 MiB PUTs over 50 keep-alive connections, files/s). Every stored file's sha256 is
 checked (the clients compare it with their own, and the small files' answers are checked by load.py).
 
@@ -69,8 +70,10 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], what: str) -> None:
 class Setup:
     """``count`` replicas on one storage folder, behind nginx unless ``direct`` (then one process, no nginx)."""
 
-    def __init__(self, scratch: Path, count: int, direct: bool, serve_args: list[str]) -> None:
+    def __init__(self, scratch: Path, count: int, direct: bool, serve_args: list[str],
+                 store_pids: list[int] | None = None) -> None:  # fmt: skip
         self.scratch, self.count, self.direct, self.serve_args = scratch, count, direct, serve_args
+        self.store_pids = store_pids or []  # PostgreSQL and SeaweedFS, when they are this machine's
         self.replicas: list[tuple[int, subprocess.Popen[bytes]]] = []
         self.nginx: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -115,10 +118,11 @@ class Setup:
         wait_ready(f"http://127.0.0.1:{port}", self.nginx, "nginx")
         return port
 
-    def cpu(self) -> tuple[float, float]:
-        """CPU seconds so far: all replicas' process trees, and nginx's."""
+    def cpu(self) -> tuple[float, float, float]:
+        """CPU seconds so far: all replicas' process trees, nginx's, and the stores' (database, object store)."""
         replicas = sum(cpu_seconds(process.pid) for _, process in self.replicas)
-        return replicas, cpu_seconds(self.nginx.pid) if self.nginx is not None else 0.0
+        stores = sum(cpu_seconds(pid) for pid in self.store_pids)
+        return replicas, cpu_seconds(self.nginx.pid) if self.nginx is not None else 0.0, stores
 
     def stop(self) -> None:
         processes = [process for _, process in self.replicas] + ([self.nginx] if self.nginx else [])
@@ -135,16 +139,17 @@ class Setup:
 
 
 def timed(setup: Setup, command: list[str], size: int) -> dict[str, Any]:
-    before, nginx_before = setup.cpu()
+    before, nginx_before, stores_before = setup.cpu()
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     seconds = time.monotonic() - started
-    after, nginx_after = setup.cpu()
+    after, nginx_after, stores_after = setup.cpu()
     if result.returncode != 0:
         raise RuntimeError(f"{command[:4]} failed: {result.stderr[-500:]}{result.stdout[-500:]}")
     gib = size / (1 << 30)
     return {"mib_s": size / MIB / seconds, "seconds": seconds, "server_cpu_s_per_gib": (after - before) / gib,
-            "nginx_cpu_s_per_gib": (nginx_after - nginx_before) / gib, "output": result.stdout}  # fmt: skip
+            "nginx_cpu_s_per_gib": (nginx_after - nginx_before) / gib,
+            "stores_cpu_s_per_gib": (stores_after - stores_before) / gib, "output": result.stdout}  # fmt: skip
 
 
 def upload_client(setup: Setup, data: Path, sha256: str, scratch: Path) -> dict[str, Any]:
@@ -168,8 +173,10 @@ def small_files(setup: Setup, files: int) -> dict[str, Any]:
     command = [PYTHON, str(ROOT / "load.py"), setup.url, "--files", str(files), "--clients", "50"]
     run = timed(setup, command, files * MIB)
     load = json.loads(run.pop("output").splitlines()[-1])
+    per_file = files * MIB / (1 << 30) / files * 1000  # s/GiB → ms/file
     return {"files_s": load["files_per_s"], "errors": load["errors"],
-            "server_cpu_ms_per_file": run["server_cpu_s_per_gib"] * (files * MIB / (1 << 30)) / files * 1000}  # fmt: skip
+            "server_cpu_ms_per_file": run["server_cpu_s_per_gib"] * per_file,
+            "stores_cpu_ms_per_file": run["stores_cpu_s_per_gib"] * per_file}  # fmt: skip
 
 
 def keep_logs(scratch: Path, name: str) -> None:
@@ -242,6 +249,9 @@ class Backends:
         return ["--database", self.postgres.database("bench"), "--storage", f"s3://{self.s3.new_bucket()}/drop",
                 "--s3-endpoint", self.s3.endpoint, "--state-dir", "@SCRATCH@/state-@REPLICA@"]  # fmt: skip
 
+    def pids(self) -> list[int]:
+        return [server.process.pid for server in (self.postgres, self.s3) if server is not None and server.process]
+
     def __exit__(self, *_: object) -> None:
         if self.s3 is not None:
             self.s3.stop()
@@ -260,7 +270,7 @@ def run(args: argparse.Namespace, backends: Backends) -> None:
     for name, count, direct in setups:
         scratch = Path(tempfile.mkdtemp(prefix="pfd-replicas-")) / "run"
         serve_args = shlex.split(args.serve_args) + ([] if direct else backends.args())
-        setup = Setup(scratch, count, direct, serve_args).start()
+        setup = Setup(scratch, count, direct, serve_args, [] if direct else backends.pids()).start()
         try:
             results["setups"][name] = {
                 "upload -j 4": upload_client(setup, data, sha256, scratch),
@@ -285,13 +295,15 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"\n{results['size_mib']} MiB file; small files: 1 MiB each over 50 connections; {results['cpus']} cores; "
           f"serve args: {stores}")  # fmt: skip
     print(f"{'set-up':36} {'upload -j4 MiB/s':>17} {'cpu s/GiB':>10} {'curl MiB/s':>11} {'cpu s/GiB':>10} "
-          f"{'nginx s/GiB':>11} {'small files/s':>14} {'cpu ms/file':>12} sha")  # fmt: skip
+          f"{'nginx s/GiB':>11} {'stores s/GiB':>12} {'small files/s':>14} {'cpu ms/file':>12} {'stores ms/file':>14} "
+          "sha")  # fmt: skip
     for name, r in results["setups"].items():
         up, put, small = r["upload -j 4"], r["curl -T"], r["small files"]
         ok = "ok" if up["sha_ok"] and put["sha_ok"] and not small["errors"] else "BAD"
         print(f"{name:36} {up['mib_s']:17.0f} {up['server_cpu_s_per_gib']:10.2f} {put['mib_s']:11.0f} "
-              f"{put['server_cpu_s_per_gib']:10.2f} {put['nginx_cpu_s_per_gib']:11.2f} {small['files_s']:14.0f} "
-              f"{small['server_cpu_ms_per_file']:12.2f} {ok}")  # fmt: skip
+              f"{put['server_cpu_s_per_gib']:10.2f} {put['nginx_cpu_s_per_gib']:11.2f} "
+              f"{put.get('stores_cpu_s_per_gib', 0.0):12.2f} {small['files_s']:14.0f} "
+              f"{small['server_cpu_ms_per_file']:12.2f} {small.get('stores_cpu_ms_per_file', 0.0):14.2f} {ok}")  # fmt: skip
 
 
 if __name__ == "__main__":
