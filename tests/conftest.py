@@ -17,6 +17,8 @@ from typing import Self
 import httpx
 import pytest
 
+from tests.backends import postgres, postgres_url, s3_server  # noqa: F401 - session fixtures for every suite
+
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
 

@@ -1,10 +1,11 @@
 """Backends for the metadata-contract suite: real SQLite in a temporary folder, and a real PostgreSQL server
-(tests/pg.py: the one ``PYFILEDROP_TEST_POSTGRES`` names, or a throw-away cluster), a fresh database per test."""
+(tests/pg.py: the one ``PYFILEDROP_TEST_POSTGRES`` names, or a throw-away cluster), a fresh database per test.
+The server itself is the session's (tests/backends.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,27 +13,10 @@ import pytest
 
 from pyfiledrop.meta.postgres import PostgresMetadataStore
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
-from tests.pg import Cluster
 
 T = TypeVar("T")
 Store = SQLiteMetadataStore | PostgresMetadataStore
 StoreFactory = Callable[[], Store]
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Cluster]:
-    try:
-        cluster = Cluster.start()
-    except FileNotFoundError as exc:
-        hint = "install Debian's postgresql, or set PYFILEDROP_TEST_POSTGRES"
-        pytest.skip(f"PostgreSQL tests need a server: {exc} ({hint})")
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-def postgres_url(postgres: Cluster) -> str:
-    return postgres.database()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

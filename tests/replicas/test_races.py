@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import ADMIN_TOKEN
 from tests.interop.conftest import MiB, Source, check_stored
-from tests.replicas.conftest import Cluster
+from tests.replicas.conftest import Cluster, check_no_dangling_multiparts
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -76,18 +77,6 @@ class GatedBody:
 def _logs(cluster: Cluster) -> str:
     """The replicas' logs (their last lines), for a failure's message."""
     return "\n".join(f"--- replica {r.port}:\n" + "\n".join(r.log().splitlines()[-15:]) for r in cluster.replicas)
-
-
-def _stored_files(cluster: Cluster, sha256: str) -> list[Path]:
-    """Finished files in the shared storage folder with this content."""
-    storage = cluster.replicas[0].storage
-    found = []
-    for path in storage.iterdir():
-        if path.is_file() and not path.name.startswith(".") and path.stat().st_size > 0:
-            with path.open("rb") as file:
-                if hashlib.file_digest(file, "sha256").hexdigest() == sha256:
-                    found.append(path)
-    return found
 
 
 def _patch_at(
@@ -175,7 +164,7 @@ def test_a_last_chunk_sent_to_two_replicas_completes_the_upload_once(
     assert results == [(True, source.sha256)] * 2  # the loser answered with the winner's result
     with httpx.Client(base_url=cluster.url, timeout=30) as client:
         check_stored(client, answers[0].json()["id"], source, owner["x-pyfiledrop-token"])
-    assert len(_stored_files(cluster, source.sha256)) == 1
+    assert cluster.stored_copies(source.sha256) == 1
 
 
 def test_head_elsewhere_reports_only_recorded_bytes_and_a_killed_writer_loses_none(
@@ -268,3 +257,9 @@ def test_a_restarted_replica_keeps_the_others_unfinished_uploads(cluster: Cluste
     assert rest.status_code == 204, rest.text
     info = httpx.get(f"{restarted.url}/api/uploads/{upload_id}", headers=owner).json()
     assert info["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_no_multipart_upload_is_left_dangling(cluster: Cluster) -> None:
+    """On S3: once the uploads above are done, every multipart upload was completed or aborted, except those of
+    uploads still receiving — and terminating them aborts theirs."""
+    check_no_dangling_multiparts(cluster, ADMIN_TOKEN)

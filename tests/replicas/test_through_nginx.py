@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN
 from tests.interop.conftest import MiB, Source, TusJsClient, check_stored
-from tests.replicas.conftest import REPLICAS, Cluster
+from tests.replicas.conftest import REPLICAS, Cluster, check_no_dangling_multiparts, wait_complete
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -52,9 +52,14 @@ def test_tus_js_client_with_parallel_uploads(
     run = tus_js.run(endpoint=f"{cluster.url}/files/", file=source.path, headers={"X-Pyfiledrop-Token": owner},
                      parallelUploads=4, chunkSize=2 * MiB)  # fmt: skip
     assert run.returncode == 0, run.events
-    url = run.last("success")["url"]
+    upload_id = run.last("success")["url"].rstrip("/").rsplit("/", 1)[-1]
+    # The client needs only the final upload's 201: the replica that took it joins the parts in the background
+    # (server-side copies on S3), and the others see it complete once that is done — at every replica.
+    for replica in cluster.replicas:
+        wait_complete(replica.url, upload_id, owner)
+        assert httpx.head(f"{replica.url}/files/{upload_id}", headers=TUS).headers["upload-offset"] == str(source.size)
     with httpx.Client(base_url=cluster.url, timeout=30) as client:
-        check_stored(client, url.rstrip("/").rsplit("/", 1)[-1], source, owner)
+        check_stored(client, upload_id, source, owner)
 
 
 def test_dropzone_chunks_in_parallel(cluster: Cluster, make_source: Callable[..., Source]) -> None:
@@ -163,3 +168,9 @@ def test_links_made_at_one_replica_work_at_the_others(cluster: Cluster) -> None:
         assert shared.status_code == 200 and shared.content == b"hello replicas", shared.status_code
         dropped = httpx.put(f"{replica.url}/via-drop.txt", content=b"x", headers={"x-pyfiledrop-drop": drop})
         assert dropped.status_code == 201, dropped.text
+
+
+def test_no_multipart_upload_is_left_dangling(cluster: Cluster) -> None:
+    """On S3: once the uploads above are done, every multipart upload was completed or aborted, except those of
+    uploads still receiving — and terminating them aborts theirs."""
+    check_no_dangling_multiparts(cluster, ADMIN_TOKEN)

@@ -1,9 +1,9 @@
-"""A SeaweedFS S3 server for the session (tests/weed.py), and storage backends to run one contract against."""
+"""Helpers over the session's SeaweedFS S3 server (the ``s3_server`` fixture in
+tests/backends.py), and storage backends to run one contract against."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,23 +18,6 @@ from pyfiledrop.storage.s3_client import S3Options, parse_location
 from tests.weed import S3Server
 
 Backend = Callable[[], Any]
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
-    server = S3Server.from_environment() or S3Server().start()
-    saved = {name: os.environ.get(name) for name in server.environment()}
-    os.environ.update(server.environment())  # the storage under test finds its keys the standard way
-    try:
-        yield server
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        if server.process is not None:
-            server.stop()
 
 
 def s3_storage(server: S3Server, bucket: str, spool: Path, **options: Any) -> S3Storage:

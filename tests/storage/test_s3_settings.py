@@ -19,6 +19,7 @@ def test_s3_storage_keeps_local_state_in_a_per_user_folder(tmp_path: Path) -> No
     settings = config.load({"storage": "s3://drop-bucket/team/uploads"}, {"XDG_STATE_HOME": str(tmp_path)})
     assert settings.s3_storage == "s3://drop-bucket/team/uploads"
     assert settings.storage == tmp_path / "pyfiledrop" / "drop-bucket_team_uploads"
+    assert settings.database is None  # SQLite, in the state folder
     assert settings.sqlite_path.parent == settings.storage and settings.spool_dir == settings.storage / "spool"
     assert not settings.s3_presign and settings.s3_spool_max == 4 * GIB and settings.s3_presign_expires == 600
 

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from pyfiledrop.domain.ids import UploadId
 from pyfiledrop.domain.model import ConcatKind, Upload, UploadState
@@ -19,6 +20,18 @@ log = logging.getLogger("pyfiledrop.lifecycle")
 # A completion left ``completing`` this long (and whose claim is free) is taken over by a sweep: its process died
 # and was not restarted (a restart resumes it at once).
 _TAKEOVER_SECONDS = 60.0
+_CLAIM_BATCH = 100  # records a sweep claims at a time (a store that hands each sweeper its own records)
+_CLAIM_BATCHES = 1000  # bounds one sweep: 100,000 records, the rest at the next sweep
+
+
+@runtime_checkable
+class ClaimingStore(Protocol):
+    """A store shared by several replicas' sweepers that hands each record to one of them (PostgreSQL: ``FOR
+    UPDATE SKIP LOCKED``, meta/postgres.py): two sweeps at once never work on one upload."""
+
+    async def claim_stale(self, updated_before: float, limit: int = 100) -> Sequence[Upload]: ...
+
+    async def claim_expired(self, now: float, limit: int = 100) -> Sequence[Upload]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +184,30 @@ class Lifecycle:
         progress or dropped it meanwhile), and one already gone is skipped."""
         now = time.time() if now is None else now
         meta = self.service.meta
-        doomed = [*await meta.stale(now - self.stale_after), *await meta.expired(now)]
+        if isinstance(meta, ClaimingStore):
+            dropped = await self._drop_claimed(meta, now)
+        else:
+            dropped = await self._drop([*await meta.stale(now - self.stale_after), *await meta.expired(now)])
+        stuck = [u for u in await meta.in_state(UploadState.COMPLETING) if u.updated_at < now - _TAKEOVER_SECONDS]
+        await self._resume(stuck)
+        await self._sweep_leftovers()
+        await self.service.forget_hashes_of_others()
+        return dropped
+
+    async def _drop_claimed(self, meta: ClaimingStore, now: float) -> int:
+        """Stale and expired uploads in batches this sweep alone was handed (other replicas sweep others)."""
+        dropped, seen = 0, set[UploadId]()
+        for claim, moment in ((meta.claim_stale, now - self.stale_after), (meta.claim_expired, now)):
+            for _ in range(_CLAIM_BATCHES):
+                batch = [upload for upload in await claim(moment, _CLAIM_BATCH) if upload.id not in seen]
+                if not batch:  # none left, or only those this sweep skipped (a ``now`` past their new time)
+                    break
+                seen.update(upload.id for upload in batch)
+                dropped += await self._drop(batch)
+        return dropped
+
+    async def _drop(self, doomed: Iterable[Upload]) -> int:
+        meta = self.service.meta
         dropped = 0
         for listed in doomed:
             try:
@@ -183,10 +219,6 @@ class Lifecycle:
             except (UploadNotFound, UploadGone):
                 continue
             dropped += 1
-        stuck = [u for u in await meta.in_state(UploadState.COMPLETING) if u.updated_at < now - _TAKEOVER_SECONDS]
-        await self._resume(stuck)
-        await self._sweep_leftovers()
-        await self.service.forget_hashes_of_others()
         return dropped
 
     async def verify(self) -> list[BlobCheck]:

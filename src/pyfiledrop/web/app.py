@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pyfiledrop import config
 from pyfiledrop.awake.tracker import Tracker
 from pyfiledrop.config import Settings
-from pyfiledrop.engine.claims import FileClaims
+from pyfiledrop.engine.claims import Claims, FileClaims
 from pyfiledrop.engine.lifecycle import Lifecycle
 from pyfiledrop.engine.service import WHOLE_BUFFERS, Limits, UploadService
 from pyfiledrop.engine.views import Views
@@ -24,6 +24,8 @@ from pyfiledrop.errors import DropNotFound
 from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, DropStore
 from pyfiledrop.meta.factory import Store, make_store
 from pyfiledrop.meta.jobs import JobStore
+from pyfiledrop.meta.pg_claims import PostgresClaims
+from pyfiledrop.meta.pgpool import is_postgres_url
 from pyfiledrop.meta.settings import shared_settings
 from pyfiledrop.meta.shares import ShareStore
 from pyfiledrop.meta.views import ViewStore
@@ -141,7 +143,7 @@ class App:
         meta = make_store(s, synchronous=synchronous, on_full=reserve.release)
         await meta.open()
         limits = Limits(s.max_size_bytes, s.min_free_bytes, s.quota_bytes, s.owner_quota_bytes, s.expire_after_seconds)
-        claims = FileClaims(s.sqlite_path.with_name(".pyfiledrop.claims"))  # replicas on this folder share it
+        claims = _claims(s)
         service = UploadService(storage, meta, limits, reserve, activity=self.awake, claims=claims)
         lifecycle = Lifecycle(service, s.stale_after)
         admin_token = s.admin_token or os.environ.get("PYFILEDROP_ADMIN_TOKEN") or ""
@@ -394,6 +396,15 @@ class App:
         if suffix == ".html":
             headers += _PAGE_HEADERS  # a page is framed by nobody and runs only our scripts, whichever URL serves it
         return Response(200, headers, body)
+
+
+def _claims(s: Settings) -> Claims:
+    """Who completes, writes and admits among replicas (engine/claims.py): on PostgreSQL, advisory locks in the
+    database every replica shares (replicas on several machines share no folder); on SQLite, record locks in a
+    file beside the database (one machine, as SQLite itself)."""
+    if is_postgres_url(s.database):
+        return PostgresClaims(s.database or "")
+    return FileClaims(s.sqlite_path.with_name(".pyfiledrop.claims"))
 
 
 async def _s3_storage(s: Settings) -> S3Storage:
