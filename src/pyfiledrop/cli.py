@@ -119,7 +119,8 @@ def _database_flag(parser: argparse.ArgumentParser) -> None:
 
 def _db_parser(commands: Any) -> None:
     db = commands.add_parser("db", help="the metadata database: schema migrations (docs/database.md)")
-    actions = db.add_subparsers(dest="db_command", parser_class=_Parser, required=True)
+    actions = db.add_subparsers(dest="db_command", parser_class=_Parser, required=True,
+                               help="what to do with the database")  # fmt: skip
     for name, text in (("upgrade", "apply the schema migrations the database lacks (creates an empty one)"),
                        ("status", "show the schema version (exit 1 when an upgrade is needed)")):  # fmt: skip
         action = actions.add_parser(name, help=text)
