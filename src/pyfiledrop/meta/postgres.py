@@ -21,7 +21,7 @@ from pyfiledrop.domain.model import BlobRef, ConcatKind, Upload, UploadState
 from pyfiledrop.errors import BlobGone, QuotaExceeded, TooManyFiles, UploadConflict, UploadNotFound
 from pyfiledrop.meta.base import Usage
 from pyfiledrop.meta.pgpool import PostgresPool, PostgresTx, open_schema
-from pyfiledrop.meta.rows import INSERT, SELECT, from_row, to_row
+from pyfiledrop.meta.rows import INSERT, SELECT, UploadQueries, from_row, to_row
 from pyfiledrop.meta.sql import Dialect, Tx
 
 T = TypeVar("T")
@@ -30,7 +30,7 @@ _DROP_OWNER = "drop-"  # meta/drops.py: uploads through a drop link are owned by
 _CLAIM_HOLD = 300.0  # seconds a claimed record is left to the sweeper that claimed it
 
 
-class PostgresMetadataStore:
+class PostgresMetadataStore(UploadQueries):
     dialect = Dialect.POSTGRESQL
 
     def __init__(self, url: str, *, pool_size: int = 4, upgrade_command: str = "pyfiledrop db upgrade") -> None:
@@ -196,25 +196,6 @@ class PostgresMetadataStore:
             return upload.evolve(expires_at=expires_at)
 
         return await self._pool.run(_update)
-
-    async def list(self, owner: str | None = None, *, include_terminated: bool = False) -> Sequence[Upload]:
-        clauses, params = [], []
-        if owner is not None:
-            clauses.append("owner = ?")
-            params.append(owner)
-        if not include_terminated:
-            clauses.append("state != 'terminated'")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return await self._select(f"{where} ORDER BY created_at DESC, id", params)
-
-    async def in_state(self, state: UploadState) -> Sequence[Upload]:
-        return await self._select("WHERE state = ?", [state.value])
-
-    async def stale(self, updated_before: float) -> Sequence[Upload]:
-        return await self._select("WHERE state = 'receiving' AND updated_at < ?", [updated_before])
-
-    async def expired(self, now: float) -> Sequence[Upload]:
-        return await self._select("WHERE state = 'complete' AND expires_at IS NOT NULL AND expires_at <= ?", [now])
 
     async def claim_stale(self, updated_before: float, limit: int = 100) -> Sequence[Upload]:
         """Like ``stale``, but each record goes to one sweeper: rows another replica's sweeper holds are skipped,

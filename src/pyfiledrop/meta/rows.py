@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pyfiledrop.domain.ids import UploadId
@@ -37,3 +38,30 @@ def from_row(row: tuple[Any, ...]) -> Upload:
         metadata=json.loads(metadata), concat=ConcatKind(concat), parts=tuple(UploadId(p) for p in json.loads(parts)),
         expires_at=expires_at,
     )  # fmt: skip
+
+
+class UploadQueries:
+    """The reads both backends word alike; each backend runs them with its own ``_select`` (the rows after
+    ``SELECT … FROM uploads``)."""
+
+    async def _select(self, tail: str, params: Sequence[Any]) -> Sequence[Upload]:
+        raise NotImplementedError
+
+    async def list(self, owner: str | None = None, *, include_terminated: bool = False) -> Sequence[Upload]:
+        clauses, params = [], []
+        if owner is not None:
+            clauses.append("owner = ?")
+            params.append(owner)
+        if not include_terminated:
+            clauses.append("state != 'terminated'")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return await self._select(f"{where} ORDER BY created_at DESC, id", params)
+
+    async def in_state(self, state: UploadState) -> Sequence[Upload]:
+        return await self._select("WHERE state = ?", [state.value])
+
+    async def stale(self, updated_before: float) -> Sequence[Upload]:
+        return await self._select("WHERE state = 'receiving' AND updated_at < ?", [updated_before])
+
+    async def expired(self, now: float) -> Sequence[Upload]:
+        return await self._select("WHERE state = 'complete' AND expires_at IS NOT NULL AND expires_at <= ?", [now])

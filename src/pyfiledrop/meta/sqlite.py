@@ -19,6 +19,7 @@ from pyfiledrop.meta import migrations
 from pyfiledrop.meta.base import Usage
 from pyfiledrop.meta.rows import INSERT as _INSERT
 from pyfiledrop.meta.rows import SELECT as _SELECT
+from pyfiledrop.meta.rows import UploadQueries
 from pyfiledrop.meta.rows import from_row as _from_row
 from pyfiledrop.meta.rows import to_row as _to_row
 from pyfiledrop.meta.sql import Dialect, SQLiteTx, Tx
@@ -31,7 +32,7 @@ _CHECKPOINT_EVERY = 256  # commits on the loop's connection between checkpoints 
 T = TypeVar("T")
 
 
-class SQLiteMetadataStore:
+class SQLiteMetadataStore(UploadQueries):
     dialect = Dialect.SQLITE
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", on_full: Callable[[], bool] | None = None,
@@ -303,25 +304,6 @@ class SQLiteMetadataStore:
                 return upload.evolve(expires_at=expires_at)
 
         return await self._run(_update)
-
-    async def list(self, owner: str | None = None, *, include_terminated: bool = False) -> Sequence[Upload]:
-        clauses, params = [], []
-        if owner is not None:
-            clauses.append("owner = ?")
-            params.append(owner)
-        if not include_terminated:
-            clauses.append("state != 'terminated'")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return await self._select(f"{where} ORDER BY created_at DESC", params)
-
-    async def in_state(self, state: UploadState) -> Sequence[Upload]:
-        return await self._select("WHERE state = ?", [state.value])
-
-    async def stale(self, updated_before: float) -> Sequence[Upload]:
-        return await self._select("WHERE state = 'receiving' AND updated_at < ?", [updated_before])
-
-    async def expired(self, now: float) -> Sequence[Upload]:
-        return await self._select("WHERE state = 'complete' AND expires_at IS NOT NULL AND expires_at <= ?", [now])
 
     async def purge(self, upload_id: UploadId) -> None:
         def _purge(db: sqlite3.Connection) -> None:
