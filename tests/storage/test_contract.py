@@ -46,6 +46,15 @@ def offsets_of(size: int, chunk: int) -> list[int]:
     return list(range(0, size, chunk))
 
 
+async def sealed_right_and_deleted(storage: Any, upload_id: Any, data: bytes, name: str) -> None:
+    """Seal, read back the sha256 of the unfinished bytes, finalize, read the blob whole, delete it."""
+    await storage.seal(upload_id, len(data))
+    assert await scanned(storage, upload_id, len(data)) == hashlib.sha256(data).hexdigest()
+    blob = await storage.finalize(upload_id, name, len(data))
+    assert await read_all(storage, blob) == data
+    await storage.delete_blob(blob)
+
+
 def nothing_left(storage: Any) -> bool:
     if isinstance(storage, S3Storage):
         server_keys = all_keys_of(storage)
@@ -106,11 +115,7 @@ def test_out_of_order_and_parallel_chunks_hash_to_the_file_after_seal(backend: C
         upload_id = new_upload_id()
         await storage.allocate(upload_id, SIZE)
         await asyncio.gather(*(write_chunks(storage, upload_id, data, [offset], CHUNK) for offset in offsets))
-        await storage.seal(upload_id, SIZE)
-        assert await scanned(storage, upload_id, SIZE) == hashlib.sha256(data).hexdigest()
-        blob = await storage.finalize(upload_id, "f.bin", SIZE)
-        assert await read_all(storage, blob) == data
-        await storage.delete_blob(blob)
+        await sealed_right_and_deleted(storage, upload_id, data, "f.bin")
 
     run(main())
     assert nothing_left(storage)
@@ -134,11 +139,7 @@ def test_a_cut_request_keeps_what_arrived_and_the_upload_resumes(backend: Callab
         kept = progress.written
         assert kept == 7 * MIB + 5  # everything that arrived was staged before the failure was passed on
         await storage.write(upload_id, kept, body_of(data[kept:]))
-        await storage.seal(upload_id, SIZE)
-        assert await scanned(storage, upload_id, SIZE) == hashlib.sha256(data).hexdigest()
-        blob = await storage.finalize(upload_id, "f.bin", SIZE)
-        assert await read_all(storage, blob) == data
-        await storage.delete_blob(blob)
+        await sealed_right_and_deleted(storage, upload_id, data, "f.bin")
 
     run(main())
     assert nothing_left(storage)
@@ -197,11 +198,7 @@ def test_deferred_length_upload_is_sealed_once_its_size_is_known(backend: Callab
         upload_id = new_upload_id()
         await storage.allocate(upload_id, None)
         await write_chunks(storage, upload_id, data, offsets_of(len(data), 2 * MIB), 2 * MIB)
-        await storage.seal(upload_id, len(data))
-        assert await scanned(storage, upload_id, len(data)) == hashlib.sha256(data).hexdigest()
-        blob = await storage.finalize(upload_id, "later.bin", len(data))
-        assert await read_all(storage, blob) == data
-        await storage.delete_blob(blob)
+        await sealed_right_and_deleted(storage, upload_id, data, "later.bin")
 
     run(main())
     assert nothing_left(storage)
