@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
 from pyfiledrop.config import Settings
-from pyfiledrop.meta.pgpool import is_postgres_url
-from pyfiledrop.meta.postgres import PostgresMetadataStore
+from pyfiledrop.meta.sql import is_postgres_url
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 
-Store = SQLiteMetadataStore | PostgresMetadataStore
+if TYPE_CHECKING:  # psycopg is loaded only by a server that uses PostgreSQL (~11 MiB of RSS otherwise)
+    from pyfiledrop.meta.postgres import PostgresMetadataStore
+
+Store: TypeAlias = "SQLiteMetadataStore | PostgresMetadataStore"
 
 
 def upgrade_command(settings: Settings) -> str:
@@ -25,6 +28,8 @@ def make_store(settings: Settings, *, synchronous: str = "FULL", on_full: Callab
     """The store (not yet opened: ``open`` initialises an empty database and refuses an outdated one)."""
     command = upgrade_command(settings)
     if settings.database is not None and is_postgres_url(settings.database):
+        from pyfiledrop.meta.postgres import PostgresMetadataStore
+
         return PostgresMetadataStore(settings.database, upgrade_command=command)
     return SQLiteMetadataStore(settings.sqlite_path, synchronous=synchronous, on_full=on_full, upgrade_command=command)
 

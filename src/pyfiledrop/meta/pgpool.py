@@ -33,10 +33,6 @@ _MIGRATION_LOCK = 0x70796664_6D696772  # pg_advisory_lock key: "pyfdmigr", one m
 _CONNECT_TIMEOUT = 10
 
 
-def is_postgres_url(url: str | None) -> bool:
-    return url is not None and url.startswith(("postgresql://", "postgres://"))
-
-
 def describe(url: str) -> str:
     """The URL without its password, for messages and logs."""
     info = psycopg.conninfo.conninfo_to_dict(url)

@@ -114,3 +114,8 @@ def nocase(dialect: Dialect, column: str) -> str:
 def like(dialect: Dialect) -> str:
     """SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does the same."""
     return "LIKE" if dialect is Dialect.SQLITE else "ILIKE"
+
+
+def is_postgres_url(url: str | None) -> bool:
+    """``--database`` names PostgreSQL (told without importing its driver: a SQLite server never loads it)."""
+    return url is not None and url.startswith(("postgresql://", "postgres://"))

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from pyfiledrop.config import Settings
 from pyfiledrop.errors import ConfigError
 from pyfiledrop.meta import migrations
 from pyfiledrop.meta.factory import upgrade_command
-from pyfiledrop.meta.pgpool import describe, is_postgres_url, schema_version, upgrade_schema
 from pyfiledrop.meta.settings import LIMIT_PREFIX
+from pyfiledrop.meta.sql import is_postgres_url
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,11 @@ class SchemaReport:
 def upgrade(settings: Settings) -> SchemaReport:
     """Apply every missing migration (an empty or missing database is created)."""
     if is_postgres_url(settings.database):
+        from pyfiledrop.meta import pgpool  # psycopg is loaded only where PostgreSQL is used
+
         with _postgres(settings) as connection:
-            before = schema_version(connection)
-            applied = upgrade_schema(connection)
+            before = pgpool.schema_version(connection)
+            applied = pgpool.upgrade_schema(connection)
             return SchemaReport("postgresql", _where(settings), before, applied, _pg_limits(connection))
     path = settings.sqlite_path
     try:
@@ -63,8 +66,10 @@ def upgrade(settings: Settings) -> SchemaReport:
 def status(settings: Settings) -> SchemaReport:
     """The schema version, read only (a missing SQLite database is version 0)."""
     if is_postgres_url(settings.database):
+        from pyfiledrop.meta import pgpool  # psycopg is loaded only where PostgreSQL is used
+
         with _postgres(settings) as connection:
-            version = schema_version(connection)
+            version = pgpool.schema_version(connection)
             return SchemaReport("postgresql", _where(settings), version, limits=_pg_limits(connection, version))
     path = settings.sqlite_path
     if not path.exists():
@@ -94,7 +99,9 @@ def check_before_serve(settings: Settings) -> str | None:
 
 
 def _where(settings: Settings) -> str:
-    return describe(settings.database or "")
+    from pyfiledrop.meta import pgpool
+
+    return pgpool.describe(settings.database or "")
 
 
 class _postgres:
@@ -103,10 +110,14 @@ class _postgres:
         self.connection: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        from pyfiledrop.meta import pgpool
+
         try:
             self.connection = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            raise ConfigError(f"cannot connect to the database {describe(self.url)}: {exc}".strip()) from exc
+            raise ConfigError(f"cannot connect to the database {pgpool.describe(self.url)}: {exc}".strip()) from exc
         return self.connection
 
     def __exit__(self, *_: object) -> None:
@@ -115,7 +126,9 @@ class _postgres:
 
 
 def _pg_limits(connection: psycopg.Connection[Any], version: int | None = None) -> dict[str, str]:
-    if (version if version is not None else schema_version(connection)) < 8:
+    from pyfiledrop.meta import pgpool
+
+    if (version if version is not None else pgpool.schema_version(connection)) < 8:
         return {}
     rows = connection.execute(
         "SELECT name, value FROM settings WHERE name LIKE %s ORDER BY name", (LIMIT_PREFIX + "%",)

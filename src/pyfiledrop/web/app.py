@@ -24,10 +24,9 @@ from pyfiledrop.errors import DropNotFound
 from pyfiledrop.meta.drops import DROP_OWNER_PREFIX, DropStore
 from pyfiledrop.meta.factory import Store, make_store
 from pyfiledrop.meta.jobs import JobStore
-from pyfiledrop.meta.pg_claims import PostgresClaims
-from pyfiledrop.meta.pgpool import is_postgres_url
 from pyfiledrop.meta.settings import shared_settings
 from pyfiledrop.meta.shares import ShareStore
+from pyfiledrop.meta.sql import is_postgres_url
 from pyfiledrop.meta.views import ViewStore
 from pyfiledrop.protocols import dropzone, put, tus
 from pyfiledrop.protocols.tus_headers import TUS_VERSION
@@ -403,6 +402,8 @@ def _claims(s: Settings) -> Claims:
     database every replica shares (replicas on several machines share no folder); on SQLite, record locks in a
     file beside the database (one machine, as SQLite itself)."""
     if is_postgres_url(s.database):
+        from pyfiledrop.meta.pg_claims import PostgresClaims  # psycopg only where PostgreSQL is used
+
         return PostgresClaims(s.database or "")
     return FileClaims(s.sqlite_path.with_name(".pyfiledrop.claims"))
 
