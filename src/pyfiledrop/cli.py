@@ -59,6 +59,8 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
         "e.g. 60s or 2m (default 60s) [PYFILEDROP_SEND_TIMEOUT]")  # fmt: skip
     add("--chunk-size", help="chunk size advertised to clients, e.g. 8M (bare number: bytes; default 8M) "
         "[PYFILEDROP_CHUNK_SIZE]")  # fmt: skip
+    add("--page-chunk-size", help="bytes per request of the page's own uploads, e.g. 32M (default: --chunk-size "
+        "when it is given, else 32M) [PYFILEDROP_PAGE_CHUNK_SIZE]")  # fmt: skip
     add("--disable-parallel-chunks", action="store_const", const=True,
         help="the page sends one chunk of a file at a time [PYFILEDROP_DISABLE_PARALLEL_CHUNKS]")  # fmt: skip
     add("--disable-force-chunking", action="store_const", const=True,
@@ -391,6 +393,7 @@ def _settings_block(s: Settings) -> list[str]:
 
     chunks = f"{format_size(s.chunk_size)}, {'parallel' if not s.disable_parallel_chunks else 'one at a time'}"
     chunks += ", small files too" if not s.disable_force_chunking else ", only files larger than a chunk"
+    chunks += f"; the page's {format_size(s.page_chunk)}" if s.page_chunk != s.chunk_size else ""
     expire = f"deleted after {format_duration(s.expire_after_seconds)}" if s.expire_after_seconds else "kept"
     helpers = s.helpers if intake.available() else "none (Linux only)"
     access_log = {"-": "standard error", "off": "off"}.get(s.access_log, s.access_log)

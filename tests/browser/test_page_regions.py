@@ -79,6 +79,26 @@ def test_chunks_go_lowest_first_so_the_servers_hashed_prefix_grows_while_they_ar
     assert len(stored) == 1 and stored[0].read_bytes() == data
 
 
+def test_by_default_the_page_sends_32_mib_chunks_while_tus_clients_are_told_8(
+    make_server: type[ServerProcess], tmp_path: Path, page: Page
+) -> None:
+    # Fewer, larger requests: each one cost the server and Chromium CPU (docs/browser-uploads.md). chunk_size, what
+    # other clients are told, stays 8 MiB.
+    server = make_server(tmp_path / "s").start()
+    data = os.urandom(70 * MiB + 4321)
+    (tmp_path / "big-chunks.bin").write_bytes(data)
+    offsets: list[int] = []
+    page.on("request", lambda r: offsets.append(int(r.headers["upload-offset"])) if r.method == "PATCH" else None)
+    _open(page, server)
+    advertised = page.evaluate("fetch('/api/config').then((r) => r.json())")
+    assert (advertised["chunk_size"], advertised["page_chunk_size"]) == (8 * MiB, 32 * MiB)
+    page.set_input_files("#file-input", str(tmp_path / "big-chunks.bin"))
+    page.wait_for_selector("#active-list .upload.done", timeout=60_000)
+    assert sorted(offsets) == [0, 32 * MiB, 64 * MiB]  # three requests for 70 MiB (nine with 8 MiB chunks)
+    stored = [p for p in server.storage.iterdir() if p.name.endswith("_big-chunks.bin")]
+    assert len(stored) == 1 and stored[0].read_bytes() == data
+
+
 def test_what_is_left_is_the_complement_of_what_the_server_has(shared_server: ServerProcess, page: Page) -> None:
     _open(page, shared_server)
     result = page.evaluate(

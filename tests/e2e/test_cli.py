@@ -33,6 +33,7 @@ def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None)
         (["--port", "0"], "--port must be a positive integer"),
         (["--chunk-size", "-5"], "--chunk-size must be a size like 10G, 8M"),
         (["--chunk-size", "0"], "--chunk-size must be more than 0 bytes"),
+        (["--page-chunk-size", "0"], "--page-chunk-size must be more than 0 bytes"),
         (["--max-size", "1.5X"], "--max-size must be a size like 10G, 8M, 2TiB or a number of MiB"),
         (["--timeout", "0"], "--timeout must be longer than 0 seconds"),
         (["--timeout", "5 fortnights"], "--timeout must be a duration like 90s, 2m"),
@@ -105,6 +106,23 @@ def test_precedence_is_flag_then_environment_then_file(tmp_path: Path) -> None:
 def test_one_size_and_one_duration_syntax(flags: dict[str, str], expected: dict[str, int]) -> None:
     settings = config.load(flags, {})
     assert {name: getattr(settings, name) for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "chunk", "page_chunk"),
+    [
+        ({}, {}, 8 << 20, 32 << 20),  # nothing set: tus clients are told 8 MiB, the page sends 32 MiB per request
+        ({"chunk_size": "1M"}, {}, 1 << 20, 1 << 20),  # set to fit a proxy's body limit: the page keeps to it
+        ({}, {"PYFILEDROP_CHUNK_SIZE": "8M"}, 8 << 20, 8 << 20),  # given, even when it is the default
+        ({"chunk_size": "1M", "page_chunk_size": "16M"}, {}, 1 << 20, 16 << 20),
+        ({"page_chunk_size": "4M"}, {}, 8 << 20, 4 << 20),
+    ],
+)
+def test_the_pages_chunk_follows_chunk_size_when_the_operator_sets_it(
+    flags: dict[str, str], environ: dict[str, str], chunk: int, page_chunk: int
+) -> None:
+    settings = config.load(flags, environ)
+    assert (settings.chunk_size, settings.page_chunk) == (chunk, page_chunk)
 
 
 def test_default_min_free_is_1_gib_or_2_percent_of_the_volume(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ async def config(ctx: Context, request: Request) -> Response:
         {
             "version": __version__,
             "chunk_size": s.chunk_size,
+            "page_chunk_size": s.page_chunk,  # the page's own chunks (larger by default: fewer requests)
             "max_size_mib": _mib(s.max_size_bytes),  # Dropzone's maxFilesize unit
             "max_size_bytes": s.max_size_bytes,
             "timeout_ms": s.timeout,

@@ -77,6 +77,11 @@ export class TusUpload {
     this.timing = timingOn();
   }
 
+  // The page's own chunk: page_chunk_size (32 MiB unless the operator set --chunk-size or --page-chunk-size), fewer
+  // requests than tus clients' chunk_size — each request cost the server and Chromium CPU (docs/browser-uploads.md).
+  // chunk_size alone: a server from before page_chunk_size.
+  get chunk() { return this.config.page_chunk_size || this.config.chunk_size; }
+
   get confirmed() { return this.regions ? this.acked : this.parts.reduce((sum, part) => sum + part.offset, 0); }
   get uploaded() { return Math.min(this.file.size, this.confirmed + [...this.inFlight.values()].reduce((a, b) => a + b, 0)); }
 
@@ -147,7 +152,8 @@ export class TusUpload {
     const saved = JSON.parse(localStorage.getItem(this.key) || "null");
     const reused = saved ? await this.reuse(saved) : null;
     if (reused) return reused;
-    const { chunk_size: chunk, parallel_chunks: parallel, max_size_bytes: max } = this.config;
+    const { parallel_chunks: parallel, max_size_bytes: max } = this.config;
+    const chunk = this.chunk;
     if (this.file.size > max) throw new UploadError(`Too large: the limit is ${formatBytes(max)}`);
     const chunks = Math.max(1, Math.ceil(this.file.size / chunk));
     const count = parallel ? Math.min(MAX_PARTS, chunks) : 1;
@@ -287,7 +293,7 @@ export class TusUpload {
   async sendChunks() {
     let attempt = 0;
     let idle = null; // when this worker's last request ended
-    for (let chunk = this.missing.take(this.config.chunk_size); chunk && !this.abort.signal.aborted; chunk = this.missing.take(this.config.chunk_size)) {
+    for (let chunk = this.missing.take(this.chunk); chunk && !this.abort.signal.aborted; chunk = this.missing.take(this.chunk)) {
       this.pending.add(chunk);
       const [start, end] = chunk;
       if (idle !== null) measure(this.timing, "gap", idle);
@@ -349,7 +355,7 @@ export class TusUpload {
     const size = part.end - part.start;
     let attempt = 0;
     while (part.offset < size && !this.abort.signal.aborted) {
-      const end = Math.min(part.offset + this.config.chunk_size, size);
+      const end = Math.min(part.offset + this.chunk, size);
       const blob = this.file.slice(part.start + part.offset, part.start + end);
       const result = await send("PATCH", part.url, {
         headers: { ...this.headers, "Upload-Offset": String(part.offset), "Content-Type": "application/offset+octet-stream" },
