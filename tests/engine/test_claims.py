@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from pyfiledrop.errors import UploadLocked
 from pyfiledrop.meta.sqlite import SQLiteMetadataStore
 from pyfiledrop.storage.local import LocalStorage
 from tests.engine.test_service import pieces
+from tests.holders import holders
 
 _HOLDER = textwrap.dedent("""
     import asyncio, sys
@@ -47,22 +47,7 @@ _HOLDER = textwrap.dedent("""
 @pytest.fixture
 def holder(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Started by ``hold(*keys)``: another process, live, holding the given claims on tmp_path/claims."""
-    started: list[subprocess.Popen[str]] = []
-
-    def hold(*keys: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "claims"), *keys],
-                                   stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-        assert process.stdout is not None and process.stdout.readline().strip() == "holding"
-        started.append(process)
-        return process
-
-    yield hold
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    yield from holders(_HOLDER, str(tmp_path / "claims"))
 
 
 def test_a_claim_held_by_another_process_is_refused_until_that_process_is_killed(

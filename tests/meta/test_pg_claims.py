@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from pyfiledrop.errors import UploadLocked
 from pyfiledrop.meta.pg_claims import PostgresClaims, lock_key
 from pyfiledrop.meta.postgres import PostgresMetadataStore
 from pyfiledrop.storage.local import LocalStorage
+from tests.holders import holders
 
 _HOLDER = textwrap.dedent("""
     import asyncio, sys
@@ -46,22 +46,7 @@ Holder = Callable[..., subprocess.Popen[str]]
 @pytest.fixture
 def holder(postgres_url: str) -> Iterator[Holder]:
     """Started by ``hold(*keys)``: another live process holding the given claims in the test's database."""
-    started: list[subprocess.Popen[str]] = []
-
-    def hold(*keys: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen([sys.executable, "-c", _HOLDER, postgres_url, *keys], stdout=subprocess.PIPE,
-                                   text=True, start_new_session=True)  # fmt: skip
-        assert process.stdout is not None and process.stdout.readline().strip() == "holding"
-        started.append(process)
-        return process
-
-    yield hold
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+    yield from holders(_HOLDER, postgres_url)
 
 
 def kill(process: subprocess.Popen[str]) -> None:
