@@ -58,7 +58,9 @@ class Authenticator:
     def _new_owner(self) -> tuple[str, str]:
         """A fresh owner id and its token."""
         owner = token_urlsafe(16)
-        while owner.startswith("drop-"):  # reserved for uploads made through drop links (meta/drops.py)
+        # "drop-" is reserved for uploads made through drop links (meta/drops.py); a leading "-" would make the token
+        # read as an option on a command line (`pyfiledrop upload --token TOKEN`, scripts using argparse).
+        while owner.startswith(("drop-", "-")):
             owner = token_urlsafe(16)
         return owner, f"{owner}.{self._sign(owner)}"
 
